@@ -1,0 +1,73 @@
+"""The connector contract: one raw HTTP request in, canonical events and the source's reply out.
+
+Connectors are pure: no AWS calls, no clock reads (``now`` is passed in), no global state.
+The ingest pipeline (``huiliu.ingest``) does routing, size limits, archiving, dedupe and publishing
+around them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from huiliu.models import CanonicalEvent
+from huiliu.tenants import TenantSecrets, TenantSettings
+
+# Signed timestamps further than this from now are rejected (replay protection).
+REPLAY_WINDOW_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    query: dict[str, str]
+    body: bytes
+    request_id: str = ""
+    source_ip: str = ""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    @property
+    def content_type(self) -> str:
+        return (self.header("content-type") or "").split(";")[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int = 200
+    body: str = ""
+    content_type: str = "application/json"
+
+
+@dataclass
+class ConnectorResult:
+    """What a connector made of one request.
+
+    ``events`` go through dedupe and onto the bus; ``reply`` is what the source expects on success
+    (also sent for duplicates). ``ingest`` False means acknowledge only (URL checks, heartbeats).
+    """
+
+    events: list[CanonicalEvent] = field(default_factory=list)
+    reply: HttpReply = field(default_factory=HttpReply)
+    ingest: bool = True
+    # Stable id of the delivery as the source names it (for logs / archive naming).
+    delivery_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    tenant_id: str
+    settings: TenantSettings
+    secrets: TenantSecrets
+
+
+class Connector(Protocol):
+    name: str
+
+    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+        """Verify, parse and translate; raise a ``huiliu.errors.HuiliuError`` for bad input."""
+        ...

@@ -1,0 +1,40 @@
+"""Configuration as one pydantic settings model, validated once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every value a function reads from its environment (template.yaml Globals / function env)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    stage: str = Field(default="local", alias="HUILIU_STAGE")
+    region: str = Field(default="ap-east-1", alias="AWS_REGION")
+    event_bus_name: str = Field(default="huiliu", alias="EVENT_BUS_NAME")
+    tenants_table: str = Field(default="huiliu-tenants", alias="TENANTS_TABLE")
+    identity_table: str = Field(default="huiliu-identity", alias="IDENTITY_TABLE")
+    segments_table: str = Field(default="huiliu-segments", alias="SEGMENTS_TABLE")
+    journeys_table: str = Field(default="huiliu-journeys", alias="JOURNEYS_TABLE")
+    messages_table: str = Field(default="huiliu-messages", alias="MESSAGES_TABLE")
+    idempotency_table: str = Field(default="huiliu-idempotency", alias="IDEMPOTENCY_TABLE")
+    raw_bucket: str = Field(default="huiliu-raw", alias="RAW_BUCKET")
+    secrets_prefix: str = Field(default="huiliu/local", alias="SECRETS_PREFIX")
+    # Largest webhook body accepted before parsing (bytes). Segment's own batch limit is 500 KB.
+    max_body_bytes: int = Field(default=512 * 1024, alias="MAX_BODY_BYTES")
+    # Secrets and tenant settings are cached this long (seconds) in a warm Lambda.
+    config_cache_seconds: int = Field(default=300, alias="CONFIG_CACHE_SECONDS")
+    # Timeline items expire after this many days unless the tenant says otherwise.
+    timeline_retention_days: int = Field(default=730, alias="TIMELINE_RETENTION_DAYS")
+    # Salt for hashing API keys and erased identifiers; rotate through the stack parameter.
+    hash_salt: str = Field(default="huiliu-local-salt", alias="HASH_SALT")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()

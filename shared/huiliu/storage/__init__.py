@@ -1,0 +1,1 @@
+"""Repositories: the only code in ``shared/`` that talks to AWS."""

@@ -1,0 +1,311 @@
+"""A small DynamoDB repository base: typed (de)serialisation, conditional writes, paging.
+
+Every table uses generic ``pk`` / ``sk`` keys with the tenant id first (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from huiliu.errors import ConditionFailed
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return {_to_dynamo(v) for v in value}
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    if isinstance(value, set):
+        return {_from_dynamo(v) for v in value}
+    return value
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+
+
+def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo(_de.deserialize(v)) for k, v in item.items()}
+
+
+def serialize_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(_to_dynamo(v)) for k, v in values.items()}
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next_key: dict[str, Any] | None = None
+
+
+@dataclass
+class CallStats:
+    """Counts calls and consumed capacity (for benchmarks and cost figures)."""
+
+    reads: int = 0
+    writes: int = 0
+    read_units: float = 0.0
+    write_units: float = 0.0
+    by_op: dict[str, int] = field(default_factory=dict)
+
+    def record(self, op: str, kind: str, response: Mapping[str, Any] | None = None) -> None:
+        self.by_op[op] = self.by_op.get(op, 0) + 1
+        units = 0.0
+        if response:
+            consumed = response.get("ConsumedCapacity")
+            if isinstance(consumed, list):
+                units = sum(c.get("CapacityUnits", 0.0) for c in consumed)
+            elif isinstance(consumed, dict):
+                units = consumed.get("CapacityUnits", 0.0)
+        if kind == "read":
+            self.reads += 1
+            self.read_units += units
+        else:
+            self.writes += 1
+            self.write_units += units
+
+
+class DynamoRepository:
+    """Base class: subclasses add domain methods on top of these primitives."""
+
+    def __init__(self, table_name: str, client: Any | None = None, stats: CallStats | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+        self.stats = stats or CallStats()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from huiliu import aws
+
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        resp = self.client.get_item(
+            TableName=self.table_name,
+            Key=serialize({"pk": pk, "sk": sk}),
+            ConsistentRead=consistent,
+            ReturnConsumedCapacity="TOTAL",
+        )
+        self.stats.record("GetItem", "read", resp)
+        item = resp.get("Item")
+        return deserialize(item) if item else None
+
+    def batch_get(self, keys: list[tuple[str, str]], *, consistent: bool = True) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        pending = [serialize({"pk": pk, "sk": sk}) for pk, sk in dict.fromkeys(keys)]
+        while pending:
+            chunk, pending = pending[:100], pending[100:]
+            request: dict[str, Any] = {self.table_name: {"Keys": chunk, "ConsistentRead": consistent}}
+            while request:
+                resp = self.client.batch_get_item(RequestItems=request, ReturnConsumedCapacity="TOTAL")
+                self.stats.record("BatchGetItem", "read", resp)
+                found.extend(deserialize(i) for i in resp.get("Responses", {}).get(self.table_name, []))
+                request = resp.get("UnprocessedKeys") or {}
+        return found
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk_prefix: str | None = None,
+        sk_between: tuple[str, str] | None = None,
+        index: str | None = None,
+        pk_name: str = "pk",
+        sk_name: str = "sk",
+        limit: int | None = None,
+        forward: bool = True,
+        start_key: dict[str, Any] | None = None,
+        consistent: bool = False,
+    ) -> Page:
+        names = {"#pk": pk_name}
+        values: dict[str, Any] = {":pk": pk}
+        condition = "#pk = :pk"
+        if sk_prefix is not None:
+            names["#sk"] = sk_name
+            values[":sk"] = sk_prefix
+            condition += " AND begins_with(#sk, :sk)"
+        elif sk_between is not None:
+            names["#sk"] = sk_name
+            values[":lo"], values[":hi"] = sk_between
+            condition += " AND #sk BETWEEN :lo AND :hi"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize_values(values),
+            "ScanIndexForward": forward,
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        if index:
+            kwargs["IndexName"] = index
+        else:
+            kwargs["ConsistentRead"] = consistent
+        if limit:
+            kwargs["Limit"] = limit
+        if start_key:
+            kwargs["ExclusiveStartKey"] = serialize(start_key)
+        resp = self.client.query(**kwargs)
+        self.stats.record("Query", "read", resp)
+        last = resp.get("LastEvaluatedKey")
+        return Page([deserialize(i) for i in resp.get("Items", [])], deserialize(last) if last else None)
+
+    def query_all(self, pk: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        start: dict[str, Any] | None = None
+        while True:
+            page = self.query(pk, start_key=start, **kwargs)
+            yield from page.items
+            if not page.next_key:
+                return
+            start = page.next_key
+
+    # -- writes ----------------------------------------------------------------------------
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": serialize(item),
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if values:
+            kwargs["ExpressionAttributeValues"] = serialize_values(values)
+        try:
+            resp = self.client.put_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed(str(exc)) from exc
+            raise
+        self.stats.record("PutItem", "write", resp)
+
+    def put_new(self, item: Mapping[str, Any]) -> None:
+        """Create an item only if its key is free; ConditionFailed otherwise."""
+        self.put(item, condition="attribute_not_exists(pk)")
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        return_values: str = "NONE",
+    ) -> dict[str, Any] | None:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": serialize({"pk": pk, "sk": sk}),
+            "UpdateExpression": expression,
+            "ReturnValues": return_values,
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if values:
+            kwargs["ExpressionAttributeValues"] = serialize_values(values)
+        try:
+            resp = self.client.update_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed(str(exc)) from exc
+            raise
+        self.stats.record("UpdateItem", "write", resp)
+        attrs = resp.get("Attributes")
+        return deserialize(attrs) if attrs else None
+
+    def delete(self, pk: str, sk: str, *, condition: str | None = None) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": serialize({"pk": pk, "sk": sk}),
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            resp = self.client.delete_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed(str(exc)) from exc
+            raise
+        self.stats.record("DeleteItem", "write", resp)
+
+    def transact(self, operations: list[dict[str, Any]]) -> None:
+        """TransactWriteItems with plain-python items; ConditionFailed if any condition fails.
+
+        Each operation is ``{"Put": {"item": {...}, "condition": ...}}``,
+        ``{"Update": {"pk":, "sk":, "expression":, "condition":, "names":, "values":}}``,
+        ``{"Delete": {"pk":, "sk":, "condition":}}`` or ``{"ConditionCheck": {...}}``.
+        """
+        items: list[dict[str, Any]] = []
+        for op in operations:
+            ((kind, spec),) = op.items()
+            body: dict[str, Any] = {"TableName": spec.get("table", self.table_name)}
+            if kind == "Put":
+                body["Item"] = serialize(spec["item"])
+            else:
+                body["Key"] = serialize({"pk": spec["pk"], "sk": spec["sk"]})
+            if kind == "Update":
+                body["UpdateExpression"] = spec["expression"]
+            if spec.get("condition"):
+                body["ConditionExpression"] = spec["condition"]
+            if spec.get("names"):
+                body["ExpressionAttributeNames"] = dict(spec["names"])
+            if spec.get("values"):
+                body["ExpressionAttributeValues"] = serialize_values(spec["values"])
+            items.append({kind: body})
+        try:
+            resp = self.client.transact_write_items(TransactItems=items, ReturnConsumedCapacity="TOTAL")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                raise ConditionFailed(str(exc)) from exc
+            raise
+        self.stats.record("TransactWriteItems", "write", resp)
+
+    def batch_write(self, puts: Sequence[Mapping[str, Any]], deletes: Sequence[tuple[str, str]] = ()) -> None:
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": serialize(i)}} for i in puts] + [
+            {"DeleteRequest": {"Key": serialize({"pk": pk, "sk": sk})}} for pk, sk in deletes
+        ]
+        while requests:
+            chunk, requests = requests[:25], requests[25:]
+            pending: dict[str, Any] = {self.table_name: chunk}
+            while pending:
+                resp = self.client.batch_write_item(RequestItems=pending, ReturnConsumedCapacity="TOTAL")
+                self.stats.record("BatchWriteItem", "write", resp)
+                pending = resp.get("UnprocessedItems") or {}
