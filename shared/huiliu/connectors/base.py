@@ -56,6 +56,10 @@ class ConnectorResult:
     ingest: bool = True
     # Stable id of the delivery as the source names it (for logs / archive naming).
     delivery_id: str | None = None
+    # Sources that version their messages (Youzan): only a version >= the highest one seen for
+    # ``version_key`` is published; older deliveries are acknowledged and dropped.
+    version_key: str | None = None
+    version: int | None = None
 
 
 @dataclass(frozen=True)

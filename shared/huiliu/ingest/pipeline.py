@@ -1,0 +1,394 @@
+"""The ingest pipeline: one place for routing, limits, auth, dedupe, archive, publish and errors.
+
+    HTTP request ─▶ route (/v1/hooks/{connector}/{tenant} or Segment's /v1/{call})
+                 ─▶ body limit, gzip ─▶ tenant + secrets (404 alike for unknown tenant/connector)
+                 ─▶ connector.handle (verify, parse, translate — pure)
+                 ─▶ claim dedupe keys ─▶ archive raw request (S3) ─▶ PutEvents ─▶ complete keys
+                 ─▶ the source's own success reply
+
+Every failure becomes a 4xx with a machine-readable ``code`` (or 503 when AWS fails, so the
+source retries); nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from importlib import import_module
+from typing import Any, Protocol
+
+from huiliu.bus import OutgoingEvent, Publisher
+from huiliu.connectors.base import Connector, ConnectorResult, HttpReply, HttpRequest, TenantContext
+from huiliu.errors import (
+    BadRequest,
+    HuiliuError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from huiliu.ingest.archive import RawArchive, archive_key, archive_record
+from huiliu.ingest.idempotency import DedupeStore
+from huiliu.ingest.metrics import IngestMetrics
+from huiliu.models import TENANT_ID_PATTERN, CanonicalEvent, DetailType
+from huiliu.observability import CORRELATION_HEADER, bind_correlation, logger
+from huiliu.tenants import TenantSecrets, TenantSettings
+
+BUS_SOURCE = "huiliu.ingest"
+CONNECTORS: dict[str, str] = {
+    "youzan": "huiliu.connectors.youzan:YouzanConnector",
+    "wechat": "huiliu.connectors.wechat:WeChatConnector",
+    "shopify": "huiliu.connectors.shopify:ShopifyConnector",
+    "segment": "huiliu.connectors.segment:SegmentConnector",
+    "signed-json": "huiliu.connectors.signed_json:SignedJsonConnector",
+}
+# TenantSecrets attribute holding each connector's secret.
+SECRET_ATTRS = {"signed-json": "signed_json"}
+_HOOK_PATH = re.compile(r"^/v1/hooks/(?P<connector>[^/]{1,40})/(?P<tenant>[^/]{1,80})/?$")
+_SEGMENT_PATH = re.compile(r"^/v1/(?P<call>identify|track|page|screen|alias|group|batch)/?$")
+_TENANT = re.compile(TENANT_ID_PATTERN)
+_CORRELATION = re.compile(r"^[\x21-\x7e]{1,128}$")
+NOT_FOUND_BODY = '{"success":false,"code":"not_found","message":"unknown tenant or connector"}'
+
+
+class TenantLookup(Protocol):
+    def settings(self, tenant_id: str) -> TenantSettings: ...
+
+    def secrets(self, tenant_id: str) -> TenantSecrets: ...
+
+    def tenant_for_write_key(self, write_key: str) -> str | None: ...
+
+
+class ServiceUnavailable(HuiliuError):
+    status = 503
+    reason = "unavailable"
+
+
+def error_reply(exc: HuiliuError) -> HttpReply:
+    if exc.status == 404:
+        return HttpReply(404, NOT_FOUND_BODY)
+    body = {"success": False, "code": exc.reason, "message": exc.message}
+    return HttpReply(exc.status, json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+
+
+@dataclass(frozen=True)
+class Route:
+    connector: str
+    tenant_id: str | None  # None: resolved from the Segment write key
+
+
+def route(path: str) -> Route:
+    hook = _HOOK_PATH.match(path)
+    if hook:
+        connector, tenant = hook["connector"], hook["tenant"]
+        if connector not in CONNECTORS or not _TENANT.match(tenant):
+            raise NotFound("unknown tenant or connector")
+        return Route(connector, tenant)
+    if _SEGMENT_PATH.match(path):
+        return Route("segment", None)
+    raise NotFound("unknown tenant or connector")
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Inflate a gzip body, refusing to produce more than ``limit`` bytes (gzip bombs)."""
+    try:
+        inflater = zlib.decompressobj(wbits=31)
+        data = inflater.decompress(body, limit + 1)
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"decompressed body larger than {limit} bytes")
+        return data + inflater.flush()
+    except zlib.error as exc:
+        raise BadRequest("body is not valid gzip", reason="invalid_encoding") from exc
+
+
+def basic_auth_user(header: str | None) -> str | None:
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise Unauthorized("malformed basic auth", reason="invalid_write_key") from exc
+    return decoded.split(":", 1)[0]
+
+
+def segment_write_key(request: HttpRequest) -> str:
+    key = basic_auth_user(request.header("authorization"))
+    if key:
+        return key
+    from huiliu.connectors.common import parse_json_bytes
+
+    body = parse_json_bytes(request.body)
+    key = body.get("writeKey") if isinstance(body, dict) else None
+    if not isinstance(key, str) or not key:
+        raise Unauthorized(
+            "a write key is required (basic auth user or writeKey)", reason="missing_write_key"
+        )
+    return key
+
+
+@dataclass
+class Outcome:
+    """What one delivery produced (the HTTP reply plus counts, for replay and tests)."""
+
+    reply: HttpReply
+    connector: str = ""
+    tenant_id: str | None = None
+    accepted: list[CanonicalEvent] = field(default_factory=list)
+    duplicates: int = 0
+    raw_ref: str | None = None
+    error: str | None = None
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        *,
+        directory: TenantLookup,
+        dedupe: DedupeStore,
+        archive: RawArchive,
+        publisher: Publisher,
+        metrics: IngestMetrics,
+        clock: Callable[[], datetime] | None = None,
+        max_body_bytes: int = 512 * 1024,
+    ) -> None:
+        self.directory = directory
+        self.dedupe = dedupe
+        self.archive = archive
+        self.publisher = publisher
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        if clock is None:
+            from huiliu.clock import utcnow
+
+            clock = utcnow
+        self.clock = clock
+        self._connectors: dict[str, Connector] = {}
+
+    # -- public ------------------------------------------------------------------------------
+    def handle(self, request: HttpRequest) -> HttpReply:
+        return self.ingest(request).reply
+
+    def ingest(
+        self,
+        request: HttpRequest,
+        *,
+        tenant_id: str | None = None,
+        connector: str | None = None,
+        now: datetime | None = None,
+        force: bool = False,
+        raw_ref: str | None = None,
+    ) -> Outcome:
+        """Process one delivery. ``tenant_id``/``connector``/``raw_ref`` are set by replay only."""
+        name = connector or ""
+        correlation_id = self._correlation_id(request)
+        bind_correlation(correlation_id)
+        try:
+            if connector is None:
+                found = route(request.path)
+                name, tenant_id = found.connector, found.tenant_id
+            self.metrics.count("received", name)
+            return self._ingest(request, name, tenant_id, now or self.clock(), force, raw_ref, correlation_id)
+        except HuiliuError as exc:
+            self.metrics.count("rejected", name or "unknown", reason=exc.reason)
+            logger.info(
+                "ingest rejected", extra={"connector": name, "reason": exc.reason, "status": exc.status}
+            )
+            return Outcome(error_reply(exc), name, tenant_id, error=exc.reason)
+        except Exception as exc:  # AWS trouble: 503 so the source retries; never a silent drop
+            logger.exception("ingest failed", extra={"connector": name})
+            self.metrics.count("rejected", name or "unknown", reason="unavailable")
+            reply = error_reply(ServiceUnavailable(f"temporarily unavailable ({type(exc).__name__})"))
+            return Outcome(reply, name, tenant_id, error="unavailable")
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _ingest(
+        self,
+        request: HttpRequest,
+        name: str,
+        tenant_id: str | None,
+        now: datetime,
+        force: bool,
+        raw_ref: str | None,
+        correlation_id: str,
+    ) -> Outcome:
+        if len(request.body) > self.max_body_bytes:
+            raise PayloadTooLarge(f"body larger than {self.max_body_bytes} bytes")
+        decoded = self._decode(request)
+        if tenant_id is None:
+            tenant_id = self._tenant_for_write_key(decoded)
+        # Segment's own routes authenticate by write key; its hooks route checks the key per tenant.
+        segment_hook = name == "segment" and request.path.startswith("/v1/hooks/")
+        tenant = self._tenant(tenant_id, name, with_secrets=name != "segment" or segment_hook)
+        if segment_hook and raw_ref is None:
+            self._check_hook_write_key(decoded, tenant)
+        bind_correlation(None, tenant_id=tenant_id, connector=name)
+        result = self.connector(name).handle(decoded, tenant, now)
+        if not result.ingest:
+            return Outcome(result.reply, name, tenant_id)
+        return self._deliver(request, result, name, tenant_id, now, force, raw_ref, correlation_id)
+
+    def _deliver(
+        self,
+        request: HttpRequest,
+        result: ConnectorResult,
+        name: str,
+        tenant_id: str,
+        now: datetime,
+        force: bool,
+        raw_ref: str | None,
+        correlation_id: str,
+    ) -> Outcome:
+        by_key: dict[str, CanonicalEvent] = {}
+        for event in result.events:
+            event.correlation_id = correlation_id
+            by_key.setdefault(event.dedupe_key, event)
+        keys = list(by_key)
+        if force:
+            new_keys, done, busy = keys, [], []
+        else:
+            claim = self.dedupe.claim(keys, now) if keys else None
+            new_keys = claim.new if claim else []
+            done, busy = (claim.done, claim.busy) if claim else ([], [])
+        fresh = [by_key[k] for k in new_keys]
+        stale = False
+        if fresh and result.version_key and result.version is not None and not force:
+            stale = not self.dedupe.advance_version(result.version_key, result.version, now)
+        outcome = Outcome(result.reply, name, tenant_id, duplicates=len(done))
+        if fresh and not stale:
+            try:
+                outcome.raw_ref = self._archive(
+                    request, result, name, tenant_id, now, raw_ref, correlation_id
+                )
+                for event in fresh:
+                    event.raw_ref = outcome.raw_ref
+                self._publish(fresh)
+            except BaseException:
+                if not force:
+                    self.dedupe.release(new_keys)
+                raise
+            outcome.accepted = fresh
+        if new_keys and not force:
+            self.dedupe.complete(new_keys, now)
+        if stale:
+            outcome.duplicates += len(fresh)
+            self.metrics.count("duplicates", name, len(fresh), reason="stale_version")
+        self.metrics.count("accepted", name, len(outcome.accepted))
+        self.metrics.count("duplicates", name, len(done))
+        logger.debug(
+            "ingested",
+            extra={"accepted": len(outcome.accepted), "duplicates": outcome.duplicates, "busy": len(busy)},
+        )
+        if busy:
+            raise ServiceUnavailable(
+                "an earlier delivery of this message is still in progress", reason="in_progress"
+            )
+        return outcome
+
+    def _archive(
+        self,
+        request: HttpRequest,
+        result: ConnectorResult,
+        name: str,
+        tenant_id: str,
+        now: datetime,
+        raw_ref: str | None,
+        correlation_id: str,
+    ) -> str:
+        if raw_ref is not None:  # a replay: the archive already holds this request
+            return raw_ref
+        delivery = result.delivery_id or request.request_id or uuid.uuid4().hex
+        key = archive_key(tenant_id, name, now, delivery)
+        record = archive_record(
+            request, tenant_id=tenant_id, connector=name, received_at=now, correlation_id=correlation_id
+        )
+        self.archive.put(key, record)
+        return key
+
+    def _publish(self, events: list[CanonicalEvent]) -> None:
+        detail_type = DetailType.EVENT_INGESTED.value
+        self.publisher.publish(
+            [OutgoingEvent(BUS_SOURCE, detail_type, event.model_dump(mode="json")) for event in events]
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+    def connector(self, name: str) -> Connector:
+        found = self._connectors.get(name)
+        if found is None:
+            module, _, attr = CONNECTORS[name].partition(":")
+            found = getattr(import_module(module), attr)()
+            self._connectors[name] = found
+        return found
+
+    def _decode(self, request: HttpRequest) -> HttpRequest:
+        encoding = (request.header("content-encoding") or "identity").strip().lower()
+        if encoding in ("identity", ""):
+            return request
+        if encoding in ("gzip", "x-gzip"):
+            body = gunzip(request.body, self.max_body_bytes)
+            headers = {k: v for k, v in request.headers.items() if k != "content-encoding"}
+            return replace(request, body=body, headers=headers)
+        raise UnsupportedMediaType(
+            f"unsupported content-encoding {encoding!r}", reason="unsupported_encoding"
+        )
+
+    def _tenant_for_write_key(self, request: HttpRequest) -> str:
+        tenant_id = self.directory.tenant_for_write_key(segment_write_key(request))
+        if tenant_id is None:
+            raise Unauthorized("unknown write key", reason="invalid_write_key")
+        return tenant_id
+
+    def _check_hook_write_key(self, request: HttpRequest, tenant: TenantContext) -> None:
+        expected = tenant.secrets.segment.write_key if tenant.secrets.segment else ""
+        given = segment_write_key(request)
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("unknown write key", reason="invalid_write_key")
+
+    def _tenant(self, tenant_id: str, connector: str, *, with_secrets: bool = True) -> TenantContext:
+        settings = self.directory.settings(tenant_id)
+        if connector not in settings.enabled_connectors:
+            raise NotFound("unknown tenant or connector")
+        secrets = self.directory.secrets(tenant_id) if with_secrets else TenantSecrets()
+        if with_secrets and getattr(secrets, SECRET_ATTRS.get(connector, connector), None) is None:
+            raise NotFound("unknown tenant or connector")
+        return TenantContext(tenant_id=tenant_id, settings=settings, secrets=secrets)
+
+    @staticmethod
+    def _correlation_id(request: HttpRequest) -> str:
+        given = request.header(CORRELATION_HEADER)
+        if given and _CORRELATION.match(given):
+            return given
+        return request.request_id or uuid.uuid4().hex
+
+
+def build_pipeline(settings: Any | None = None) -> IngestPipeline:
+    """The production pipeline: DynamoDB, S3, EventBridge and Secrets Manager behind lazy clients."""
+    from huiliu.bus import EventBridgePublisher
+    from huiliu.ingest.archive import S3RawArchive
+    from huiliu.ingest.idempotency import DynamoDedupeStore
+    from huiliu.ingest.metrics import PowertoolsIngestMetrics
+    from huiliu.settings import get_settings
+    from huiliu.tenants import TenantDirectory, TenantRepository
+
+    settings = settings or get_settings()
+    directory = TenantDirectory(
+        TenantRepository(settings.tenants_table),
+        secrets_prefix=settings.secrets_prefix,
+        salt=settings.hash_salt,
+        cache_seconds=settings.config_cache_seconds,
+    )
+    return IngestPipeline(
+        directory=directory,
+        dedupe=DynamoDedupeStore(settings.idempotency_table),
+        archive=S3RawArchive(settings.raw_bucket),
+        publisher=EventBridgePublisher(settings.event_bus_name),
+        metrics=PowertoolsIngestMetrics(),
+        max_body_bytes=settings.max_body_bytes,
+    )
