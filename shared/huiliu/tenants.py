@@ -119,6 +119,14 @@ class TenantRepository(DynamoRepository):
             raise ValueError("write key already belongs to another tenant") from exc
 
 
+    def tenant_for_admin_key(self, key_hash: str) -> str | None:
+        item = self.get(f"ADMINKEY#{key_hash}", "ADMINKEY", consistent=False)
+        return item["tenant_id"] if item else None
+
+    def put_admin_key(self, key_hash: str, tenant_id: str) -> None:
+        self.put({"pk": f"ADMINKEY#{key_hash}", "sk": "ADMINKEY", "tenant_id": tenant_id})
+
+
 class TenantDirectory:
     """Cached read access to tenants for request handlers (settings, secrets, write keys)."""
 

@@ -1,0 +1,1 @@
+"""Huiliu's deployment helpers and local runtime (not deployed to Lambda)."""

@@ -1,0 +1,157 @@
+"""``huiliu`` — the one command-line entry point (the Make targets call it).
+
+    huiliu local [--port 3000] [--aws-port 4566]   run the local runtime in the foreground
+    huiliu local tenant [--json]                    the demo tenant's connector settings and URLs
+    huiliu local advance 3d [--step 1h]            move the local runtime's clock forward
+    huiliu local state                              what runs where, and invocation counts
+    huiliu demo                                     start, send the sample webhooks, show results
+    huiliu profiles get|unmerge|erase|export …      the profile 360 view and PIPL/GDPR tools
+    huiliu replay …                                  re-ingest archived raw requests
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from typing import Any
+
+DEFAULT_API = os.environ.get("HUILIU_API", "http://127.0.0.1:3000")
+
+
+def _control(path: str, payload: dict[str, Any] | None = None, api: str = DEFAULT_API) -> Any:
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(  # noqa: S310 - the local runtime's own URL
+        f"{api}/_huiliu/{path}",
+        data=data,
+        method="POST" if payload is not None else "GET",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as resp:  # noqa: S310
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"local runtime answered {exc.code}: {exc.read().decode(errors='replace')}") from exc
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"local runtime not reachable at {api} ({exc.reason}); start it with `make local`") from exc
+
+
+def _print_banner(runtime: Any) -> None:
+    info = runtime.describe()
+    tenant = info["tenant"]
+    lines = [
+        "Huiliu local runtime is up.",
+        f"  HTTP API        {info['api_url']}   (API Gateway v2 payloads; control under /_huiliu/)",
+        f"  AWS endpoint    {info['aws_endpoint']}   (export AWS_ENDPOINT_URL={info['aws_endpoint']})",
+        f"  Event bus       {', '.join(info['bus'].values())}",
+        f"  Tables          {', '.join(info['tables'].values())}",
+        f"  Raw bucket      {', '.join(info['buckets'].values())}",
+        f"  Schedules       {', '.join(f'{k} {v}' for k, v in info['schedules'].items())}",
+        "  Routes",
+        *[f"    {r}" for r in info["routes"]],
+        f"  Tenant          {tenant['tenant_id']}   admin key {tenant['admin_key']}",
+        f"  Segment         write key {tenant['connectors']['segment']['write_key']}   url {tenant['connectors']['segment']['url']}",
+        *[
+            f"  {name:<15} {conf['url']}"
+            for name, conf in tenant["connectors"].items()
+            if name != "segment" and "url" in conf
+        ],
+        "  Connector secrets: `huiliu local tenant --json`; move time: `huiliu local advance 3d`.",
+        "  Ctrl-C stops.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    action = getattr(args, "local_action", None)
+    if action == "tenant":
+        tenant = _control("tenant", api=args.api)
+        if args.json:
+            print(json.dumps(tenant, indent=2))
+        else:
+            print(f"tenant {tenant['tenant_id']}  admin key {tenant['admin_key']}")
+            for name, conf in tenant["connectors"].items():
+                print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in conf.items()))
+        return 0
+    if action == "advance":
+        payload = {"by": args.duration}
+        if args.step:
+            payload["step"] = args.step
+        result = _control("advance", payload, api=args.api)
+        print(f"clock now {result['now']} (offset {result['offset_seconds']:.0f}s)")
+        return 0
+    if action == "state":
+        print(json.dumps(_control("state", api=args.api), indent=2))
+        return 0
+    from huiliu_infra.local.runtime import LocalRuntime
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    runtime = LocalRuntime(http_port=args.port, aws_port=args.aws_port, quiet=not args.verbose)
+    runtime.start()
+    _print_banner(runtime)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("\nstopping…", flush=True)
+    runtime.stop()
+    print("stopped cleanly.")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from huiliu_infra.demo import run_demo
+
+    return run_demo(http_port=args.port, aws_port=args.aws_port, keep_running=args.keep_running)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="huiliu", description="Huiliu (汇流) command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    local = sub.add_parser("local", help="the local runtime (moto server or LocalStack, handlers in process)")
+    local.add_argument("--port", type=int, default=int(os.environ.get("HUILIU_HTTP_PORT", 3000)))
+    local.add_argument("--aws-port", type=int, default=int(os.environ.get("HUILIU_AWS_PORT", 4566)))
+    local.add_argument("--api", default=DEFAULT_API, help="a running local runtime's URL")
+    local.add_argument("-v", "--verbose", action="store_true")
+    local_sub = local.add_subparsers(dest="local_action")
+    tenant = local_sub.add_parser("tenant", help="the demo tenant's connector settings")
+    tenant.add_argument("--json", action="store_true")
+    advance = local_sub.add_parser("advance", help="move the clock forward, e.g. 3d, 12h, 90m")
+    advance.add_argument("duration")
+    advance.add_argument("--step", help="fire schedules at most once per step (default 1h)")
+    local_sub.add_parser("state", help="resources, routes and invocation counts")
+    local.set_defaults(func=cmd_local)
+
+    demo = sub.add_parser("demo", help="run the local runtime and send the sample webhooks through it")
+    demo.add_argument("--port", type=int, default=int(os.environ.get("HUILIU_HTTP_PORT", 3000)))
+    demo.add_argument("--aws-port", type=int, default=int(os.environ.get("HUILIU_AWS_PORT", 4566)))
+    demo.add_argument("--keep-running", action="store_true", help="leave the runtime up afterwards")
+    demo.set_defaults(func=cmd_demo)
+
+    for module in ("huiliu_infra.cli_profiles", "huiliu_infra.cli_replay"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
