@@ -1,0 +1,369 @@
+"""The profile: traits with survivorship by event time, tags, consent, computed attributes.
+
+Everything here is pure and order-independent where it matters: a trait remembers the event time
+(and message id, as a tie-break) of the value it holds, so a late old event never overwrites a
+newer value, and merging two profiles combines them trait by trait with the same rules.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from huiliu.identity.rules import IdentityRules, TraitStrategy
+from huiliu.models import CanonicalEvent, Identifier
+
+ORDER_EVENTS = frozenset({"Order Completed", "Order Paid"})
+REFUND_EVENT = "Order Refunded"
+MAX_PRODUCTS = 100
+MAX_EVENT_NAMES = 200
+# Traits with a special home on the profile rather than in ``traits``.
+CONSENT_KEY = "consent"
+TAGS_KEY = "tags"
+
+
+def iso(value: datetime) -> str:
+    """Sortable UTC timestamp used for survivorship stamps and computed times."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _num(value: Any) -> float:
+    if isinstance(value, bool) or value is None:
+        return 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _round(value: float) -> float | int:
+    rounded = round(value, 6)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+def _union(a: Any, b: Any) -> list[Any]:
+    items = (a if isinstance(a, list) else [a] if a is not None else []) + (
+        b if isinstance(b, list) else [b] if b is not None else []
+    )
+    seen: dict[str, Any] = {}
+    for item in items:
+        seen.setdefault(repr(item), item)
+    return [seen[k] for k in sorted(seen)]
+
+
+@dataclass
+class Profile:
+    profile_id: str
+    tenant_id: str
+    created_at: str
+    identifiers: list[Identifier] = field(default_factory=list)
+    traits: dict[str, Any] = field(default_factory=dict)
+    # trait name -> [event time iso, message id] of the value held
+    trait_meta: dict[str, list[str]] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    consent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    computed: dict[str, Any] = field(default_factory=dict)
+    absorbed: list[str] = field(default_factory=list)
+    merged_into: str | None = None
+    merge_count: int = 0
+    version: int = 0
+    updated_at: str | None = None
+
+    # -- (de)serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "profile_id": self.profile_id,
+            "tenant_id": self.tenant_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "identifiers": [{"type": i.type, "value": i.value} for i in self.identifiers],
+            "traits": self.traits,
+            "trait_meta": self.trait_meta,
+            "tags": self.tags,
+            "consent": self.consent,
+            "computed": self.computed,
+            "absorbed": self.absorbed,
+            "merge_count": self.merge_count,
+            "version": self.version,
+        }
+        if self.merged_into:
+            data["merged_into"] = self.merged_into
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        return cls(
+            profile_id=data["profile_id"],
+            tenant_id=data["tenant_id"],
+            created_at=data["created_at"],
+            updated_at=data.get("updated_at"),
+            identifiers=[Identifier(type=i["type"], value=i["value"]) for i in data.get("identifiers", [])],
+            traits=dict(data.get("traits") or {}),
+            trait_meta={k: list(v) for k, v in (data.get("trait_meta") or {}).items()},
+            tags=list(data.get("tags") or []),
+            consent=dict(data.get("consent") or {}),
+            computed=dict(data.get("computed") or {}),
+            absorbed=list(data.get("absorbed") or []),
+            merged_into=data.get("merged_into"),
+            merge_count=int(data.get("merge_count") or 0),
+            version=int(data.get("version") or 0),
+        )
+
+    def copy(self) -> Profile:
+        return copy.deepcopy(self)
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self.merged_into is not None
+
+    def has_strong_identifier(self, rules: IdentityRules) -> bool:
+        return any(rules.is_strong(i.type) for i in self.identifiers)
+
+    def add_identifiers(self, identifiers: list[Identifier]) -> list[Identifier]:
+        present = set(self.identifiers)
+        added = [i for i in identifiers if i not in present]
+        self.identifiers.extend(added)
+        return added
+
+    # -- survivorship --------------------------------------------------------------------------
+    def set_trait(self, name: str, value: Any, stamp: list[str], strategy: TraitStrategy) -> bool:
+        """Offer one trait value observed at ``stamp``; True if the profile changed."""
+        held = self.trait_meta.get(name)
+        if strategy is TraitStrategy.SUM:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return False
+            self.traits[name] = _round(_num(self.traits.get(name)) + value)
+            self.trait_meta[name] = max(held, stamp) if held else stamp
+            return value != 0
+        if strategy is TraitStrategy.UNION:
+            merged = _union(self.traits.get(name), value)
+            changed = merged != self.traits.get(name)
+            self.traits[name] = merged
+            self.trait_meta[name] = max(held, stamp) if held else stamp
+            return changed
+        if held is not None:
+            newer = stamp > held
+            latest = strategy is TraitStrategy.LATEST
+            if newer != latest:
+                return False
+        changed = self.traits.get(name) != value or name not in self.traits
+        self.traits[name] = value
+        self.trait_meta[name] = stamp
+        return changed
+
+    def set_consent(self, channel: str, granted: bool, at: str) -> bool:
+        held = self.consent.get(channel)
+        if held and held.get("at", "") >= at:
+            return False
+        self.consent[channel] = {"granted": bool(granted), "at": at}
+        return not held or held.get("granted") != bool(granted)
+
+
+@dataclass
+class Changes:
+    """What one event changed on a profile (carried by ``profile.changed``)."""
+
+    traits: dict[str, Any] = field(default_factory=dict)
+    computed: dict[str, Any] = field(default_factory=dict)
+    tags_added: list[str] = field(default_factory=list)
+    consent: dict[str, Any] = field(default_factory=dict)
+    identifiers_added: list[Identifier] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "traits": self.traits,
+            "computed": self.computed,
+            "tags_added": self.tags_added,
+            "consent": self.consent,
+            "identifiers_added": [{"type": i.type, "value": i.value} for i in self.identifiers_added],
+        }
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """The parts of an order event that computed attributes need."""
+
+    order_id: str | None
+    amount: float
+    currency: str | None
+    products: list[str]
+
+
+def order_facts(event: CanonicalEvent) -> OrderFacts | None:
+    if event.event not in ORDER_EVENTS and event.event != REFUND_EVENT:
+        return None
+    props = event.properties
+    amount = props.get("revenue")
+    if amount is None:
+        amount = props.get("total")
+    if amount is None and event.event == REFUND_EVENT:
+        amount = props.get("amount")
+    products: list[str] = []
+    for product in props.get("products") or []:
+        if isinstance(product, dict):
+            pid = product.get("product_id") or product.get("sku") or product.get("name")
+            if pid is not None:
+                products.append(str(pid))
+    order_id = props.get("order_id")
+    return OrderFacts(
+        order_id=str(order_id) if order_id not in (None, "") else None,
+        amount=_num(amount),
+        currency=props.get("currency"),
+        products=products,
+    )
+
+
+def apply_event(
+    profile: Profile,
+    event: CanonicalEvent,
+    rules: IdentityRules,
+    *,
+    count_order: bool = True,
+    count_refund: bool = True,
+) -> Changes:
+    """Fold one event into the profile (traits, tags, consent, computed attributes)."""
+    changes = Changes()
+    when = iso(event.timestamp)
+    stamp = [when, event.message_id]
+    for name, value in event.traits.items():
+        if name == CONSENT_KEY and isinstance(value, dict):
+            continue
+        if name == TAGS_KEY and isinstance(value, list):
+            continue
+        if profile.set_trait(name, value, stamp, rules.strategy(name)):
+            changes.traits[name] = profile.traits[name]
+    consent: dict[str, Any] = {}
+    for source in (event.context.get(CONSENT_KEY), event.traits.get(CONSENT_KEY)):
+        if isinstance(source, dict):
+            consent.update(source)
+    for channel, granted in consent.items():
+        if isinstance(granted, bool) and profile.set_consent(str(channel), granted, when):
+            changes.consent[str(channel)] = granted
+    tags = event.traits.get(TAGS_KEY)
+    if isinstance(tags, list):
+        fresh = sorted({str(t) for t in tags} - set(profile.tags))
+        if fresh:
+            profile.tags = sorted(set(profile.tags) | set(fresh))
+            changes.tags_added = fresh
+    _apply_computed(profile, event, when, changes, count_order=count_order, count_refund=count_refund)
+    return changes
+
+
+def _apply_computed(
+    profile: Profile,
+    event: CanonicalEvent,
+    when: str,
+    changes: Changes,
+    *,
+    count_order: bool,
+    count_refund: bool,
+) -> None:
+    c = profile.computed
+    before = dict(c)
+    c["event_count"] = int(c.get("event_count", 0)) + 1
+    c["first_seen"] = min(c.get("first_seen", when), when)
+    c["last_seen"] = max(c.get("last_seen", when), when)
+    name = event.event or str(event.type)
+    per_event: dict[str, Any] = c.setdefault("events", {})
+    if name in per_event or len(per_event) < MAX_EVENT_NAMES:
+        entry = per_event.setdefault(name, {"count": 0, "last_at": when})
+        entry["count"] = int(entry["count"]) + 1
+        entry["last_at"] = max(entry["last_at"], when)
+        changes.computed[f"events.{name}"] = dict(entry)
+    facts = order_facts(event)
+    if facts and event.event in ORDER_EVENTS and count_order:
+        c["order_count"] = int(c.get("order_count", 0)) + 1
+        c["revenue_total"] = _round(_num(c.get("revenue_total")) + facts.amount)
+        c["first_order_at"] = min(c.get("first_order_at", when), when)
+        c["last_order_at"] = max(c.get("last_order_at", when), when)
+        if facts.currency:
+            c["currency"] = facts.currency
+        products = list(c.get("products_bought", []))
+        for pid in facts.products:
+            if pid not in products:
+                products.append(pid)
+        c["products_bought"] = products[-MAX_PRODUCTS:]
+    if facts and event.event == REFUND_EVENT and count_refund:
+        c["refund_count"] = int(c.get("refund_count", 0)) + 1
+        c["refunded_total"] = _round(_num(c.get("refunded_total")) + facts.amount)
+    _derive(c)
+    for key, value in c.items():
+        if key != "events" and before.get(key) != value:
+            changes.computed[key] = value
+
+
+def _derive(c: dict[str, Any]) -> None:
+    if c.get("order_count"):
+        c["avg_order_value"] = _round(_num(c.get("revenue_total")) / int(c["order_count"]))
+        c["net_revenue"] = _round(_num(c.get("revenue_total")) - _num(c.get("refunded_total")))
+    elif c.get("refund_count"):
+        c["net_revenue"] = _round(-_num(c.get("refunded_total")))
+
+
+_SUMS = ("event_count", "order_count", "revenue_total", "refund_count", "refunded_total")
+_MINS = ("first_seen", "first_order_at")
+_MAXS = ("last_seen", "last_order_at")
+
+
+def merge_computed(a: dict[str, Any], b: dict[str, Any], *, sign: int = 1) -> dict[str, Any]:
+    """Combine two computed-attribute maps (sign=-1 subtracts ``b``, used by unmerge)."""
+    out = copy.deepcopy(a)
+    for key in _SUMS:
+        if key in b or key in out:
+            out[key] = _round(_num(out.get(key)) + sign * _num(b.get(key)))
+    if sign > 0:
+        for key in _MINS:
+            if key in b:
+                out[key] = min(out.get(key, b[key]), b[key])
+        for key in _MAXS:
+            if key in b:
+                out[key] = max(out.get(key, b[key]), b[key])
+        if "currency" in b and "currency" not in out:
+            out["currency"] = b["currency"]
+        products = list(out.get("products_bought", []))
+        for pid in b.get("products_bought", []):
+            if pid not in products:
+                products.append(pid)
+        if products:
+            out["products_bought"] = products[-MAX_PRODUCTS:]
+    events: dict[str, Any] = out.setdefault("events", {})
+    for name, entry in (b.get("events") or {}).items():
+        mine = events.get(name)
+        if sign > 0:
+            if mine is None:
+                if len(events) < MAX_EVENT_NAMES:
+                    events[name] = dict(entry)
+            else:
+                mine["count"] = int(mine["count"]) + int(entry["count"])
+                mine["last_at"] = max(mine["last_at"], entry["last_at"])
+        elif mine is not None:
+            mine["count"] = int(mine["count"]) - int(entry["count"])
+            if mine["count"] <= 0:
+                events.pop(name)
+    if sign < 0 and not out.get("order_count"):
+        for key in ("avg_order_value", "net_revenue"):
+            out.pop(key, None)
+    _derive(out)
+    return out
+
+
+def merge_profiles(survivor: Profile, loser: Profile, rules: IdentityRules) -> None:
+    """Fold ``loser`` into ``survivor`` (identifiers, traits by strategy, tags, consent, computed)."""
+    survivor.add_identifiers(loser.identifiers)
+    for name, value in loser.traits.items():
+        stamp = loser.trait_meta.get(name, ["", ""])
+        strategy = rules.strategy(name)
+        if strategy is TraitStrategy.SUM:
+            survivor.traits[name] = _round(_num(survivor.traits.get(name)) + _num(value))
+            held = survivor.trait_meta.get(name)
+            survivor.trait_meta[name] = max(held, stamp) if held else stamp
+        else:
+            survivor.set_trait(name, value, stamp, strategy)
+    survivor.tags = sorted(set(survivor.tags) | set(loser.tags))
+    for channel, entry in loser.consent.items():
+        survivor.set_consent(channel, bool(entry.get("granted")), str(entry.get("at", "")))
+    survivor.computed = merge_computed(survivor.computed, loser.computed)
+    survivor.absorbed = [*survivor.absorbed, loser.profile_id, *loser.absorbed]
+    survivor.merge_count += 1 + loser.merge_count

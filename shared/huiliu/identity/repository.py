@@ -1,0 +1,386 @@
+"""Identity storage: the only identity code that talks to DynamoDB (docs/identity.md, "Storage").
+
+Items (tenant id first in every key):
+
+==============================  ==================  =============================================
+pk                              sk                  what
+==============================  ==================  =============================================
+T#{t}#ID#{type}#{value}         CLAIM               identifier claim -> ``profile_id``
+T#{t}#P#{profile_id}            PROFILE             the profile (``version`` for optimistic locks)
+T#{t}#P#{profile_id}            TL#{ts iso}#{msg}   timeline item (``ttl``)
+T#{t}#P#{survivor_id}           MERGE#{merge_id}    merge record (gsi1: T#{t}#MERGES / time#id)
+T#{t}#MSG#{connector}#{msg}     PROCESSED           processed marker + the events it emitted
+T#{t}#ORDER#{order_id}          COUNTED / REFUNDED  an order counted once per order id
+T#{t}#ERASED#{hmac}             ERASED              salted hash of an erased identifier
+==============================  ==================  =============================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from huiliu.errors import ConditionFailed
+from huiliu.identity.profile import Profile
+from huiliu.models import Identifier
+from huiliu.storage.dynamo import CallStats, DynamoRepository, Page
+
+PROFILE_SK = "PROFILE"
+CLAIM_SK = "CLAIM"
+MARKER_SK = "PROCESSED"
+ERASED_SK = "ERASED"
+TIMELINE_PREFIX = "TL#"
+MERGE_PREFIX = "MERGE#"
+TRANSACTION_LIMIT = 100
+_ABSENT: dict[str, Any] = {"condition": "attribute_not_exists(pk)", "expect": ("absent",)}
+
+
+def claim_pk(tenant: str, ident: Identifier) -> str:
+    return f"T#{tenant}#ID#{ident.type}#{ident.value}"
+
+
+def profile_pk(tenant: str, profile_id: str) -> str:
+    return f"T#{tenant}#P#{profile_id}"
+
+
+def marker_pk(tenant: str, connector: str, message_id: str) -> str:
+    return f"T#{tenant}#MSG#{connector}#{message_id}"
+
+
+def order_key(tenant: str, order_id: str, kind: str) -> tuple[str, str]:
+    return f"T#{tenant}#ORDER#{order_id}", kind
+
+
+def identifier_hash(salt: str, tenant: str, ident: Identifier) -> str:
+    message = f"{tenant}#{ident.type}#{ident.value}".encode()
+    return hmac.new(salt.encode(), message, hashlib.sha256).hexdigest()
+
+
+def erased_pk(tenant: str, digest: str) -> str:
+    return f"T#{tenant}#ERASED#{digest}"
+
+
+@dataclass
+class Snapshot:
+    """What one read returned for an event."""
+
+    claims: dict[Identifier, str] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    erased: dict[Identifier, str] = field(default_factory=dict)  # identifier -> erased_at
+    marker: dict[str, Any] | None = None
+    orders: set[tuple[str, str]] = field(default_factory=set)  # (order_id, kind) already counted
+    missing_profiles: set[str] = field(default_factory=set)
+
+
+@dataclass
+class WriteSet:
+    """Everything one event (or admin action) writes, committed in one transaction."""
+
+    profiles: list[tuple[Profile, int | None]] = field(default_factory=list)  # (profile, expected version)
+    claims: list[tuple[Identifier, str, str | None]] = field(default_factory=list)  # (id, owner, expected)
+    timeline: dict[str, Any] | None = None
+    marker: dict[str, Any] | None = None
+    orders: list[tuple[str, str, str]] = field(default_factory=list)  # (order_id, kind, profile_id)
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    merge_updates: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (pk, sk, item)
+
+    def size(self) -> int:
+        return (
+            len(self.profiles)
+            + len(self.claims)
+            + len(self.orders)
+            + len(self.merges)
+            + len(self.merge_updates)
+            + (self.timeline is not None)
+            + (self.marker is not None)
+        )
+
+
+class IdentityRepository(DynamoRepository):
+    """Profiles, claims, timeline, merge records, markers in the identity table."""
+
+    def __init__(
+        self, table_name: str, client: Any | None = None, stats: CallStats | None = None, *, salt: str = ""
+    ) -> None:
+        super().__init__(table_name, client, stats)
+        self.salt = salt
+
+    # -- the event path: one read, one write ---------------------------------------------------
+    def load(
+        self,
+        tenant: str,
+        *,
+        identifiers: Sequence[Identifier],
+        profile_ids: Iterable[str] = (),
+        marker: tuple[str, str] | None = None,
+        orders: Sequence[tuple[str, str]] = (),
+    ) -> Snapshot:
+        """One BatchGetItem: claims, erased hashes, candidate profiles, marker, order markers."""
+        keys: list[tuple[str, str]] = []
+        by_claim = {claim_pk(tenant, i): i for i in identifiers}
+        by_erased = {erased_pk(tenant, identifier_hash(self.salt, tenant, i)): i for i in identifiers}
+        keys += [(pk, CLAIM_SK) for pk in by_claim]
+        keys += [(pk, ERASED_SK) for pk in by_erased]
+        wanted = list(dict.fromkeys(profile_ids))
+        keys += [(profile_pk(tenant, p), PROFILE_SK) for p in wanted]
+        if marker:
+            keys.append((marker_pk(tenant, *marker), MARKER_SK))
+        keys += [order_key(tenant, oid, kind) for oid, kind in orders]
+        snap = Snapshot(missing_profiles=set(wanted))
+        for item in self.batch_get(keys):
+            pk, sk = item["pk"], item["sk"]
+            if sk == CLAIM_SK and pk in by_claim:
+                snap.claims[by_claim[pk]] = item["profile_id"]
+            elif sk == ERASED_SK and pk in by_erased:
+                snap.erased[by_erased[pk]] = item["erased_at"]
+            elif sk == PROFILE_SK:
+                profile = Profile.from_dict(item)
+                snap.profiles[profile.profile_id] = profile
+                snap.missing_profiles.discard(profile.profile_id)
+            elif sk == MARKER_SK:
+                snap.marker = item
+            else:
+                snap.orders.add((pk.rsplit("#ORDER#", 1)[1], sk))
+        return snap
+
+    def load_profiles(self, tenant: str, profile_ids: Iterable[str]) -> dict[str, Profile]:
+        ids = list(dict.fromkeys(profile_ids))
+        if not ids:
+            return {}
+        items = self.batch_get([(profile_pk(tenant, p), PROFILE_SK) for p in ids])
+        return {i["profile_id"]: Profile.from_dict(i) for i in items}
+
+    def commit(self, tenant: str, writes: WriteSet) -> None:
+        """All of ``writes`` in one TransactWriteItems; ConditionFailed if any race was lost."""
+        ops: list[dict[str, Any]] = []
+        for profile, expected in writes.profiles:
+            item = {"pk": profile_pk(tenant, profile.profile_id), "sk": PROFILE_SK, **profile.to_dict()}
+            if expected is None:
+                ops.append({"Put": {"item": item, **_ABSENT}})
+            else:
+                ops.append(
+                    {
+                        "Put": {
+                            "item": item,
+                            "condition": "version = :v",
+                            "values": {":v": expected},
+                            "expect": ("eq", "version", expected),
+                        }
+                    }
+                )
+        for ident, owner, expected_owner in writes.claims:
+            item = {
+                "pk": claim_pk(tenant, ident),
+                "sk": CLAIM_SK,
+                "profile_id": owner,
+                "type": ident.type,
+                "value": ident.value,
+            }
+            if expected_owner is None:
+                ops.append({"Put": {"item": item, **_ABSENT}})
+            else:
+                ops.append(
+                    {
+                        "Put": {
+                            "item": item,
+                            "condition": "profile_id = :o",
+                            "values": {":o": expected_owner},
+                            "expect": ("eq", "profile_id", expected_owner),
+                        }
+                    }
+                )
+        if writes.timeline is not None:
+            ops.append({"Put": {"item": writes.timeline}})
+        if writes.marker is not None:
+            ops.append({"Put": {"item": writes.marker, **_ABSENT}})
+        for order_id, kind, profile_id in writes.orders:
+            pk, sk = order_key(tenant, order_id, kind)
+            ops.append(
+                {
+                    "Put": {
+                        "item": {"pk": pk, "sk": sk, "profile_id": profile_id},
+                        "condition": "attribute_not_exists(pk)",
+                        "expect": ("absent",),
+                    }
+                }
+            )
+        for record in writes.merges:
+            ops.append({"Put": {"item": record, **_ABSENT}})
+        for _pk, _sk, item in writes.merge_updates:
+            ops.append({"Put": {"item": item}})
+        if len(ops) > TRANSACTION_LIMIT:
+            raise ValueError(f"{len(ops)} writes exceed one transaction")
+        if len(ops) == 1 and "expect" not in ops[0]["Put"]:
+            self.put(ops[0]["Put"]["item"])
+        else:
+            self.transact(ops)
+
+    # -- reads for the admin side --------------------------------------------------------------
+    def claim_owner(self, tenant: str, ident: Identifier) -> str | None:
+        item = self.get(claim_pk(tenant, ident), CLAIM_SK)
+        return item["profile_id"] if item else None
+
+    def get_profile(self, tenant: str, profile_id: str) -> Profile | None:
+        item = self.get(profile_pk(tenant, profile_id), PROFILE_SK)
+        return Profile.from_dict(item) if item else None
+
+    def timeline(
+        self, tenant: str, profile_id: str, *, before: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Newest first, strictly older than the ``before`` sort key when given."""
+        pk = profile_pk(tenant, profile_id)
+        if before:
+            page = self.query(pk, sk_between=(TIMELINE_PREFIX, before), forward=False, limit=limit + 1)
+            return [i for i in page.items if i["sk"] != before][:limit]
+        return self.query(pk, sk_prefix=TIMELINE_PREFIX, forward=False, limit=limit).items
+
+    def timeline_all(self, tenant: str, profile_id: str) -> Iterator[dict[str, Any]]:
+        return self.query_all(profile_pk(tenant, profile_id), sk_prefix=TIMELINE_PREFIX)
+
+    def merge_records(self, tenant: str, survivor_id: str) -> list[dict[str, Any]]:
+        return list(self.query_all(profile_pk(tenant, survivor_id), sk_prefix=MERGE_PREFIX, consistent=True))
+
+    def erased_at(self, tenant: str, ident: Identifier) -> str | None:
+        item = self.get(erased_pk(tenant, identifier_hash(self.salt, tenant, ident)), ERASED_SK)
+        return item["erased_at"] if item else None
+
+    # -- erase -----------------------------------------------------------------------------------
+    def erase(
+        self,
+        tenant: str,
+        *,
+        profile_ids: Sequence[str],
+        identifiers: Sequence[Identifier],
+        extra_keys: Sequence[tuple[str, str]],
+        erased_at: str,
+    ) -> int:
+        """Delete everything under the profiles plus ``extra_keys``; remember hashed identifiers."""
+        deletes: list[tuple[str, str]] = []
+        for pid in profile_ids:
+            deletes += [(i["pk"], i["sk"]) for i in self.query_all(profile_pk(tenant, pid), consistent=True)]
+        deletes += [(claim_pk(tenant, i), CLAIM_SK) for i in identifiers]
+        deletes += list(extra_keys)
+        puts = [
+            {
+                "pk": erased_pk(tenant, identifier_hash(self.salt, tenant, i)),
+                "sk": ERASED_SK,
+                "erased_at": erased_at,
+                "type": i.type,
+            }
+            for i in identifiers
+        ]
+        self.batch_write(puts, list(dict.fromkeys(deletes)))
+        return len(deletes)
+
+
+class MemoryIdentityRepository(IdentityRepository):
+    """An in-memory fake of the DynamoDB primitives (benchmarks, fast unit tests).
+
+    The domain methods above are inherited unchanged; only get/batch_get/query/put/transact/
+    batch_write/delete are replaced, evaluating the structured ``expect`` conditions.
+    """
+
+    def __init__(self, *, salt: str = "", stats: CallStats | None = None) -> None:
+        super().__init__("memory", client=object(), stats=stats, salt=salt)
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _check(current: dict[str, Any] | None, expect: tuple[Any, ...] | None) -> bool:
+        if expect is None:
+            return True
+        if expect[0] == "absent":
+            return current is None
+        return current is not None and current.get(expect[1]) == expect[2]
+
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        self.stats.record("GetItem", "read")
+        found = self.items.get((pk, sk))
+        return _clone(found) if found else None
+
+    def batch_get(self, keys: list[tuple[str, str]], *, consistent: bool = True) -> list[dict[str, Any]]:
+        unique = list(dict.fromkeys(keys))
+        for _ in range(0, max(len(unique), 1), 100):
+            self.stats.record("BatchGetItem", "read")
+        return [_clone(self.items[k]) for k in unique if k in self.items]
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk_prefix: str | None = None,
+        sk_between: tuple[str, str] | None = None,
+        index: str | None = None,
+        pk_name: str = "pk",
+        sk_name: str = "sk",
+        limit: int | None = None,
+        forward: bool = True,
+        start_key: dict[str, Any] | None = None,
+        consistent: bool = False,
+    ) -> Page:
+        self.stats.record("Query", "read")
+        rows = [i for i in self.items.values() if i.get(pk_name) == pk and sk_name in i]
+        if sk_prefix is not None:
+            rows = [i for i in rows if i[sk_name].startswith(sk_prefix)]
+        if sk_between is not None:
+            rows = [i for i in rows if sk_between[0] <= i[sk_name] <= sk_between[1]]
+        rows.sort(key=lambda i: i[sk_name], reverse=not forward)
+        if start_key:
+            marker = start_key[sk_name]
+            rows = [i for i in rows if (i[sk_name] > marker if forward else i[sk_name] < marker)]
+        more = None
+        if limit and len(rows) > limit:
+            rows = rows[:limit]
+            more = {"pk": rows[-1]["pk"], "sk": rows[-1]["sk"], sk_name: rows[-1][sk_name]}
+        return Page([_clone(i) for i in rows], more)
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.stats.record("PutItem", "write")
+        with self._lock:
+            key = (item["pk"], item["sk"])
+            if condition == "attribute_not_exists(pk)" and key in self.items:
+                raise ConditionFailed("exists")
+            self.items[key] = _clone(dict(item))
+
+    def delete(self, pk: str, sk: str, *, condition: str | None = None) -> None:
+        self.stats.record("DeleteItem", "write")
+        with self._lock:
+            self.items.pop((pk, sk), None)
+
+    def transact(self, operations: list[dict[str, Any]]) -> None:
+        self.stats.record("TransactWriteItems", "write")
+        with self._lock:
+            for op in operations:
+                ((_kind, spec),) = op.items()
+                key = (spec["item"]["pk"], spec["item"]["sk"])
+                if not self._check(self.items.get(key), spec.get("expect")):
+                    raise ConditionFailed("transaction cancelled")
+            for op in operations:
+                ((_kind, spec),) = op.items()
+                item = spec["item"]
+                self.items[(item["pk"], item["sk"])] = _clone(item)
+
+    def batch_write(self, puts: Sequence[Mapping[str, Any]], deletes: Sequence[tuple[str, str]] = ()) -> None:
+        self.stats.record("BatchWriteItem", "write")
+        with self._lock:
+            for item in puts:
+                self.items[(item["pk"], item["sk"])] = _clone(dict(item))
+            for key in deletes:
+                self.items.pop(key, None)
+
+
+def _clone(item: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy({k: v for k, v in item.items() if v is not None})

@@ -1,0 +1,98 @@
+"""Which profiles an event links, and whether they may merge (pure; no I/O).
+
+Identifiers are taken in priority order. Each one either
+- already belongs to the group the event is heading for (nothing to do),
+- is unclaimed and is attached to that group if the limits allow,
+- belongs to another profile, which joins the group (a merge) if the combined profile stays
+  within every limit and the size guard, or
+- conflicts: it is not attached, and the reason is recorded (``identity.conflict``).
+
+Because the first identifier always decides, the highest-priority identifier chooses where the
+event goes. A weak identifier (anonymous_id) held by a profile of another known person is left
+alone (shared device) instead of merging two people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from huiliu.identity.profile import Profile
+from huiliu.identity.rules import IdentityRules
+from huiliu.models import Identifier
+
+
+@dataclass(frozen=True)
+class Conflict:
+    identifier: Identifier
+    reason: str  # limit:<type> | guard:identifiers | guard:merges | shared_device
+    held_by: str | None = None
+
+
+@dataclass
+class Resolution:
+    group: list[str] = field(default_factory=list)  # existing live profile ids that become one
+    attach: list[Identifier] = field(default_factory=list)  # unclaimed identifiers to claim
+    conflicts: list[Conflict] = field(default_factory=list)
+    linked: dict[str, list[Identifier]] = field(default_factory=dict)  # profile id -> ids that linked it
+
+    def survivor(self, profiles: dict[str, Profile]) -> str | None:
+        """The oldest profile of the group (creation time, then id, for a total order)."""
+        if not self.group:
+            return None
+        return min(self.group, key=lambda pid: (profiles[pid].created_at, pid))
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.group) > 1
+
+
+def resolve(
+    identifiers: list[Identifier],
+    owners: dict[Identifier, str],
+    profiles: dict[str, Profile],
+    rules: IdentityRules,
+) -> Resolution:
+    """Plan one event: ``identifiers`` sorted by priority, ``owners`` from claims (live ids)."""
+    plan = Resolution()
+    event_strong = any(rules.is_strong(i.type) for i in identifiers)
+    held: list[Identifier] = []  # identifiers the group would hold
+    merges = 0
+    for ident in identifiers:
+        owner = owners.get(ident)
+        if owner is not None and owner in plan.group:
+            plan.linked[owner].append(ident)
+            continue
+        if owner is None:
+            candidate = [*held, ident]
+            broken = rules.within_limits(candidate)
+            if broken:
+                plan.conflicts.append(Conflict(ident, f"limit:{broken}"))
+            elif len(candidate) > rules.guard.max_identifiers:
+                plan.conflicts.append(Conflict(ident, "guard:identifiers"))
+            else:
+                plan.attach.append(ident)
+                held = candidate
+            continue
+        profile = profiles[owner]
+        if not rules.is_strong(ident.type) and event_strong and profile.has_strong_identifier(rules):
+            plan.conflicts.append(Conflict(ident, "shared_device", owner))
+            continue
+        candidate = [*held, *(i for i in profile.identifiers if i not in held)]
+        broken = rules.within_limits(candidate)
+        if held and broken:
+            plan.conflicts.append(Conflict(ident, f"limit:{broken}", owner))
+            continue
+        if held and len(candidate) > rules.guard.max_identifiers:
+            plan.conflicts.append(Conflict(ident, "guard:identifiers", owner))
+            continue
+        if plan.group and merges + profile.merge_count + 1 > rules.guard.max_merges:
+            plan.conflicts.append(Conflict(ident, "guard:merges", owner))
+            continue
+        if plan.group:
+            merges += profile.merge_count + 1
+        else:
+            merges = profile.merge_count
+        plan.group.append(owner)
+        plan.linked[owner] = [ident]
+        held = candidate
+    return plan

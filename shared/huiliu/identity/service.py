@@ -1,0 +1,380 @@
+"""Identity service: one canonical event in -> claims, profile, timeline, out-events.
+
+The event path costs one read call and one write call for a known person:
+1. one BatchGetItem for the event's claims, erased-identifier hashes, candidate profiles (a warm
+   cache or the deterministic id of each identifier), the processed marker and order markers;
+2. one TransactWriteItems for the profile(s) (conditional on ``version``), new or moved claims
+   (conditional on their previous owner), the timeline item, the processed marker (conditional on
+   absence: redelivery is a no-op) and the order marker.
+A lost race raises ConditionFailed and the whole attempt is retried from a fresh read (bounded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import time
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from typing import Any
+
+from huiliu.bus import OutgoingEvent
+from huiliu.clock import Clock, default_clock
+from huiliu.errors import ConditionFailed
+from huiliu.identity.profile import (
+    ORDER_EVENTS,
+    REFUND_EVENT,
+    Profile,
+    apply_event,
+    iso,
+    merge_profiles,
+    order_facts,
+)
+from huiliu.identity.repository import (
+    MARKER_SK,
+    IdentityRepository,
+    WriteSet,
+    marker_pk,
+    profile_pk,
+)
+from huiliu.identity.resolution import resolve
+from huiliu.identity.rules import IdentityRules
+from huiliu.models import CanonicalEvent, DetailType, Identifier
+from huiliu.tenants import TenantSettings
+
+SOURCE = "huiliu.identity"
+MAX_ATTEMPTS = 10
+CACHE_SIZE = 100_000
+MAX_TOMBSTONE_HOPS = 8
+
+
+class Contention(Exception):
+    """Conditional writes kept failing: the record is retried by SQS."""
+
+
+@dataclass
+class Outcome:
+    status: str  # processed | duplicate | skipped
+    profile_id: str | None = None
+    events: list[OutgoingEvent] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    attempts: int = 1
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.005 * (2 ** min(attempt, 6))))  # jitter, not crypto
+
+
+def _event_detail(
+    tenant: str, profile_id: str, source: CanonicalEvent | None, now: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant,
+        "profile_id": profile_id,
+        "correlation_id": source.correlation_id if source else extra.pop("correlation_id", None),
+        "occurred_at": now,
+        **extra,
+    }
+
+
+def event_summary(event: CanonicalEvent) -> dict[str, Any]:
+    return {
+        "message_id": event.message_id,
+        "type": str(event.type),
+        "name": event.event,
+        "timestamp": event.timestamp.astimezone(UTC).isoformat(),
+        "source": event.source.connector,
+        "properties": event.properties,
+    }
+
+
+def profile_summary(profile: Profile) -> dict[str, Any]:
+    return {
+        "identifiers": [{"type": i.type, "value": i.value} for i in profile.identifiers],
+        "traits": profile.traits,
+        "tags": profile.tags,
+        "consent": profile.consent,
+        "computed": profile.computed,
+    }
+
+
+def encode_events(events: list[OutgoingEvent]) -> bytes:
+    raw = json.dumps([[e.detail_type, e.detail] for e in events], default=str, separators=(",", ":"))
+    return zlib.compress(raw.encode())
+
+
+def decode_events(blob: Any) -> list[OutgoingEvent]:
+    if not blob:
+        return []
+    data = json.loads(zlib.decompress(bytes(blob)))
+    return [OutgoingEvent(SOURCE, kind, detail) for kind, detail in data]
+
+
+class IdentityService:
+    def __init__(
+        self,
+        repo: IdentityRepository,
+        *,
+        settings_for: Callable[[str], TenantSettings] | None = None,
+        clock: Clock | None = None,
+        salt: str = "",
+        retention_days: int = 730,
+        max_attempts: int = MAX_ATTEMPTS,
+        backoff: Callable[[int], None] = _backoff,
+    ) -> None:
+        self.repo = repo
+        self.settings_for = settings_for or (lambda tenant: TenantSettings(tenant_id=tenant))
+        self.clock = clock or default_clock()
+        self.salt = salt
+        self.retention_days = retention_days
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self._cache: OrderedDict[tuple[str, Identifier], str] = OrderedDict()
+        self._rules: dict[str, tuple[TenantSettings, IdentityRules]] = {}
+
+    # -- configuration ---------------------------------------------------------------------------
+    def rules_for(self, tenant: str) -> tuple[TenantSettings, IdentityRules]:
+        settings = self.settings_for(tenant)
+        hit = self._rules.get(tenant)
+        if hit and hit[0] is settings:
+            return hit
+        rules = IdentityRules.from_settings(
+            settings.identity_rules, settings.blocked_values, settings.default_region
+        )
+        self._rules[tenant] = (settings, rules)
+        return settings, rules
+
+    def deterministic_id(self, tenant: str, ident: Identifier) -> str:
+        digest = hmac.new(self.salt.encode(), f"profile#{tenant}#{ident.key}".encode(), hashlib.sha256)
+        return "p" + digest.hexdigest()[:24]
+
+    def _remember(self, tenant: str, profile: Profile) -> None:
+        for ident in profile.identifiers:
+            self._cache[(tenant, ident)] = profile.profile_id
+            self._cache.move_to_end((tenant, ident))
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def forget(self, tenant: str, identifiers: list[Identifier]) -> None:
+        for ident in identifiers:
+            self._cache.pop((tenant, ident), None)
+
+    # -- the event path ----------------------------------------------------------------------------
+    def process(self, event: CanonicalEvent) -> Outcome:
+        settings, rules = self.rules_for(event.tenant_id)
+        identifiers, _dropped = rules.clean(event.identifiers)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                outcome = self._attempt(event, settings, rules, identifiers)
+            except ConditionFailed:
+                self.forget(event.tenant_id, identifiers)
+                if attempt == self.max_attempts:
+                    break
+                self.backoff(attempt)
+                continue
+            outcome.attempts = attempt
+            return outcome
+        raise Contention(f"gave up after {self.max_attempts} attempts on {event.message_id}")
+
+    def _attempt(
+        self,
+        event: CanonicalEvent,
+        settings: TenantSettings,
+        rules: IdentityRules,
+        identifiers: list[Identifier],
+    ) -> Outcome:
+        tenant = event.tenant_id
+        repo = self.repo
+        facts = order_facts(event)
+        order_keys: list[tuple[str, str]] = []
+        if facts and facts.order_id:
+            order_keys.append((facts.order_id, "COUNTED" if event.event in ORDER_EVENTS else "REFUNDED"))
+        candidates = [self._cache.get((tenant, i)) or self.deterministic_id(tenant, i) for i in identifiers]
+        if identifiers:
+            candidates.append(self.deterministic_id(tenant, identifiers[0]))
+        snap = repo.load(
+            tenant,
+            identifiers=identifiers,
+            profile_ids=candidates,
+            marker=(event.source.connector, event.message_id),
+            orders=order_keys,
+        )
+        if snap.marker is not None:
+            return Outcome("duplicate", snap.marker.get("profile_id"), decode_events(snap.marker.get("out")))
+        when = event.timestamp.astimezone(UTC).isoformat()
+        live = [i for i in identifiers if not (i in snap.erased and when <= snap.erased[i])]
+        if not live:
+            return Outcome("skipped")
+        profiles = snap.profiles
+        owners: dict[Identifier, str] = {}
+        for ident in live:
+            owner = snap.claims.get(ident)
+            hops = 0
+            while owner is not None and hops <= MAX_TOMBSTONE_HOPS:
+                if owner not in profiles:
+                    missing = {o for o in [owner, *snap.claims.values()] if o not in profiles}
+                    profiles.update(repo.load_profiles(tenant, missing))
+                found = profiles.get(owner)
+                if found is None:
+                    owner = None  # claim of a profile that no longer exists: claim it afresh
+                elif found.merged_into:
+                    owner, hops = found.merged_into, hops + 1
+                else:
+                    break
+            if owner is not None:
+                owners[ident] = owner
+        plan = resolve(live, owners, profiles, rules)
+        now = iso(self.clock.now())
+        survivor_id = plan.survivor(profiles)
+        writes = WriteSet()
+        if survivor_id is None:
+            top = plan.attach[0]
+            pid = self.deterministic_id(tenant, top)
+            if pid not in snap.missing_profiles:
+                pid = "p" + uuid.uuid4().hex[:24]
+            survivor = Profile(profile_id=pid, tenant_id=tenant, created_at=now)
+            expected: int | None = None
+        else:
+            survivor = profiles[survivor_id].copy()
+            expected = survivor.version
+        out: list[OutgoingEvent] = []
+        losers = sorted(
+            (profiles[p] for p in plan.group if p != survivor.profile_id),
+            key=lambda p: (p.created_at, p.profile_id),
+        )
+        for loser in losers:
+            merge_id = uuid.uuid4().hex[:20]
+            linking = plan.linked.get(loser.profile_id, [])
+            writes.merges.append(
+                {
+                    "pk": profile_pk(tenant, survivor.profile_id),
+                    "sk": f"MERGE#{merge_id}",
+                    "gsi1pk": f"T#{tenant}#MERGES",
+                    "gsi1sk": f"{now}#{merge_id}",
+                    "merge_id": merge_id,
+                    "survivor_id": survivor.profile_id,
+                    "absorbed_id": loser.profile_id,
+                    "message_id": event.message_id,
+                    "correlation_id": event.correlation_id,
+                    "linking_identifiers": [{"type": i.type, "value": i.value} for i in linking],
+                    "survivor_before": survivor.to_dict(),
+                    "absorbed_before": loser.to_dict(),
+                    "merged_at": now,
+                    "status": "active",
+                }
+            )
+            merge_profiles(survivor, loser, rules)
+            tomb = loser.copy()
+            tomb.merged_into = survivor.profile_id
+            tomb.version = loser.version + 1
+            tomb.updated_at = now
+            writes.profiles.append((tomb, loser.version))
+            writes.claims += [(i, survivor.profile_id, loser.profile_id) for i in loser.identifiers]
+            out.append(
+                OutgoingEvent(
+                    SOURCE,
+                    DetailType.PROFILE_MERGED,
+                    _event_detail(
+                        tenant,
+                        survivor.profile_id,
+                        event,
+                        now,
+                        absorbed_id=loser.profile_id,
+                        merge_id=merge_id,
+                        linking_identifiers=[{"type": i.type, "value": i.value} for i in linking],
+                    ),
+                )
+            )
+        moved = {c[0] for c in writes.claims}
+        settled = {survivor.profile_id, *(p.profile_id for p in losers)}
+        for ident, owner in owners.items():
+            stale = snap.claims.get(ident)
+            if owner in plan.group and stale not in settled and ident not in moved:
+                writes.claims.append((ident, survivor.profile_id, stale))  # repair a stale pointer
+        for ident in plan.attach:
+            writes.claims.append((ident, survivor.profile_id, snap.claims.get(ident)))
+        added = survivor.add_identifiers(plan.attach)
+        new_order = not order_keys or order_keys[0] not in snap.orders
+        changes = apply_event(
+            survivor,
+            event,
+            rules,
+            count_order=new_order and event.event in ORDER_EVENTS,
+            count_refund=new_order and event.event == REFUND_EVENT,
+        )
+        changes.identifiers_added = added
+        survivor.version = (expected or 0) + 1
+        survivor.updated_at = now
+        writes.profiles.insert(0, (survivor, expected))
+        if order_keys and new_order:
+            writes.orders.append((*order_keys[0], survivor.profile_id))
+        retention = settings.timeline_retention_days or self.retention_days
+        ttl = int((self.clock.now() + timedelta(days=retention)).timestamp())
+        writes.timeline = {
+            "pk": profile_pk(tenant, survivor.profile_id),
+            "sk": f"TL#{when}#{event.message_id}",
+            "profile_id": survivor.profile_id,
+            "message_id": event.message_id,
+            "type": str(event.type),
+            "event": event.event,
+            "timestamp": when,
+            "received_at": event.received_at.astimezone(UTC).isoformat(),
+            "source": event.source.model_dump(exclude_none=True),
+            "identifiers": [{"type": i.type, "value": i.value} for i in live],
+            "traits": event.traits,
+            "properties": event.properties,
+            "context": event.context,
+            "correlation_id": event.correlation_id,
+            "ttl": ttl,
+        }
+        for conflict in plan.conflicts:
+            out.append(
+                OutgoingEvent(
+                    SOURCE,
+                    DetailType.IDENTITY_CONFLICT,
+                    _event_detail(
+                        tenant,
+                        survivor.profile_id,
+                        event,
+                        now,
+                        identifier={"type": conflict.identifier.type, "value": conflict.identifier.value},
+                        reason=conflict.reason,
+                        held_by=conflict.held_by,
+                        message_id=event.message_id,
+                    ),
+                )
+            )
+        out.insert(
+            0,
+            OutgoingEvent(
+                SOURCE,
+                DetailType.PROFILE_CHANGED,
+                _event_detail(
+                    tenant,
+                    survivor.profile_id,
+                    event,
+                    now,
+                    created=expected is None,
+                    changed=changes.to_dict(),
+                    merged_from=[p.profile_id for p in losers],
+                    event=event_summary(event),
+                    profile=profile_summary(survivor),
+                ),
+            ),
+        )
+        writes.marker = {
+            "pk": marker_pk(tenant, event.source.connector, event.message_id),
+            "sk": MARKER_SK,
+            "profile_id": survivor.profile_id,
+            "ttl": ttl,
+            "out": encode_events(out),
+        }
+        repo.commit(tenant, writes)
+        self._remember(tenant, survivor)
+        return Outcome("processed", survivor.profile_id, out, merged=[p.profile_id for p in losers])

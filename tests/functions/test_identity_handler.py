@@ -1,0 +1,167 @@
+"""The identity Lambda handler on moto: SQS batch of EventBridge envelopes -> profiles + out-events."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from huiliu.bus import MemoryPublisher
+from huiliu.clock import ManualClock
+from huiliu.identity.repository import IdentityRepository
+from huiliu.identity.service import IdentityService
+from huiliu.models import CanonicalEvent, DetailType
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "unit" / "identity"))
+
+from identity_helpers import TENANT, create_identity_table, make_event  # noqa: E402
+
+
+def _load_handler() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("identity_app", ROOT / "functions" / "identity" / "app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from huiliu import aws
+    from huiliu.settings import get_settings
+
+    for key, value in {
+        "AWS_REGION": "ap-east-1",
+        "AWS_DEFAULT_REGION": "ap-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "IDENTITY_TABLE": "identity-fn",
+        "TENANTS_TABLE": "tenants-fn",
+        "EVENT_BUS_NAME": "huiliu-fn",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "Huiliu",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "LOCALSTACK_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)
+    get_settings.cache_clear()
+    aws.reset_clients()
+    with mock_aws():
+        client = aws.client("dynamodb")
+        create_identity_table(client, "identity-fn")
+        client.create_table(
+            TableName="tenants-fn",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk")],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        )
+        yield client
+    get_settings.cache_clear()
+    aws.reset_clients()
+
+
+@pytest.fixture
+def handler(env: Any) -> Iterator[tuple[ModuleType, MemoryPublisher]]:
+    module = _load_handler()
+    publisher = MemoryPublisher()
+    module.configure(publisher=publisher)
+    yield module, publisher
+    module.configure()
+
+
+class _Context:
+    function_name = "identity"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:identity"
+    aws_request_id = "req-1"
+
+
+def _record(body: str, message_id: str) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": "rh",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "x",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:identity",
+        "awsRegion": "ap-east-1",
+    }
+
+
+def _envelope(event: CanonicalEvent) -> str:
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "eb-1",
+            "detail-type": DetailType.EVENT_INGESTED,
+            "source": "huiliu.ingest",
+            "account": "123456789012",
+            "time": "2026-03-01T08:00:00Z",
+            "region": "ap-east-1",
+            "resources": [],
+            "detail": event.model_dump(mode="json"),
+        }
+    )
+
+
+def test_given_a_batch_with_one_bad_record_when_handled_then_only_that_record_fails(
+    handler: tuple[ModuleType, MemoryPublisher], env: Any
+) -> None:
+    module, publisher = handler
+    good = _record(_envelope(make_event(("email", "a@b.cn"), traits={"name": "A"})), "sqs-1")
+    bad = _record("{not json", "sqs-2")
+
+    result = module.lambda_handler({"Records": [good, bad]}, _Context())
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "sqs-2"}]}
+    assert [e.detail_type for e in publisher.events] == [DetailType.PROFILE_CHANGED]
+    assert publisher.events[0].detail["tenant_id"] == TENANT
+    claim = env.get_item(
+        TableName="identity-fn", Key={"pk": {"S": f"T#{TENANT}#ID#email#a@b.cn"}, "sk": {"S": "CLAIM"}}
+    )
+    assert claim["Item"]["profile_id"]["S"] == publisher.events[0].detail["profile_id"]
+
+
+def test_given_the_same_batch_delivered_twice_then_the_profile_is_written_once(
+    handler: tuple[ModuleType, MemoryPublisher], env: Any
+) -> None:
+    module, _publisher = handler
+    repo = IdentityRepository("identity-fn", client=env)
+    service = IdentityService(repo, clock=ManualClock(), backoff=lambda attempt: None)
+    module.configure(service=service, publisher=_publisher)
+    batch = {
+        "Records": [
+            _record(
+                _envelope(
+                    make_event(
+                        ("phone", "13800138000"),
+                        name="Order Completed",
+                        properties={"order_id": "o-9", "revenue": 10},
+                    )
+                ),
+                "s-1",
+            )
+        ]
+    }
+
+    module.lambda_handler(batch, _Context())
+    module.lambda_handler(batch, _Context())
+
+    profile_pk = _publisher.events[0].detail["profile_id"]
+    item = repo.get_profile(TENANT, profile_pk)
+    assert item is not None
+    assert item.version == 1
+    assert item.computed["order_count"] == 1
