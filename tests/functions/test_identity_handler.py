@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,10 +17,9 @@ from huiliu.identity.service import IdentityService
 from huiliu.models import CanonicalEvent, DetailType
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "identity"))
+from tests.unit.identity.identity_helpers import TENANT, create_identity_table, make_event
 
-from identity_helpers import TENANT, create_identity_table, make_event  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_handler() -> ModuleType:

@@ -12,8 +12,9 @@ from huiliu.identity.repository import IdentityRepository, MemoryIdentityReposit
 from huiliu.identity.service import IdentityService
 from huiliu.models import CanonicalEvent
 from huiliu.tenants import TenantSettings
-from identity_helpers import T0, TENANT, create_identity_table, make_event
 from moto import mock_aws
+
+from tests.unit.identity.identity_helpers import T0, TENANT, create_identity_table, make_event
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from typing import Any
 from huiliu.identity.repository import IdentityRepository
 from huiliu.identity.service import IdentityService
 from huiliu.models import DetailType
-from identity_helpers import TENANT, make_event
+
+from tests.unit.identity.identity_helpers import TENANT, make_event
 
 
 def _item(client: Any, pk: str, sk: str) -> dict[str, Any] | None:
