@@ -6,7 +6,7 @@ import gzip
 import json
 from types import ModuleType
 
-from conftest import TENANT, LambdaContext, Stack, basic, http_event
+from tests.functions.ingest.ingest_helpers import TENANT, LambdaContext, Stack, basic, http_event
 
 
 def identify_body(message_id: str = "m-1") -> str:

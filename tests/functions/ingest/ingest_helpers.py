@@ -1,0 +1,177 @@
+"""Helpers for the ingest/importer function tests: moto stack, API Gateway events, Lambda context."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from huiliu.tenants import TenantSecrets, TenantSettings
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[3]
+TENANT = "acme"
+ENV = {
+    "TENANTS_TABLE": "t-tenants",
+    "IDEMPOTENCY_TABLE": "t-idempotency",
+    "RAW_BUCKET": "t-raw",
+    "EVENT_BUS_NAME": "t-bus",
+    "SECRETS_PREFIX": "huiliu/test",
+    "AWS_REGION": "ap-east-1",
+    "AWS_DEFAULT_REGION": "ap-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "POWERTOOLS_METRICS_NAMESPACE": "Huiliu",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+}
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py under a unique module name (every function has an app.py)."""
+    module_name = f"huiliu_function_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "ingest"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:ap-east-1:123456789012:function:ingest"
+    aws_request_id: str = "req-1"
+
+
+@dataclass
+class Stack:
+    secrets: TenantSecrets
+    queue_url: str
+    tenant: str = TENANT
+
+    def bus_events(self) -> list[dict[str, Any]]:
+        from huiliu import aws
+
+        sqs = aws.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            resp = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            messages = resp.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def raw_keys(self) -> list[str]:
+        from huiliu import aws
+
+        resp = aws.client("s3").list_objects_v2(Bucket=ENV["RAW_BUCKET"], Prefix="raw/")
+        return [o["Key"] for o in resp.get("Contents", [])]
+
+
+def http_event(
+    path: str,
+    body: bytes | str = b"",
+    *,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    request_id: str = "req-1",
+) -> dict[str, Any]:
+    raw = body.encode() if isinstance(body, str) else body
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "queryStringParameters": query or None,
+        "requestContext": {
+            "http": {"method": method, "path": path, "sourceIp": "203.0.113.9"},
+            "requestId": request_id,
+        },
+        "body": base64.b64encode(raw).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def basic(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+
+
+def make_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_ENDPOINT_URL", "LOCALSTACK_ENDPOINT", "LOCALSTACK_HOSTNAME", "USE_LOCALSTACK"):
+        monkeypatch.delenv(key, raising=False)
+    from huiliu import aws
+    from huiliu.settings import get_settings
+    from huiliu.tenants import TenantRepository, new_demo_secrets, provision_tenant
+
+    with mock_aws():
+        get_settings.cache_clear()
+        aws.reset_clients()
+        ddb = aws.client("dynamodb")
+        ddb.create_table(
+            TableName=ENV["TENANTS_TABLE"],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.create_table(
+            TableName=ENV["IDEMPOTENCY_TABLE"],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        aws.client("s3").create_bucket(
+            Bucket=ENV["RAW_BUCKET"], CreateBucketConfiguration={"LocationConstraint": "ap-east-1"}
+        )
+        events = aws.client("events")
+        events.create_event_bus(Name=ENV["EVENT_BUS_NAME"])
+        sqs = aws.client("sqs")
+        queue_url = sqs.create_queue(QueueName="captured")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(
+            Name="all-ingested",
+            EventBusName=ENV["EVENT_BUS_NAME"],
+            EventPattern=json.dumps({"source": ["huiliu.ingest"], "detail-type": ["event.ingested"]}),
+        )
+        events.put_targets(
+            Rule="all-ingested", EventBusName=ENV["EVENT_BUS_NAME"], Targets=[{"Id": "q", "Arn": queue_arn}]
+        )
+        secrets = new_demo_secrets()
+        settings = get_settings()
+        provision_tenant(
+            TenantSettings(tenant_id=TENANT, name="Acme"),
+            secrets,
+            repo=TenantRepository(settings.tenants_table),
+            secrets_client=aws.client("secretsmanager"),
+            secrets_prefix=settings.secrets_prefix,
+            salt=settings.hash_salt,
+        )
+        yield Stack(secrets=secrets, queue_url=queue_url)
+        get_settings.cache_clear()
+        aws.reset_clients()
