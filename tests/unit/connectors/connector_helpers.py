@@ -118,10 +118,11 @@ def wechat_aes_request(tenant: TenantContext, xml: bytes, *, app_id: str | None 
     nonce = "n0nce"
     crypto = WeChatCrypto(secrets.token, secrets.encoding_aes_key, app_id or secrets.app_id)
     envelope = crypto.encrypt_message(to_text(xml), nonce, ts)
-    import xml.etree.ElementTree as ET
+    from defusedxml.ElementTree import fromstring
 
-    fields = {child.tag: child.text for child in ET.fromstring(envelope)}
-    body = f"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[{fields['Encrypt']}]]></Encrypt></xml>"
+    fields = {child.tag: child.text for child in fromstring(envelope)}
+    encrypted = fields["Encrypt"]
+    body = f"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
     plain_sig = hashlib.sha1("".join(sorted([secrets.token, ts, nonce])).encode()).hexdigest()
     return make_request(
         body.encode(),
