@@ -34,7 +34,7 @@ def _error(status: int, reason: str, message: str) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body={"error": {"reason": reason, "message": message}},
+        body={"success": False, "code": reason, "message": message},
     )
 
 

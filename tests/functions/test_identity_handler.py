@@ -122,7 +122,7 @@ def test_given_a_batch_with_one_bad_record_when_handled_then_only_that_record_fa
     good = _record(_envelope(make_event(("email", "a@b.cn"), traits={"name": "A"})), "sqs-1")
     bad = _record("{not json", "sqs-2")
 
-    result = module.lambda_handler({"Records": [good, bad]}, _Context())
+    result = module.handler({"Records": [good, bad]}, _Context())
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "sqs-2"}]}
     assert [e.detail_type for e in publisher.events] == [DetailType.PROFILE_CHANGED]
@@ -155,8 +155,8 @@ def test_given_the_same_batch_delivered_twice_then_the_profile_is_written_once(
         ]
     }
 
-    module.lambda_handler(batch, _Context())
-    module.lambda_handler(batch, _Context())
+    module.handler(batch, _Context())
+    module.handler(batch, _Context())
 
     profile_pk = _publisher.events[0].detail["profile_id"]
     item = repo.get_profile(TENANT, profile_pk)

@@ -58,6 +58,14 @@ def load_handler(spec: FunctionSpec, root: Path = ROOT) -> Any:
     return getattr(module, func_name)
 
 
+def unload_handlers() -> None:
+    """Forget loaded handler modules (and their cached clients)."""
+    with _load_lock:
+        for key in list(_modules):
+            sys.modules.pop(key, None)
+        _modules.clear()
+
+
 def make_context(spec: FunctionSpec, region: str, account: str = "123456789012") -> LambdaContext:
     return LambdaContext(
         function_name=spec.name,

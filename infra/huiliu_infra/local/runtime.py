@@ -27,13 +27,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from huiliu import aws
-from huiliu.clock import OffsetClock, parse_duration, set_default_clock
+from huiliu.clock import OffsetClock, SystemClock, parse_duration, set_default_clock
 from huiliu_infra.local.lambda_runtime import (
     Router,
     http_api_event,
     http_api_response,
     load_handler,
     make_context,
+    unload_handlers,
 )
 from huiliu_infra.local.provision import ROOT, Deployment, MappingSpec, provision
 
@@ -150,7 +151,10 @@ class LocalRuntime:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
-        set_default_clock(__import__("huiliu.clock", fromlist=["SystemClock"]).SystemClock())
+        set_default_clock(SystemClock())
+        # Handler modules hold clients built for this endpoint: the next runtime imports afresh.
+        unload_handlers()
+        aws.reset_clients()
 
     def __enter__(self) -> LocalRuntime:
         return self.start()
@@ -293,7 +297,7 @@ class LocalRuntime:
         parts = urlsplit(req.path)
         length = int(req.headers.get("Content-Length") or 0)
         if length > MAX_HTTP_BODY:
-            self._json(req, 413, {"message": "Request Entity Too Large", "reason": "payload_too_large"})
+            self._json(req, 413, {"success": False, "code": "payload_too_large", "message": "Request Entity Too Large"})
             req.close_connection = True
             return
         body = req.rfile.read(length) if length else b""
@@ -303,7 +307,7 @@ class LocalRuntime:
         assert self.router is not None
         matched = self.router.match(req.command, parts.path)
         if matched is None:
-            self._json(req, 404, {"message": "Not Found"})
+            self._json(req, 404, {"success": False, "code": "not_found", "message": "Not Found"})
             return
         route, params = matched
         event = http_api_event(
@@ -328,7 +332,7 @@ class LocalRuntime:
         try:
             data = json.loads(body or b"{}")
         except json.JSONDecodeError:
-            self._json(req, 400, {"reason": "malformed_json"})
+            self._json(req, 400, {"code": "invalid_json", "message": "body is not valid JSON"})
             return
         if path == "/_huiliu/state":
             self._json(req, 200, {**self.describe(), "stats": self.stats.summary()})
@@ -339,14 +343,14 @@ class LocalRuntime:
                 delta = parse_duration(str(data.get("by", "")))
                 step = parse_duration(str(data["step"])) if data.get("step") else None
             except ValueError as exc:
-                self._json(req, 400, {"reason": "bad_duration", "message": str(exc)})
+                self._json(req, 400, {"code": "bad_duration", "message": str(exc)})
                 return
             now = self.advance(delta, step=step)
             self._json(req, 200, {"now": now.isoformat(), "offset_seconds": self.clock.offset.total_seconds()})
         elif path == "/_huiliu/drain" and req.command == "POST":
             self._json(req, 200, {"drained": self.drain(timeout=float(data.get("timeout", 30)))})
         else:
-            self._json(req, 404, {"message": "Not Found"})
+            self._json(req, 404, {"success": False, "code": "not_found", "message": "Not Found"})
 
     # ------------------------------------------------------------------ SQS pollers
     def _poll_loop(self, mapping: MappingSpec) -> None:
