@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from huiliu.ingest.pipeline import IngestPipeline
-    from huiliu.ingest.replay import ReplayReport
+    from huiliu.ingest.replayer import ReplayReport
 
 __all__ = ["IngestPipeline", "ReplayReport", "build_pipeline", "replay"]
 
@@ -21,8 +21,8 @@ def build_pipeline(settings: Any | None = None) -> IngestPipeline:
 
 
 def replay(*args: Any, **kwargs: Any) -> ReplayReport:
-    """Re-ingest archived requests of a tenant in a time range (see :func:`huiliu.ingest.replay.replay`)."""
-    from huiliu.ingest.replay import replay as _replay
+    """Re-ingest archived requests of a tenant in a time range (see :func:`huiliu.ingest.replayer.replay`)."""
+    from huiliu.ingest.replayer import replay as _replay
 
     return _replay(*args, **kwargs)
 
@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
 
         return IngestPipeline
     if name == "ReplayReport":
-        from huiliu.ingest.replay import ReplayReport
+        from huiliu.ingest.replayer import ReplayReport
 
         return ReplayReport
     raise AttributeError(name)

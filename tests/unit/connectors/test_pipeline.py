@@ -165,3 +165,38 @@ def test_given_a_rejected_request_when_counted_then_the_reason_is_a_metric_dimen
     pipeline.handle(make_request(b"{nope", path="/v1/hooks/youzan/acme"))
 
     assert pipeline.metrics.counts[("rejected", "youzan", "invalid_json")] == 1
+
+
+def test_given_archived_requests_when_replayed_then_dedupe_skips_them_unless_forced(
+    tenant: TenantContext, pipeline: IngestPipeline, clock: ManualClock
+) -> None:
+    from huiliu.ingest import replay
+
+    pipeline.handle(segment_track(tenant, "r1"))
+    clock.advance(timedelta(minutes=10))
+    pipeline.handle(youzan_request(tenant, sample_json("youzan", "POINTS.json")))
+    window = (NOW - timedelta(minutes=1), NOW + timedelta(hours=1))
+
+    deduped = replay("acme", *window, pipeline=pipeline)
+    forced = replay("acme", *window, pipeline=pipeline, force=True)
+
+    assert (deduped.requests, deduped.accepted, deduped.duplicates) == (2, 0, 2)
+    assert (forced.requests, forced.accepted) == (2, 2)
+    assert forced.failed == []
+
+
+def test_given_a_lost_event_when_its_time_range_is_replayed_then_it_is_published_with_its_raw_ref(
+    tenant: TenantContext, pipeline: IngestPipeline
+) -> None:
+    from huiliu.ingest import replay
+
+    pipeline.handle(segment_track(tenant, "lost"))
+    pipeline.dedupe.release(["acme#segment#lost"])  # as if the bus had lost it and dedupe was cleared
+    published(pipeline).clear()
+
+    report = replay("acme", NOW, NOW + timedelta(seconds=1), connector="segment", pipeline=pipeline)
+
+    assert report.accepted == 1
+    [event] = published(pipeline)
+    assert event.detail["raw_ref"].startswith("raw/acme/segment/2026/01/02/030405-")
+    assert event.detail["received_at"] == NOW.isoformat()
