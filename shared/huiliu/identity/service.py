@@ -208,7 +208,8 @@ class IdentityService:
         if snap.marker is not None:
             return Outcome("duplicate", snap.marker.get("profile_id"), decode_events(snap.marker.get("out")))
         when = event.timestamp.astimezone(UTC).isoformat()
-        live = [i for i in identifiers if not (i in snap.erased and when <= snap.erased[i])]
+        stamp = iso(event.timestamp)
+        live = [i for i in identifiers if not (i in snap.erased and stamp <= snap.erased[i])]
         if not live:
             return Outcome("skipped")
         profiles = snap.profiles
@@ -263,8 +264,8 @@ class IdentityService:
                     "message_id": event.message_id,
                     "correlation_id": event.correlation_id,
                     "linking_identifiers": [{"type": i.type, "value": i.value} for i in linking],
-                    "survivor_before": survivor.to_dict(),
-                    "absorbed_before": loser.to_dict(),
+                    "survivor_before": survivor.copy().to_dict(),
+                    "absorbed_before": loser.copy().to_dict(),
                     "merged_at": now,
                     "status": "active",
                 }

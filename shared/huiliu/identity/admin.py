@@ -1,0 +1,337 @@
+"""Admin operations on profiles: lookup, 360 view, unmerge, erase (PIPL/GDPR), export.
+
+Pure orchestration over :class:`IdentityRepository`; returns the out-events for the caller to
+publish. Domain errors (NotFound, Conflict, BadRequest) map to HTTP in the admin app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from huiliu.bus import OutgoingEvent
+from huiliu.clock import Clock, default_clock
+from huiliu.errors import BadRequest, Conflict, NotFound
+from huiliu.identifiers import InvalidIdentifier, is_valid_type
+from huiliu.identity.profile import ORDER_EVENTS, REFUND_EVENT, Profile, iso, merge_computed
+from huiliu.identity.repository import (
+    MARKER_SK,
+    IdentityRepository,
+    WriteSet,
+    marker_pk,
+    order_key,
+)
+from huiliu.identity.rules import IdentityRules, TraitStrategy
+from huiliu.identity.service import SOURCE, profile_summary
+from huiliu.models import DetailType, Identifier
+from huiliu.tenants import TenantSettings
+
+MAX_CHAIN = 16
+TIMELINE_FIELDS = (
+    "message_id",
+    "profile_id",
+    "type",
+    "event",
+    "timestamp",
+    "received_at",
+    "source",
+    "identifiers",
+    "traits",
+    "properties",
+    "context",
+    "correlation_id",
+)
+
+
+@dataclass
+class AdminResult:
+    body: dict[str, Any]
+    events: list[OutgoingEvent] = field(default_factory=list)
+
+
+def _timeline_entry(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item[k] for k in TIMELINE_FIELDS if k in item} | {"cursor": item["sk"]}
+
+
+def _merge_entry(item: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "merge_id",
+        "survivor_id",
+        "absorbed_id",
+        "message_id",
+        "linking_identifiers",
+        "merged_at",
+        "status",
+    )
+    return {k: item.get(k) for k in keys} | ({"undone_at": item["undone_at"]} if "undone_at" in item else {})
+
+
+class ProfileAdmin:
+    def __init__(
+        self,
+        repo: IdentityRepository,
+        *,
+        settings_for: Callable[[str], TenantSettings] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.repo = repo
+        self.settings_for = settings_for or (lambda tenant: TenantSettings(tenant_id=tenant))
+        self.clock = clock or default_clock()
+
+    def _rules(self, tenant: str) -> IdentityRules:
+        s = self.settings_for(tenant)
+        return IdentityRules.from_settings(s.identity_rules, s.blocked_values, s.default_region)
+
+    # -- finding people ---------------------------------------------------------------------------
+    def identifier(self, tenant: str, kind: str, value: str) -> Identifier:
+        if not is_valid_type(kind):
+            raise BadRequest(f"unknown identifier type {kind!r}")
+        from huiliu.identifiers import normalize
+
+        try:
+            return Identifier(type=kind, value=normalize(kind, value, self._rules(tenant).default_region))
+        except InvalidIdentifier as exc:
+            raise BadRequest(str(exc)) from exc
+
+    def lookup(self, tenant: str, ident: Identifier) -> str:
+        owner = self.repo.claim_owner(tenant, ident)
+        if owner is None:
+            raise NotFound(f"no profile holds {ident.type} {ident.value}")
+        return self.live(tenant, owner).profile_id
+
+    def live(self, tenant: str, profile_id: str) -> Profile:
+        """The live profile for an id, following ``merged_into`` from a tombstone."""
+        for _ in range(MAX_CHAIN):
+            profile = self.repo.get_profile(tenant, profile_id)
+            if profile is None:
+                raise NotFound(f"no profile {profile_id}")
+            if not profile.merged_into:
+                return profile
+            profile_id = profile.merged_into
+        raise Conflict(f"merge chain too long at {profile_id}")
+
+    # -- 360 view -------------------------------------------------------------------------------------
+    def view(
+        self, tenant: str, profile_id: str, *, cursor: str | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        limit = max(1, min(limit, 200))
+        profile = self.live(tenant, profile_id)
+        members = [profile.profile_id, *profile.absorbed]
+        rows: list[dict[str, Any]] = []
+        for pid in members:
+            rows += self.repo.timeline(tenant, pid, before=cursor, limit=limit + 1)
+        rows.sort(key=lambda i: i["sk"], reverse=True)
+        page, more = rows[:limit], len(rows) > limit
+        merges: list[dict[str, Any]] = []
+        for pid in members:
+            merges += [_merge_entry(m) for m in self.repo.merge_records(tenant, pid)]
+        merges.sort(key=lambda m: m["merged_at"] or "", reverse=True)
+        return {
+            "profile_id": profile.profile_id,
+            "requested_id": profile_id,
+            "profile": profile.to_dict(),
+            "identifiers": [{"type": i.type, "value": i.value} for i in profile.identifiers],
+            "absorbed_ids": profile.absorbed,
+            "merges": merges,
+            "timeline": [_timeline_entry(i) for i in page],
+            "next_cursor": page[-1]["sk"] if more and page else None,
+        }
+
+    # -- unmerge -----------------------------------------------------------------------------------
+    def unmerge(
+        self, tenant: str, profile_id: str, *, merge_id: str | None = None, absorbed_id: str | None = None
+    ) -> AdminResult:
+        if not merge_id and not absorbed_id:
+            raise BadRequest("give merge_id or absorbed_id")
+        survivor = self.repo.get_profile(tenant, profile_id)
+        if survivor is None:
+            raise NotFound(f"no profile {profile_id}")
+        record = next(
+            (
+                r
+                for r in self.repo.merge_records(tenant, profile_id)
+                if r.get("status") == "active"
+                and (r["merge_id"] == merge_id if merge_id else r["absorbed_id"] == absorbed_id)
+            ),
+            None,
+        )
+        if record is None:
+            raise NotFound("no active merge like that on this profile")
+        if survivor.merged_into:
+            raise Conflict(f"{profile_id} was itself merged into {survivor.merged_into}; unmerge that first")
+        current = self.repo.get_profile(tenant, record["absorbed_id"])
+        if current is None:
+            raise NotFound(f"absorbed profile {record['absorbed_id']} no longer exists")
+        now = iso(self.clock.now())
+        rules = self._rules(tenant)
+        restored = Profile.from_dict(record["absorbed_before"])
+        before = Profile.from_dict(record["survivor_before"])
+        restored.merged_into = None
+        restored.version = current.version + 1
+        restored.updated_at = now
+        after = _split(survivor, restored, before, rules)
+        after.version = survivor.version + 1
+        after.updated_at = now
+        owners = self.repo.load(tenant, identifiers=restored.identifiers).claims
+        writes = WriteSet(
+            profiles=[(after, survivor.version), (restored, current.version)],
+            claims=[
+                (i, restored.profile_id, profile_id)
+                for i in restored.identifiers
+                if owners.get(i) == profile_id
+            ],
+        )
+        record = dict(record, status="undone", undone_at=now)
+        writes.merge_updates.append((record["pk"], record["sk"], record))
+        self.repo.commit(tenant, writes)
+        detail = {"tenant_id": tenant, "correlation_id": record.get("correlation_id"), "occurred_at": now}
+        events = [
+            OutgoingEvent(
+                SOURCE,
+                DetailType.PROFILE_UNMERGED,
+                detail
+                | {
+                    "profile_id": profile_id,
+                    "restored_id": restored.profile_id,
+                    "merge_id": record["merge_id"],
+                    "identifiers_returned": [
+                        {"type": i.type, "value": i.value} for i in restored.identifiers
+                    ],
+                },
+            ),
+            *(
+                OutgoingEvent(
+                    SOURCE,
+                    DetailType.PROFILE_CHANGED,
+                    detail
+                    | {
+                        "profile_id": p.profile_id,
+                        "created": False,
+                        "changed": {"unmerged": record["merge_id"]},
+                        "merged_from": [],
+                        "event": None,
+                        "profile": profile_summary(p),
+                    },
+                )
+                for p in (after, restored)
+            ),
+        ]
+        return AdminResult(
+            {"profile_id": profile_id, "restored_id": restored.profile_id, "merge_id": record["merge_id"]},
+            events,
+        )
+
+    # -- erase and export ---------------------------------------------------------------------------
+    def _members(self, tenant: str, ident: Identifier | None, profile_id: str | None) -> Profile:
+        if ident is not None:
+            profile_id = self.lookup(tenant, ident)
+        assert profile_id is not None
+        return self.live(tenant, profile_id)
+
+    def erase(self, tenant: str, ident: Identifier) -> AdminResult:
+        """Delete the person found by ``ident``: profiles, claims, timeline, markers; keep hashes."""
+        live = self._members(tenant, ident, None)
+        ids = [live.profile_id, *live.absorbed]
+        profiles = self.repo.load_profiles(tenant, ids)
+        identifiers = list(dict.fromkeys([ident, *(i for p in profiles.values() for i in p.identifiers)]))
+        extra: list[tuple[str, str]] = []
+        for pid in ids:
+            for item in self.repo.timeline_all(tenant, pid):
+                connector = (item.get("source") or {}).get("connector")
+                if connector:
+                    extra.append((marker_pk(tenant, connector, item["message_id"]), MARKER_SK))
+                order_id = (item.get("properties") or {}).get("order_id")
+                if order_id is not None and item.get("event") in (*ORDER_EVENTS, REFUND_EVENT):
+                    extra.append(order_key(tenant, str(order_id), "COUNTED"))
+                    extra.append(order_key(tenant, str(order_id), "REFUNDED"))
+        now = iso(self.clock.now())
+        deleted = self.repo.erase(
+            tenant, profile_ids=ids, identifiers=identifiers, extra_keys=extra, erased_at=now
+        )
+        event = OutgoingEvent(
+            SOURCE,
+            DetailType.PROFILE_ERASED,
+            {
+                "tenant_id": tenant,
+                "profile_id": live.profile_id,
+                "profile_ids": ids,
+                "correlation_id": None,
+                "occurred_at": now,
+                "identifier_count": len(identifiers),
+            },
+        )
+        body = {
+            "profile_id": live.profile_id,
+            "profile_ids": ids,
+            "identifiers": len(identifiers),
+            "items": deleted,
+        }
+        return AdminResult(body, [event])
+
+    def export(self, tenant: str, profile_id: str) -> dict[str, Any]:
+        """Everything held about the person, as one JSON document."""
+        live = self.live(tenant, profile_id)
+        ids = [live.profile_id, *live.absorbed]
+        absorbed = self.repo.load_profiles(tenant, live.absorbed)
+        timeline: list[dict[str, Any]] = []
+        merges: list[dict[str, Any]] = []
+        for pid in ids:
+            timeline += [_timeline_entry(i) for i in self.repo.timeline_all(tenant, pid)]
+            merges += [_merge_entry(m) for m in self.repo.merge_records(tenant, pid)]
+        timeline.sort(key=lambda i: i["cursor"])
+        return {
+            "tenant_id": tenant,
+            "profile_id": live.profile_id,
+            "exported_at": iso(self.clock.now()),
+            "profile": live.to_dict(),
+            "absorbed_profiles": [p.to_dict() for p in absorbed.values()],
+            "merges": merges,
+            "timeline": timeline,
+        }
+
+
+def _split(survivor: Profile, restored: Profile, before: Profile, rules: IdentityRules) -> Profile:
+    """The survivor without what the restored profile brought in at the merge."""
+    after = survivor.copy()
+    gone = set(restored.identifiers)
+    after.identifiers = [i for i in after.identifiers if i not in gone]
+    returning = {restored.profile_id, *restored.absorbed}
+    after.absorbed = [p for p in after.absorbed if p not in returning]
+    after.merge_count = max(0, after.merge_count - 1 - restored.merge_count)
+    for name, value in restored.traits.items():
+        strategy = rules.strategy(name)
+        if strategy is TraitStrategy.SUM:
+            if isinstance(after.traits.get(name), int | float) and isinstance(value, int | float):
+                after.traits[name] = after.traits[name] - value
+        elif strategy is TraitStrategy.UNION:
+            brought = {repr(v) for v in value or []} - {repr(v) for v in before.traits.get(name) or []}
+            after.traits[name] = [v for v in after.traits.get(name) or [] if repr(v) not in brought]
+        elif after.trait_meta.get(name) == restored.trait_meta.get(name):
+            if name in before.traits:
+                after.traits[name] = before.traits[name]
+                after.trait_meta[name] = before.trait_meta.get(name, ["", ""])
+            else:
+                after.traits.pop(name, None)
+                after.trait_meta.pop(name, None)
+    after.tags = sorted(set(after.tags) - (set(restored.tags) - set(before.tags)))
+    for channel, entry in restored.consent.items():
+        if after.consent.get(channel) == entry:
+            if channel in before.consent:
+                after.consent[channel] = before.consent[channel]
+            else:
+                after.consent.pop(channel)
+    computed = merge_computed(after.computed, restored.computed, sign=-1)
+    for key in ("first_seen", "last_seen", "first_order_at", "last_order_at"):
+        if key in restored.computed and computed.get(key) == restored.computed[key]:
+            if key in before.computed:
+                computed[key] = before.computed[key]
+            else:
+                computed.pop(key, None)
+    brought_products = set(restored.computed.get("products_bought", [])) - set(
+        before.computed.get("products_bought", [])
+    )
+    if "products_bought" in computed:
+        computed["products_bought"] = [p for p in computed["products_bought"] if p not in brought_products]
+    after.computed = computed
+    return after

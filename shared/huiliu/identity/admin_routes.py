@@ -1,0 +1,135 @@
+"""Admin HTTP routes for profiles, mounted by the admin app under ``/admin``.
+
+The admin app authenticates the caller and puts the tenant on ``router.context["tenant_id"]``.
+
+- ``GET  /profiles/lookup?phone=|email=|user_id=|type=&value=``  -> 360 view of the person
+- ``GET  /profiles/{id}?cursor=&limit=``                          -> 360 view (timeline page)
+- ``POST /profiles/{id}/unmerge``  body ``{"merge_id": ...}`` or ``{"absorbed_id": ...}``
+- ``POST /profiles/erase``         body ``{"type": ..., "value": ...}``
+- ``GET  /profiles/{id}/export``                                  -> everything, as JSON
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from huiliu.errors import BadRequest, Unauthorized
+
+router = APIGatewayHttpRouter()
+_deps: dict[str, Any] = {}
+LOOKUP_KEYS = ("phone", "email", "user_id", "member_id", "anonymous_id", "wechat_openid", "wechat_unionid")
+
+
+class UnmergeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    merge_id: str | None = Field(default=None, min_length=1)
+    absorbed_id: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> UnmergeBody:
+        if not self.merge_id and not self.absorbed_id:
+            raise ValueError("give merge_id or absorbed_id")
+        return self
+
+
+class IdentifierBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=40)
+    value: str = Field(min_length=1, max_length=256)
+
+
+def configure(admin: Any | None = None, publisher: Any | None = None) -> None:
+    """Inject a ProfileAdmin and a publisher (tests, local runtime); real ones are built lazily."""
+    _deps.clear()
+    if admin is not None:
+        _deps["admin"] = admin
+    if publisher is not None:
+        _deps["publisher"] = publisher
+
+
+def _admin() -> Any:
+    if "admin" not in _deps:
+        from huiliu.identity.admin import ProfileAdmin
+        from huiliu.identity.wiring import build_repository, tenant_settings_lookup
+
+        _deps["admin"] = ProfileAdmin(build_repository(), settings_for=tenant_settings_lookup())
+    return _deps["admin"]
+
+
+def _publish(events: list[Any]) -> None:
+    if not events:
+        return
+    if "publisher" not in _deps:
+        from huiliu.bus import EventBridgePublisher
+        from huiliu.settings import get_settings
+
+        _deps["publisher"] = EventBridgePublisher(get_settings().event_bus_name)
+    _deps["publisher"].publish(events)
+
+
+def _tenant() -> str:
+    tenant = router.context.get("tenant_id")
+    if not tenant:
+        raise Unauthorized("no tenant on the request")
+    return str(tenant)
+
+
+def _body(model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate(router.current_event.json_body or {})
+    except (ValidationError, ValueError) as exc:
+        raise BadRequest(f"invalid body: {exc}") from exc
+
+
+def _query() -> dict[str, str]:
+    return dict(router.current_event.query_string_parameters or {})
+
+
+@router.get("/profiles/lookup")
+def lookup_profile() -> dict[str, Any]:
+    tenant, params, admin = _tenant(), _query(), _admin()
+    if params.get("type") and params.get("value"):
+        kind, value = params["type"], params["value"]
+    else:
+        found = [(k, params[k]) for k in LOOKUP_KEYS if params.get(k)]
+        if len(found) != 1:
+            raise BadRequest("give exactly one of phone, email, user_id … or type and value")
+        kind, value = found[0]
+    profile_id = admin.lookup(tenant, admin.identifier(tenant, kind, value))
+    return admin.view(tenant, profile_id, limit=int(params.get("limit", 50)))
+
+
+@router.get("/profiles/<profile_id>")
+def get_profile(profile_id: str) -> dict[str, Any]:
+    params = _query()
+    try:
+        limit = int(params.get("limit", 50))
+    except ValueError as exc:
+        raise BadRequest("limit must be a number") from exc
+    return _admin().view(_tenant(), profile_id, cursor=params.get("cursor") or None, limit=limit)
+
+
+@router.post("/profiles/<profile_id>/unmerge")
+def unmerge_profile(profile_id: str) -> dict[str, Any]:
+    body = _body(UnmergeBody)
+    result = _admin().unmerge(_tenant(), profile_id, merge_id=body.merge_id, absorbed_id=body.absorbed_id)
+    _publish(result.events)
+    return result.body
+
+
+@router.post("/profiles/erase")
+def erase_profile() -> dict[str, Any]:
+    tenant, body, admin = _tenant(), _body(IdentifierBody), _admin()
+    result = admin.erase(tenant, admin.identifier(tenant, body.type, body.value))
+    _publish(result.events)
+    return result.body
+
+
+@router.get("/profiles/<profile_id>/export")
+def export_profile(profile_id: str) -> dict[str, Any]:
+    return _admin().export(_tenant(), profile_id)
