@@ -2,6 +2,12 @@
 
 mock_aws is not thread-safe, so a ThreadedMotoServer is started and every thread gets its own
 boto3 client pointed at it. Conditional writes + bounded retries make the racers converge.
+
+moto's TransactWriteItems is not isolated under concurrency: it applies writes one by one and, on
+a cancelled transaction, restores a deep copy of the whole table taken before it started, wiping
+out whatever other requests wrote meanwhile. Real DynamoDB transactions are serializable, so the
+fixture serialises moto's per-request item operations with one lock (each HTTP request is still
+concurrent; only the server-side apply is atomic, as in DynamoDB).
 """
 
 from __future__ import annotations
@@ -30,13 +36,32 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_ATOMIC = ("get_item", "put_item", "update_item", "delete_item", "transact_write_items", "query", "scan")
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    originals = {name: getattr(DynamoDBBackend, name) for name in _ATOMIC}
+
+    def atomic(method: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    for name, method in originals.items():
+        setattr(DynamoDBBackend, name, atomic(method))
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+    for name, method in originals.items():
+        setattr(DynamoDBBackend, name, method)
 
 
 def _client(endpoint: str) -> Any:
@@ -107,8 +132,9 @@ def test_given_simultaneous_events_for_one_new_person_then_exactly_one_profile_r
     assert _claim_owners(table) == {outcomes[0].profile_id}
 
 
+@pytest.mark.parametrize("round_", range(3))
 def test_given_simultaneous_events_with_overlapping_identifiers_then_they_converge_on_one_profile(
-    table: str,
+    table: str, round_: int
 ) -> None:
     events = [
         make_event(("email", "wu@x.cn")),
