@@ -189,6 +189,7 @@ class IngestPipeline:
         """Process one delivery. ``tenant_id``/``connector``/``raw_ref`` are set by replay only."""
         name = connector or ""
         correlation_id = self._correlation_id(request)
+        logger.remove_keys(["tenant_id", "connector"])
         bind_correlation(correlation_id)
         try:
             if connector is None:
