@@ -45,9 +45,8 @@ def _aws_test_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """mock_aws with everything template.yaml declares provisioned, and its env vars set."""
-    from moto import mock_aws
-
     from huiliu_infra.local.provision import provision
+    from moto import mock_aws
 
     with mock_aws():
         deployment = provision(region="ap-east-1")

@@ -10,7 +10,6 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-
 from huiliu.errors import HuiliuError
 from huiliu.observability import CORRELATION_HEADER, bind_correlation, logger, metrics, tracer
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
 from huiliu.observability import logger, metrics, tracer
 from huiliu.passthrough import record_handler
 

@@ -1,12 +1,12 @@
 """``huiliu`` — the one command-line entry point (the Make targets call it).
 
-    huiliu local [--port 3000] [--aws-port 4566]   run the local runtime in the foreground
-    huiliu local tenant [--json]                    the demo tenant's connector settings and URLs
-    huiliu local advance 3d [--step 1h]            move the local runtime's clock forward
-    huiliu local state                              what runs where, and invocation counts
-    huiliu demo                                     start, send the sample webhooks, show results
-    huiliu profiles get|unmerge|erase|export …      the profile 360 view and PIPL/GDPR tools
-    huiliu replay …                                  re-ingest archived raw requests
+huiliu local [--port 3000] [--aws-port 4566]   run the local runtime in the foreground
+huiliu local tenant [--json]                    the demo tenant's connector settings and URLs
+huiliu local advance 3d [--step 1h]            move the local runtime's clock forward
+huiliu local state                              what runs where, and invocation counts
+huiliu demo                                     start, send the sample webhooks, show results
+huiliu profiles get|unmerge|erase|export …      the profile 360 view and PIPL/GDPR tools
+huiliu replay …                                  re-ingest archived raw requests
 """
 
 from __future__ import annotations
@@ -39,12 +39,15 @@ def _control(path: str, payload: dict[str, Any] | None = None, api: str = DEFAUL
     except urllib.error.HTTPError as exc:
         raise SystemExit(f"local runtime answered {exc.code}: {exc.read().decode(errors='replace')}") from exc
     except urllib.error.URLError as exc:
-        raise SystemExit(f"local runtime not reachable at {api} ({exc.reason}); start it with `make local`") from exc
+        raise SystemExit(
+            f"local runtime not reachable at {api} ({exc.reason}); start it with `make local`"
+        ) from exc
 
 
-def _print_banner(runtime: Any) -> None:
+def _print_banner(runtime: Any, out: Any = print) -> None:
     info = runtime.describe()
     tenant = info["tenant"]
+    segment = tenant["connectors"]["segment"]
     lines = [
         "Huiliu local runtime is up.",
         f"  HTTP API        {info['api_url']}   (API Gateway v2 payloads; control under /_huiliu/)",
@@ -56,7 +59,7 @@ def _print_banner(runtime: Any) -> None:
         "  Routes",
         *[f"    {r}" for r in info["routes"]],
         f"  Tenant          {tenant['tenant_id']}   admin key {tenant['admin_key']}",
-        f"  Segment         write key {tenant['connectors']['segment']['write_key']}   url {tenant['connectors']['segment']['url']}",
+        f"  Segment         write key {segment['write_key']}   url {segment['url']}",
         *[
             f"  {name:<15} {conf['url']}"
             for name, conf in tenant["connectors"].items()
@@ -65,7 +68,7 @@ def _print_banner(runtime: Any) -> None:
         "  Connector secrets: `huiliu local tenant --json`; move time: `huiliu local advance 3d`.",
         "  Ctrl-C stops.",
     ]
-    print("\n".join(lines), flush=True)
+    out("\n".join(lines))
 
 
 def cmd_local(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ def endpoint_for(service: str) -> str | None:
             from localstack_client import config as ls_config  # dev dependency, optional at runtime
 
             return str(ls_config.get_service_endpoint(service))
-        except Exception:  # noqa: BLE001 - fall back to LocalStack's documented defaults
+        except Exception:
             host = os.environ.get("LOCALSTACK_HOSTNAME", "localhost")
             port = os.environ.get("EDGE_PORT", "4566")
             return f"http://{host}:{port}"

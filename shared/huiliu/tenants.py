@@ -102,7 +102,9 @@ class TenantRepository(DynamoRepository):
         return TenantSettings.model_validate(item["settings"]) if item else None
 
     def put_settings(self, settings: TenantSettings) -> None:
-        self.put({"pk": f"T#{settings.tenant_id}", "sk": "SETTINGS", "settings": settings.model_dump(mode="json")})
+        self.put(
+            {"pk": f"T#{settings.tenant_id}", "sk": "SETTINGS", "settings": settings.model_dump(mode="json")}
+        )
 
     def tenant_for_key_hash(self, key_hash: str) -> str | None:
         item = self.get(f"WRITEKEY#{key_hash}", "WRITEKEY", consistent=False)
@@ -117,7 +119,6 @@ class TenantRepository(DynamoRepository):
             )
         except ConditionFailed as exc:
             raise ValueError("write key already belongs to another tenant") from exc
-
 
     def tenant_for_admin_key(self, key_hash: str) -> str | None:
         item = self.get(f"ADMINKEY#{key_hash}", "ADMINKEY", consistent=False)
@@ -174,9 +175,8 @@ class TenantDirectory:
         except Exception as exc:  # a missing secret means an unknown tenant to the caller
             if isinstance(exc, NotFound):
                 raise
-            from botocore.exceptions import ClientError
-
             from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+            from botocore.exceptions import ClientError
 
             if isinstance(exc, GetParameterError | ClientError):
                 raise NotFound("unknown tenant or connector", reason="not_found") from exc

@@ -8,9 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 def http(
@@ -35,7 +33,7 @@ def segment_call(api_url: str, write_key: str, call: str, payload: dict[str, Any
     return status, json.loads(raw) if raw else None
 
 
-def eventually(probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1) -> T:
+def eventually[T](probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1) -> T:
     """Poll ``probe`` until it returns something truthy (the pipeline is asynchronous)."""
     deadline = time.monotonic() + timeout
     while True:

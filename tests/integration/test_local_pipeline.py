@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from huiliu import aws
+
 from tests.integration.helpers import eventually, http, segment_call
 
 pytestmark = pytest.mark.integration
@@ -20,14 +20,18 @@ def _identity_item(runtime: Any, pk: str, sk: str) -> dict[str, Any] | None:
     from huiliu.storage.dynamo import deserialize
 
     table = runtime.deployment.tables["IdentityTable"]
-    found = aws.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+    found = (
+        aws.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+    )
     return deserialize(found) if found else None
 
 
 def _queue_messages(runtime: Any, logical: str) -> list[dict[str, Any]]:
     url = runtime.deployment.queues[logical].url
-    return aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-        "Messages", []
+    return (
+        aws.client("sqs")
+        .receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        .get("Messages", [])
     )
 
 
@@ -41,7 +45,12 @@ def test_track_call_over_http_ends_as_a_profile_in_the_identity_table(local_runt
         local_runtime.api_url,
         write_key,
         "track",
-        {"userId": user_id, "event": "Signed Up", "properties": {"plan": "pro"}, "messageId": uuid.uuid4().hex},
+        {
+            "userId": user_id,
+            "event": "Signed Up",
+            "properties": {"plan": "pro"},
+            "messageId": uuid.uuid4().hex,
+        },
     )
 
     # Then it is accepted, and after HTTP → bus → queue → identity the profile is in the table
@@ -70,7 +79,9 @@ def test_identify_with_traits_lands_on_the_same_profile_as_the_track_call(local_
 
     # Then the normalised email is claimed by that same profile
     assert status == 200
-    email_claim = eventually(lambda: _identity_item(local_runtime, "T#demo#ID#email#mei.lin@example.com", "CLAIM"))
+    email_claim = eventually(
+        lambda: _identity_item(local_runtime, "T#demo#ID#email#mei.lin@example.com", "CLAIM")
+    )
     assert email_claim["profile_id"] == first["profile_id"]
 
 
@@ -79,7 +90,9 @@ def test_a_poison_message_ends_in_the_dlq_while_its_batch_mates_are_processed(lo
     sqs = aws.client("sqs")
     identity_queue = local_runtime.deployment.queues["IdentityQueue"]
     poison_marker = f"poison-{uuid.uuid4().hex[:8]}"
-    sqs.send_message(QueueUrl=identity_queue.url, MessageBody=json.dumps({"not": "an event", "id": poison_marker}))
+    sqs.send_message(
+        QueueUrl=identity_queue.url, MessageBody=json.dumps({"not": "an event", "id": poison_marker})
+    )
     write_key = local_runtime.tenant["connectors"]["segment"]["write_key"]
     user_id = f"u-{uuid.uuid4().hex[:8]}"
     segment_call(local_runtime.api_url, write_key, "track", {"userId": user_id, "event": "Viewed"})
@@ -106,7 +119,13 @@ def test_a_poison_message_ends_in_the_dlq_while_its_batch_mates_are_processed(lo
         ("/v1/track", b'{"userId":"u","event":"E"}', "wrong-key", 401, "invalid_write_key"),
         ("/v1/hooks/shopify/no-such-tenant", b"{}", None, 404, "not_found"),
         ("/v1/hooks/no-such-connector/demo", b"{}", None, 404, "not_found"),
-        ("/v1/track", b'{"userId":"u","event":"' + b"x" * 600_000 + b'"}', "good-key", 413, "payload_too_large"),
+        (
+            "/v1/track",
+            b'{"userId":"u","event":"' + b"x" * 600_000 + b'"}',
+            "good-key",
+            413,
+            "payload_too_large",
+        ),
     ],
     ids=["malformed-json", "wrong-write-key", "unknown-tenant", "unknown-connector", "oversized"],
 )
@@ -133,8 +152,15 @@ def test_bad_requests_get_a_4xx_with_a_machine_readable_reason(
 
 def test_unknown_tenant_and_unknown_connector_answer_identically(local_runtime: Any) -> None:
     # Given one request to a tenant that does not exist and one to a connector that does not exist
-    a = http("POST", local_runtime.api_url + "/v1/hooks/shopify/ghost-shop", b"{}", {"Content-Type": "application/json"})
-    b = http("POST", local_runtime.api_url + "/v1/hooks/nothing/demo", b"{}", {"Content-Type": "application/json"})
+    a = http(
+        "POST",
+        local_runtime.api_url + "/v1/hooks/shopify/ghost-shop",
+        b"{}",
+        {"Content-Type": "application/json"},
+    )
+    b = http(
+        "POST", local_runtime.api_url + "/v1/hooks/nothing/demo", b"{}", {"Content-Type": "application/json"}
+    )
 
     # Then nothing in the answers tells which tenants exist
     assert a[0] == b[0] == 404

@@ -87,6 +87,8 @@ class Deployment:
     mappings: list[MappingSpec] = field(default_factory=list)
     routes: list[RouteSpec] = field(default_factory=list)
     schedules: list[ScheduleSpec] = field(default_factory=list)
+    # Rule targets that are log groups in AWS (the catch-all debug rule) become local "tap" queues.
+    taps: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
 
     def shared_env(self) -> dict[str, str]:
@@ -157,7 +159,9 @@ def provision(
     for logical, res in resources.items():
         names.refs.setdefault(logical, _physical(stack, logical))
         service = res["Type"].split("::")[1].lower()
-        names.attrs.setdefault((logical, "Arn"), f"arn:aws:{service}:{region}:{acct}:{_physical(stack, logical)}")
+        names.attrs.setdefault(
+            (logical, "Arn"), f"arn:aws:{service}:{region}:{acct}:{_physical(stack, logical)}"
+        )
 
     # Functions: names and ARNs first (env vars, schedules and routes refer to them).
     for logical, _res in of_type("AWS::Lambda::Function"):
@@ -204,22 +208,33 @@ def provision(
 
     # SQS queues: dead-letter queues first, so redrive policies can name them.
     sqs = clients("sqs")
-    queue_items = sorted(of_type("AWS::SQS::Queue"), key=lambda item: "RedrivePolicy" in item[1].get("Properties", {}))
+    queue_items = sorted(
+        of_type("AWS::SQS::Queue"), key=lambda item: "RedrivePolicy" in item[1].get("Properties", {})
+    )
     for logical, res in queue_items:
         props = resolver.resolve(res.get("Properties", {}))
         qname = props.get("QueueName") or _physical(stack, logical)
         attrs: dict[str, str] = {}
-        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+        for key in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "ReceiveMessageWaitTimeSeconds",
+        ):
             if key in props:
                 attrs[key] = str(props[key])
         redrive = props.get("RedrivePolicy")
         dlq_logical = None
         if redrive:
             attrs["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": redrive["deadLetterTargetArn"], "maxReceiveCount": int(redrive["maxReceiveCount"])}
+                {
+                    "deadLetterTargetArn": redrive["deadLetterTargetArn"],
+                    "maxReceiveCount": int(redrive["maxReceiveCount"]),
+                }
             )
             dlq_logical = next(
-                (q.logical for q in deployment.queues.values() if q.arn == redrive["deadLetterTargetArn"]), None
+                (q.logical for q in deployment.queues.values() if q.arn == redrive["deadLetterTargetArn"]),
+                None,
             )
         url = sqs.create_queue(QueueName=qname, Attributes=attrs)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -280,9 +295,19 @@ def provision(
         arn = events.put_rule(
             Name=rule_name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED"
         )["RuleArn"]
-        targets = [
-            {"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets", []) if str(t["Arn"]).startswith("arn:aws:sqs")
-        ]
+        targets = []
+        for target in props.get("Targets", []):
+            arn = str(target["Arn"])
+            if arn.startswith("arn:aws:sqs"):
+                targets.append({"Id": target["Id"], "Arn": arn})
+            elif arn.startswith("arn:aws:logs"):
+                # No CloudWatch Logs locally: the same events go to a tap queue you can read.
+                tap_url = sqs.create_queue(QueueName=_physical(stack, f"{logical}-tap"))["QueueUrl"]
+                tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])[
+                    "Attributes"
+                ]["QueueArn"]
+                targets.append({"Id": target["Id"], "Arn": tap_arn})
+                deployment.taps[logical] = tap_url
         if targets:
             events.put_targets(Rule=rule_name, EventBusName=bus, Targets=targets)
         names.refs[logical] = rule_name
@@ -321,10 +346,14 @@ def provision(
     for logical, res in of_type("AWS::Scheduler::Schedule"):
         props = res["Properties"]
         target = props["Target"]["Arn"]
-        fn_logical = target["Fn::GetAtt"][0] if isinstance(target, dict) else fn_by_name[target.rsplit(":", 1)[-1]]
+        fn_logical = (
+            target["Fn::GetAtt"][0] if isinstance(target, dict) else fn_by_name[target.rsplit(":", 1)[-1]]
+        )
         expression = props["ScheduleExpression"]
         deployment.schedules.append(
-            ScheduleSpec(logical=logical, expression=expression, function=fn_logical, seconds=rate_seconds(expression))
+            ScheduleSpec(
+                logical=logical, expression=expression, function=fn_logical, seconds=rate_seconds(expression)
+            )
         )
 
     for _logical, res in of_type("AWS::ApiGatewayV2::Api"):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 from huiliu import aws
 from huiliu.clock import OffsetClock, SystemClock, parse_duration, set_default_clock
+
 from huiliu_infra.local.lambda_runtime import (
     Router,
     http_api_event,
@@ -108,6 +110,9 @@ class LocalRuntime:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._tick_lock = threading.Lock()
+        # One invocation at a time: Powertools Logger keeps per-invocation keys (function name,
+        # correlation id) in process-wide state, so concurrent handlers would mix their log context.
+        self._invoke_lock = threading.Lock()
         self._next_fire: dict[str, datetime] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -129,11 +134,11 @@ class LocalRuntime:
         get_settings.cache_clear()
         set_default_clock(self.clock)
         self.router = Router(self.deployment.routes)
+        self._start_http()  # binds the port first: the tenant's connector URLs name it
         self.tenant = self._provision_demo_tenant()
         now = self.clock.now()
         for sched in self.deployment.schedules:
             self._next_fire[sched.logical] = now + timedelta(seconds=sched.seconds)
-        self._start_http()
         for mapping in self.deployment.mappings:
             self._spawn(f"poll-{mapping.function}", self._poll_loop, mapping)
         self._spawn("scheduler", self._schedule_loop)
@@ -204,7 +209,8 @@ class LocalRuntime:
         repo.put_admin_key(hash_key(admin_key, settings.hash_salt), DEMO_TENANT)
         body = secrets_obj.model_dump(mode="json", by_alias=True, exclude_none=True)
         hooks = {
-            name: f"{self.api_url}/v1/hooks/{name}/{DEMO_TENANT}" for name in ("youzan", "wechat", "shopify", "signed-json")
+            name: f"{self.api_url}/v1/hooks/{name}/{DEMO_TENANT}"
+            for name in ("youzan", "wechat", "shopify", "signed-json")
         }
         for name, url in hooks.items():
             body.setdefault(name, {})["url"] = url
@@ -244,9 +250,12 @@ class LocalRuntime:
             self._busy += 1
         started = time.perf_counter()
         try:
-            result = load_handler(spec)(event, context)
+            with self._invoke_lock:
+                result = load_handler(spec)(event, context)
         except Exception as exc:
-            self.stats.add(Invocation(function, False, (time.perf_counter() - started) * 1000, error=repr(exc)))
+            self.stats.add(
+                Invocation(function, False, (time.perf_counter() - started) * 1000, error=repr(exc))
+            )
             log.error("%s raised: %s\n%s", function, exc, traceback.format_exc())
             raise
         finally:
@@ -271,7 +280,7 @@ class LocalRuntime:
             def _handle(self) -> None:
                 runtime._serve(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
         self._http = ThreadingHTTPServer((self.http_host, self.http_port), Handler)
         self._http.daemon_threads = True
@@ -291,13 +300,19 @@ class LocalRuntime:
             req.wfile.write(body)
 
     def _json(self, req: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
-        self._reply(req, status, {"Content-Type": "application/json"}, json.dumps(payload, default=str).encode())
+        self._reply(
+            req, status, {"Content-Type": "application/json"}, json.dumps(payload, default=str).encode()
+        )
 
     def _serve(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         length = int(req.headers.get("Content-Length") or 0)
         if length > MAX_HTTP_BODY:
-            self._json(req, 413, {"success": False, "code": "payload_too_large", "message": "Request Entity Too Large"})
+            self._json(
+                req,
+                413,
+                {"success": False, "code": "payload_too_large", "message": "Request Entity Too Large"},
+            )
             req.close_connection = True
             return
         body = req.rfile.read(length) if length else b""
@@ -336,6 +351,8 @@ class LocalRuntime:
             return
         if path == "/_huiliu/state":
             self._json(req, 200, {**self.describe(), "stats": self.stats.summary()})
+        elif path == "/_huiliu/bus":
+            self._json(req, 200, self.bus_events())
         elif path == "/_huiliu/tenant":
             self._json(req, 200, self.tenant)
         elif path == "/_huiliu/advance" and req.command == "POST":
@@ -346,7 +363,9 @@ class LocalRuntime:
                 self._json(req, 400, {"code": "bad_duration", "message": str(exc)})
                 return
             now = self.advance(delta, step=step)
-            self._json(req, 200, {"now": now.isoformat(), "offset_seconds": self.clock.offset.total_seconds()})
+            self._json(
+                req, 200, {"now": now.isoformat(), "offset_seconds": self.clock.offset.total_seconds()}
+            )
         elif path == "/_huiliu/drain" and req.command == "POST":
             self._json(req, 200, {"drained": self.drain(timeout=float(data.get("timeout", 30)))})
         else:
@@ -360,7 +379,7 @@ class LocalRuntime:
         while not self._stop.is_set():
             try:
                 messages = self._receive(sqs, queue.url, mapping)
-            except Exception as exc:  # noqa: BLE001 - the emulator may be going away on shutdown
+            except Exception as exc:
                 if not self._stop.is_set():
                     log.warning("poll %s failed: %s", mapping.queue, exc)
                     time.sleep(0.5)
@@ -369,23 +388,27 @@ class LocalRuntime:
                 self._deliver(sqs, queue, mapping, messages)
 
     def _receive(self, sqs: Any, url: str, mapping: MappingSpec) -> list[dict[str, Any]]:
-        want = mapping.batch_size
-        deadline = time.monotonic() + mapping.window_seconds
+        """Long-poll for a batch; once one message is in, wait up to the batching window to fill it."""
         messages: list[dict[str, Any]] = []
-        while len(messages) < want and not self._stop.is_set():
+        deadline = 0.0
+        while len(messages) < mapping.batch_size and not self._stop.is_set():
             resp = sqs.receive_message(
                 QueueUrl=url,
-                MaxNumberOfMessages=min(10, want - len(messages)),
-                WaitTimeSeconds=self.poll_wait if not messages else 0,
+                MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
+                WaitTimeSeconds=0 if messages else self.poll_wait,
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
             got = resp.get("Messages", [])
+            if got and not messages:
+                deadline = time.monotonic() + mapping.window_seconds
             messages.extend(got)
-            if not got and (not messages or time.monotonic() >= deadline):
+            if not messages:
+                return []
+            if time.monotonic() >= deadline:
                 break
-            if messages and time.monotonic() >= deadline and not got:
-                break
+            if not got:
+                time.sleep(0.05)
         return messages
 
     def _deliver(self, sqs: Any, queue: Any, mapping: MappingSpec, messages: list[dict[str, Any]]) -> None:
@@ -413,7 +436,7 @@ class LocalRuntime:
                 if mapping.report_failures and isinstance(result, dict)
                 else set()
             )
-        except Exception:  # noqa: BLE001 - whole batch failed: every message is retried
+        except Exception:
             failed = {r["messageId"] for r in records}
         done = [r for r in records if r["messageId"] not in failed]
         for start in range(0, len(done), 10):
@@ -426,12 +449,12 @@ class LocalRuntime:
         # AWS); the emulator counts receives and moves them to the DLQ after maxReceiveCount.
         for record in records:
             if record["messageId"] in failed:
-                try:
+                with contextlib.suppress(Exception):  # the message may already be gone
                     sqs.change_message_visibility(
-                        QueueUrl=queue.url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=self.retry_delay
+                        QueueUrl=queue.url,
+                        ReceiptHandle=record["receiptHandle"],
+                        VisibilityTimeout=self.retry_delay,
                     )
-                except Exception:  # noqa: BLE001, S110 - message may already be gone
-                    pass
 
     # ------------------------------------------------------------------ schedules and time
     def _schedule_loop(self) -> None:
@@ -462,10 +485,9 @@ class LocalRuntime:
                     "resources": [sched.logical],
                     "detail": {},
                 }
-                try:
+                # A failing tick is logged by invoke; Scheduler's retries are AWS-side.
+                with contextlib.suppress(Exception):
                     self.invoke(sched.function, event)
-                except Exception:  # noqa: BLE001, S110 - logged by invoke; Scheduler retries are AWS-side
-                    pass
                 fired += 1
                 self._next_fire[sched.logical] = due + timedelta(seconds=sched.seconds)
         return fired
@@ -507,12 +529,35 @@ class LocalRuntime:
             time.sleep(0.1)
         return False
 
+    def bus_events(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Read (and remove) what the catch-all rule copied off the bus, oldest first."""
+        assert self.deployment is not None
+        sqs = aws.client("sqs")
+        out: list[dict[str, Any]] = []
+        for url in self.deployment.taps.values():
+            while len(out) < limit:
+                got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                    "Messages", []
+                )
+                if not got:
+                    break
+                for message in got:
+                    out.append(json.loads(message["Body"]))
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+                )
+        out.sort(key=lambda e: e.get("time", ""))
+        return out
+
     def queue_depths(self) -> dict[str, int]:
         assert self.deployment is not None
         sqs = aws.client("sqs")
         out = {}
         for logical, queue in self.deployment.queues.items():
-            attrs = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages"])
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages"]
+            )
             out[logical] = int(attrs["Attributes"].get("ApproximateNumberOfMessages", 0))
         return out
 
