@@ -118,11 +118,16 @@ class IdentityRepository(DynamoRepository):
         profile_ids: Iterable[str] = (),
         marker: tuple[str, str] | None = None,
         orders: Sequence[tuple[str, str]] = (),
+        check_erased: Sequence[Identifier] | None = None,
     ) -> Snapshot:
-        """One BatchGetItem: claims, erased hashes, candidate profiles, marker, order markers."""
+        """One BatchGetItem: claims, erased hashes, candidate profiles, marker, order markers.
+
+        ``check_erased`` limits the erased-hash lookups (default: every identifier).
+        """
         keys: list[tuple[str, str]] = []
         by_claim = {claim_pk(tenant, i): i for i in identifiers}
-        by_erased = {erased_pk(tenant, identifier_hash(self.salt, tenant, i)): i for i in identifiers}
+        erasable = identifiers if check_erased is None else check_erased
+        by_erased = {erased_pk(tenant, identifier_hash(self.salt, tenant, i)): i for i in erasable}
         keys += [(pk, CLAIM_SK) for pk in by_claim]
         keys += [(pk, ERASED_SK) for pk in by_erased]
         wanted = list(dict.fromkeys(profile_ids))
@@ -146,6 +151,13 @@ class IdentityRepository(DynamoRepository):
             else:
                 snap.orders.add((pk.rsplit("#ORDER#", 1)[1], sk))
         return snap
+
+    def load_erased(self, tenant: str, identifiers: Sequence[Identifier]) -> dict[Identifier, str]:
+        by_erased = {erased_pk(tenant, identifier_hash(self.salt, tenant, i)): i for i in identifiers}
+        if not by_erased:
+            return {}
+        items = self.batch_get([(pk, ERASED_SK) for pk in by_erased])
+        return {by_erased[i["pk"]]: i["erased_at"] for i in items}
 
     def load_profiles(self, tenant: str, profile_ids: Iterable[str]) -> dict[str, Profile]:
         ids = list(dict.fromkeys(profile_ids))
@@ -284,10 +296,12 @@ class MemoryIdentityRepository(IdentityRepository):
     batch_write/delete are replaced, evaluating the structured ``expect`` conditions.
     """
 
-    def __init__(self, *, salt: str = "", stats: CallStats | None = None) -> None:
+    def __init__(self, *, salt: str = "", stats: CallStats | None = None, copy_items: bool = True) -> None:
         super().__init__("memory", client=object(), stats=stats, salt=salt)
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # Benchmarks skip the defensive copies: the service never mutates what it reads or wrote.
+        self._clone = _clone if copy_items else _same
 
     @staticmethod
     def _check(current: dict[str, Any] | None, expect: tuple[Any, ...] | None) -> bool:
@@ -300,13 +314,13 @@ class MemoryIdentityRepository(IdentityRepository):
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
         self.stats.record("GetItem", "read")
         found = self.items.get((pk, sk))
-        return _clone(found) if found else None
+        return self._clone(found) if found else None
 
     def batch_get(self, keys: list[tuple[str, str]], *, consistent: bool = True) -> list[dict[str, Any]]:
         unique = list(dict.fromkeys(keys))
         for _ in range(0, max(len(unique), 1), 100):
             self.stats.record("BatchGetItem", "read")
-        return [_clone(self.items[k]) for k in unique if k in self.items]
+        return [self._clone(self.items[k]) for k in unique if k in self.items]
 
     def query(
         self,
@@ -336,7 +350,7 @@ class MemoryIdentityRepository(IdentityRepository):
         if limit and len(rows) > limit:
             rows = rows[:limit]
             more = {"pk": rows[-1]["pk"], "sk": rows[-1]["sk"], sk_name: rows[-1][sk_name]}
-        return Page([_clone(i) for i in rows], more)
+        return Page([self._clone(i) for i in rows], more)
 
     def put(
         self,
@@ -351,7 +365,7 @@ class MemoryIdentityRepository(IdentityRepository):
             key = (item["pk"], item["sk"])
             if condition == "attribute_not_exists(pk)" and key in self.items:
                 raise ConditionFailed("exists")
-            self.items[key] = _clone(dict(item))
+            self.items[key] = self._clone(dict(item))
 
     def delete(self, pk: str, sk: str, *, condition: str | None = None) -> None:
         self.stats.record("DeleteItem", "write")
@@ -369,15 +383,19 @@ class MemoryIdentityRepository(IdentityRepository):
             for op in operations:
                 ((_kind, spec),) = op.items()
                 item = spec["item"]
-                self.items[(item["pk"], item["sk"])] = _clone(item)
+                self.items[(item["pk"], item["sk"])] = self._clone(item)
 
     def batch_write(self, puts: Sequence[Mapping[str, Any]], deletes: Sequence[tuple[str, str]] = ()) -> None:
         self.stats.record("BatchWriteItem", "write")
         with self._lock:
             for item in puts:
-                self.items[(item["pk"], item["sk"])] = _clone(dict(item))
+                self.items[(item["pk"], item["sk"])] = self._clone(dict(item))
             for key in deletes:
                 self.items.pop(key, None)
+
+
+def _same(item: dict[str, Any]) -> dict[str, Any]:
+    return item
 
 
 def _clone(item: dict[str, Any]) -> dict[str, Any]:

@@ -195,8 +195,12 @@ class IdentityService:
         order_keys: list[tuple[str, str]] = []
         if facts and facts.order_id:
             order_keys.append((facts.order_id, "COUNTED" if event.event in ORDER_EVENTS else "REFUNDED"))
-        candidates = [self._cache.get((tenant, i)) or self.deterministic_id(tenant, i) for i in identifiers]
-        if identifiers:
+        # Candidate profiles: the warm cache's guess, else each identifier's deterministic id. An
+        # identifier the cache knows is claimed cannot be erased-and-unclaimed unless the cache is
+        # stale, which the claim read reveals (then its erased hash is read after all).
+        cached = {i: self._cache.get((tenant, i)) for i in identifiers}
+        candidates = [cached[i] or self.deterministic_id(tenant, i) for i in identifiers]
+        if identifiers and not cached[identifiers[0]]:
             candidates.append(self.deterministic_id(tenant, identifiers[0]))
         snap = repo.load(
             tenant,
@@ -204,10 +208,14 @@ class IdentityService:
             profile_ids=candidates,
             marker=(event.source.connector, event.message_id),
             orders=order_keys,
+            check_erased=[i for i in identifiers if not cached[i]],
         )
         if snap.marker is not None:
             return Outcome("duplicate", snap.marker.get("profile_id"), decode_events(snap.marker.get("out")))
         when = event.timestamp.astimezone(UTC).isoformat()
+        unchecked = [i for i in identifiers if cached[i] and i not in snap.claims]
+        if unchecked:
+            snap.erased.update(repo.load_erased(tenant, unchecked))
         stamp = iso(event.timestamp)
         live = [i for i in identifiers if not (i in snap.erased and stamp <= snap.erased[i])]
         if not live:
