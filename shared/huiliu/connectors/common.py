@@ -50,7 +50,7 @@ def parse_timestamp(value: Any, *, field: str = "timestamp") -> datetime:
             return datetime.fromtimestamp(seconds, tz=UTC)
         if isinstance(value, str):
             text = value.strip()
-            if text.isdigit():
+            if text.isascii() and text.isdigit():
                 return parse_timestamp(int(text), field=field)
             if text.endswith(("Z", "z")):
                 text = text[:-1] + "+00:00"

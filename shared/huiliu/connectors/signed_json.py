@@ -140,7 +140,7 @@ def verify(request: HttpRequest, secret: str, now: datetime) -> str:
         )
     if len(webhook_id) > 200:
         raise BadRequest("webhook-id is too long", reason="invalid_webhook_id")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise Unauthorized("webhook-timestamp is not unix seconds", reason="bad_timestamp")
     if abs(now.timestamp() - int(timestamp)) > REPLAY_WINDOW_SECONDS:
         raise Unauthorized("webhook-timestamp outside the 5-minute window", reason="stale_timestamp")

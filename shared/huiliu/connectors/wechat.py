@@ -56,7 +56,7 @@ def _check(given: str | None, expected: str, what: str) -> None:
 
 
 def _check_timestamp(timestamp: str | None, now: datetime) -> None:
-    if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+    if not timestamp or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise Unauthorized("timestamp is required", reason="missing_timestamp")
     if abs(now.timestamp() - int(timestamp)) > REPLAY_WINDOW_SECONDS:
         raise Unauthorized("timestamp outside the 5-minute window", reason="stale_timestamp")
@@ -169,7 +169,7 @@ def translate(fields: dict[str, str], tenant: TenantContext, now: datetime) -> C
     if not openid:
         raise BadRequest("FromUserName is required", reason="missing_from_user")
     created = fields.get("CreateTime", "")
-    if not created.isdigit() or len(created) > 12:
+    if not (created.isascii() and created.isdigit()) or len(created) > 12:
         raise BadRequest("CreateTime is required", reason="missing_create_time")
     msg_type = fields.get("MsgType", "").lower()
     if not msg_type:

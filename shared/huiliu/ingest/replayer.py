@@ -52,7 +52,7 @@ def archived_keys(
             prefix = f"{PREFIX}/{tenant_id}/{name}/{day:%Y/%m/%d}/"
             for key in archive.list_keys(prefix):
                 stamp = key[len(prefix) : len(prefix) + 6]
-                if not stamp.isdigit():
+                if not (stamp.isascii() and stamp.isdigit()):
                     continue
                 at = datetime.combine(day, time(int(stamp[:2]), int(stamp[2:4]), int(stamp[4:6])), tzinfo=UTC)
                 if start.replace(microsecond=0) <= at <= end:
