@@ -1,0 +1,92 @@
+"""template.yaml is the one source of wiring: these invariants hold for every consumer."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huiliu_infra import cfn
+from huiliu_infra.local.provision import ROOT, TEMPLATE, rate_seconds
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    return cfn.translate(cfn.load_template(TEMPLATE), {"Stage": "dev"}, "ap-east-1")
+
+
+def _of_type(translated: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in translated["Resources"].items() if v["Type"] == kind}
+
+
+def test_every_function_points_at_a_handler_that_exists(translated: dict[str, Any]) -> None:
+    functions = _of_type(translated, "AWS::Lambda::Function")
+    assert len(functions) == 10
+    for logical, res in functions.items():
+        module, func = res["Properties"]["Handler"].rsplit(".", 1)
+        path = ROOT / cfn.code_path(res["Properties"]["Code"]) / f"{module}.py"
+        assert path.exists(), f"{logical}: {path} missing"
+        names = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+        assert func in names, f"{logical}: {path} has no {func}()"
+
+
+def test_every_function_runs_python312_on_arm64_with_tracing(translated: dict[str, Any]) -> None:
+    for logical, res in _of_type(translated, "AWS::Lambda::Function").items():
+        props = res["Properties"]
+        assert props["Runtime"] == "python3.12", logical
+        assert props["Architectures"] == ["arm64"], logical
+        assert props["TracingConfig"] == {"Mode": "Active"}, logical
+        assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"], logical
+
+
+def test_every_queue_consumer_reports_partial_failures_and_has_a_dlq(translated: dict[str, Any]) -> None:
+    queues = _of_type(translated, "AWS::SQS::Queue")
+    functions = _of_type(translated, "AWS::Lambda::Function")
+    mappings = _of_type(translated, "AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == 6
+    for logical, res in mappings.items():
+        props = res["Properties"]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], logical
+        queue = queues[props["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+        assert queue["RedrivePolicy"]["maxReceiveCount"] >= 3, logical
+        function = functions[props["FunctionName"]["Ref"]]["Properties"]
+        # AWS guidance: visibility timeout at least six times the function timeout.
+        assert queue["VisibilityTimeout"] >= 6 * function["Timeout"], logical
+
+
+def test_every_table_is_on_demand_encrypted_and_recoverable(translated: dict[str, Any]) -> None:
+    tables = _of_type(translated, "AWS::DynamoDB::Table")
+    assert len(tables) == 6
+    for logical, res in tables.items():
+        props = res["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST", logical
+        assert props["SSESpecification"] == {"SSEEnabled": True}, logical
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, logical
+
+
+def test_no_function_gets_wildcard_access(translated: dict[str, Any]) -> None:
+    for logical, res in _of_type(translated, "AWS::IAM::Role").items():
+        for policy in res["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                assert not any(a == "*" or a.endswith(":*") for a in actions), (logical, actions)
+        managed = res["Properties"].get("ManagedPolicyArns", [])
+        assert not any("FullAccess" in str(arn) for arn in managed), logical
+
+
+def test_schedules_are_rates_the_local_runtime_can_tick(translated: dict[str, Any]) -> None:
+    schedules = _of_type(translated, "AWS::Scheduler::Schedule")
+    assert {rate_seconds(s["Properties"]["ScheduleExpression"]) for s in schedules.values()} == {60, 900}
+
+
+def test_every_resource_has_a_comment_saying_why_it_exists() -> None:
+    lines = Path(TEMPLATE).read_text().splitlines()
+    start = lines.index("Resources:")
+    end = lines.index("Outputs:")
+    for i in range(start + 1, end):
+        line = lines[i]
+        if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":"):
+            assert lines[i - 1].strip().startswith("#"), f"resource {line.strip()} has no why-comment"
