@@ -48,7 +48,10 @@ _EXTERNAL_ALIASES = {
 }
 
 
-def call_type_from_path(path: str) -> str:
+def call_type_from_path(path: str) -> str | None:
+    """The call type of ``/v1/{type}``; None on the hooks route (the body says: ``type`` or ``batch``)."""
+    if path.startswith("/v1/hooks/"):
+        return None
     kind = path.rstrip("/").rsplit("/", 1)[-1]
     if kind not in ROUTES:
         raise BadRequest("unknown Segment call type", reason="unknown_call_type")
@@ -156,10 +159,14 @@ class SegmentConnector:
             raise BadRequest("Segment calls are POST", reason="method_not_allowed", status=405)
         require_json_content_type(request.content_type)
         kind = call_type_from_path(request.path)
-        limit = MAX_BATCH_BYTES if kind == "batch" else MAX_CALL_BYTES
+        limit = MAX_CALL_BYTES if kind not in ("batch", None) else MAX_BATCH_BYTES
         if len(request.body) > limit:
-            raise PayloadTooLarge(f"Segment {kind} calls are limited to {limit} bytes")
+            raise PayloadTooLarge(f"Segment {kind or 'hook'} calls are limited to {limit} bytes")
         body = parse_json_object(request.body)
+        if kind is None:
+            kind = "batch" if "batch" in body else None
+            if kind is None and len(request.body) > MAX_CALL_BYTES:
+                raise PayloadTooLarge(f"Segment calls are limited to {MAX_CALL_BYTES} bytes")
         if kind != "batch":
             event = translate(body, kind, tenant, now)
             return ConnectorResult(events=[event], reply=SUCCESS, delivery_id=event.message_id)

@@ -200,3 +200,30 @@ def test_given_a_lost_event_when_its_time_range_is_replayed_then_it_is_published
     [event] = published(pipeline)
     assert event.detail["raw_ref"].startswith("raw/acme/segment/2026/01/02/030405-")
     assert event.detail["received_at"] == "2026-01-02T03:04:05Z"
+
+
+def test_given_the_segment_hooks_route_with_the_tenants_write_key_when_posted_then_the_message_is_ingested(
+    tenant: TenantContext, pipeline: IngestPipeline
+) -> None:
+    assert tenant.secrets.segment
+    body = {
+        "writeKey": tenant.secrets.segment.write_key,
+        "type": "identify",
+        "userId": "u9",
+        "messageId": "h1",
+    }
+
+    reply = pipeline.handle(make_request(json.dumps(body).encode(), path="/v1/hooks/segment/acme"))
+
+    assert reply.status == 200
+    assert published(pipeline)[0].detail["type"] == "identify"
+
+
+def test_given_the_segment_hooks_route_with_another_write_key_when_posted_then_401(
+    pipeline: IngestPipeline,
+) -> None:
+    body = {"writeKey": "someone-elses", "type": "identify", "userId": "u9"}
+
+    reply = pipeline.handle(make_request(json.dumps(body).encode(), path="/v1/hooks/segment/acme"))
+
+    assert reply.status == 401
