@@ -7,7 +7,6 @@ newer value, and merging two profiles combines them trait by trait with the same
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +40,15 @@ def _num(value: Any) -> float:
 def _round(value: float) -> float | int:
     rounded = round(value, 6)
     return int(rounded) if rounded == int(rounded) else rounded
+
+
+def _dup(value: Any) -> Any:
+    """Deep copy of JSON-like data, much faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: _dup(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dup(v) for v in value]
+    return value
 
 
 def _union(a: Any, b: Any) -> list[Any]:
@@ -112,7 +120,23 @@ class Profile:
         )
 
     def copy(self) -> Profile:
-        return copy.deepcopy(self)
+        """A deep copy (identifiers are immutable and shared)."""
+        return Profile(
+            profile_id=self.profile_id,
+            tenant_id=self.tenant_id,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            identifiers=list(self.identifiers),
+            traits=_dup(self.traits),
+            trait_meta={k: list(v) for k, v in self.trait_meta.items()},
+            tags=list(self.tags),
+            consent=_dup(self.consent),
+            computed=_dup(self.computed),
+            absorbed=list(self.absorbed),
+            merged_into=self.merged_into,
+            merge_count=self.merge_count,
+            version=self.version,
+        )
 
     @property
     def is_tombstone(self) -> bool:
@@ -309,7 +333,7 @@ _MAXS = ("last_seen", "last_order_at")
 
 def merge_computed(a: dict[str, Any], b: dict[str, Any], *, sign: int = 1) -> dict[str, Any]:
     """Combine two computed-attribute maps (sign=-1 subtracts ``b``, used by unmerge)."""
-    out = copy.deepcopy(a)
+    out = _dup(a)
     for key in _SUMS:
         if key in b or key in out:
             out[key] = _round(_num(out.get(key)) + sign * _num(b.get(key)))

@@ -106,7 +106,7 @@ def profile_summary(profile: Profile) -> dict[str, Any]:
 
 def encode_events(events: list[OutgoingEvent]) -> bytes:
     raw = json.dumps([[e.detail_type, e.detail] for e in events], default=str, separators=(",", ":"))
-    return zlib.compress(raw.encode())
+    return zlib.compress(raw.encode(), 1)
 
 
 def decode_events(blob: Any) -> list[OutgoingEvent]:
