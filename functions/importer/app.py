@@ -57,8 +57,17 @@ def record_handler(record: SQSRecord) -> None:
         importer().run(bucket, key)
 
 
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def process(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+
+
+@logger.inject_lambda_context(clear_state=True)
+def _in_lambda(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process(event, context)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point (a local runtime may pass no context)."""
+    return process(event) if context is None else _in_lambda(event, context)

@@ -59,8 +59,7 @@ def request_from_event(event: dict[str, Any]) -> HttpRequest:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def respond(event: dict[str, Any]) -> dict[str, Any]:
     reply = pipeline().handle(request_from_event(event))
     return {
         "statusCode": reply.status,
@@ -68,3 +67,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "body": reply.body,
         "isBase64Encoded": False,
     }
+
+
+@logger.inject_lambda_context(clear_state=True)
+def _in_lambda(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return respond(event)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point (a local runtime may pass no context)."""
+    return respond(event) if context is None else _in_lambda(event, context)

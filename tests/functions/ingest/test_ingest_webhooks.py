@@ -159,3 +159,11 @@ def test_given_a_plain_text_body_not_base64_encoded_when_posted_then_it_is_read_
     event["body"], event["isBase64Encoded"] = body, False
 
     assert ingest_app.handler(event, lambda_context)["statusCode"] == 200
+
+
+def test_given_no_lambda_context_when_invoked_by_a_local_runtime_then_the_handler_still_answers(
+    stack: Stack, ingest_app: ModuleType
+) -> None:
+    response = ingest_app.handler(http_event("/v1/hooks/nosuch/acme", b"{}"), None)
+
+    assert response["statusCode"] == 404
