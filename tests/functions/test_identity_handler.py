@@ -163,3 +163,50 @@ def test_given_the_same_batch_delivered_twice_then_the_profile_is_written_once(
     assert item is not None
     assert item.version == 1
     assert item.computed["order_count"] == 1
+
+
+class _FlakyPublisher(MemoryPublisher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = True
+
+    def publish(self, events: Any) -> int:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("EventBridge unavailable")
+        return super().publish(events)
+
+
+def test_given_publishing_fails_after_the_commit_when_the_record_is_redelivered_then_its_events_go_out(
+    handler: tuple[ModuleType, MemoryPublisher], env: Any
+) -> None:
+    module, _ = handler
+    publisher = _FlakyPublisher()
+    module.configure(publisher=publisher)
+    batch = {"Records": [_record(_envelope(make_event(("email", "late@x.cn"), name="Signed Up")), "s-7")]}
+
+    first = module.handler(batch, _Context())
+    second = module.handler(batch, _Context())
+
+    assert first == {"batchItemFailures": [{"itemIdentifier": "s-7"}]}
+    assert second == {"batchItemFailures": []}
+    assert [e.detail_type for e in publisher.events] == [DetailType.PROFILE_CHANGED]
+    assert publisher.events[0].detail["event"]["name"] == "Signed Up"
+
+
+def test_given_an_event_linking_two_profiles_when_handled_then_merged_and_changed_are_published(
+    handler: tuple[ModuleType, MemoryPublisher],
+) -> None:
+    module, publisher = handler
+    records = [
+        _record(_envelope(make_event(("email", "m@x.cn"))), "a"),
+        _record(_envelope(make_event(("phone", "13800138009"), minutes=1)), "b"),
+    ]
+    module.handler({"Records": records}, _Context())
+
+    link = _record(_envelope(make_event(("email", "m@x.cn"), ("phone", "13800138009"), minutes=2)), "c")
+    module.handler({"Records": [link]}, _Context())
+
+    kinds = [e.detail_type for e in publisher.events[2:]]
+    assert kinds == [DetailType.PROFILE_CHANGED, DetailType.PROFILE_MERGED]
+    assert publisher.events[3].detail["correlation_id"] == "corr-1"

@@ -242,6 +242,8 @@ class IdentityService:
         now = iso(self.clock.now())
         survivor_id = plan.survivor(profiles)
         writes = WriteSet()
+        if survivor_id is None and not plan.attach:
+            return Outcome("skipped")  # every identifier conflicted (e.g. a tenant limit of 0)
         if survivor_id is None:
             top = plan.attach[0]
             pid = self.deterministic_id(tenant, top)
