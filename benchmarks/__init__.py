@@ -1,0 +1,1 @@
+"""Huiliu benchmarks: ``make bench`` (``python -m benchmarks``) prints one table per benchmark."""

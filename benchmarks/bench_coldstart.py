@@ -1,0 +1,144 @@
+"""Cold start per function: import the handler module and build the clients it uses, in a fresh
+interpreter, as a ratio to the floor (``import boto3`` plus one client) measured in the same run.
+
+Each sample is its own subprocess (a cold Lambda has an empty module cache); samples of all
+functions and of the floor are interleaved, and the median is reported. Lambda's environment is
+imitated (``AWS_LAMBDA_FUNCTION_NAME`` set, tracing enabled) so Powertools behaves as deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_RATIO = 1.3
+
+FLOOR = """
+import time
+t0 = time.perf_counter()
+import boto3
+boto3.client("dynamodb", region_name="ap-east-1")
+print(time.perf_counter() - t0)
+"""
+
+FUNCTION = """
+import importlib.util, sys, time
+t0 = time.perf_counter()
+spec = importlib.util.spec_from_file_location("handler_under_test", {path!r})
+module = importlib.util.module_from_spec(spec)
+sys.modules["handler_under_test"] = module
+spec.loader.exec_module(module)
+from huiliu import aws
+for service in {services!r}:
+    aws.client(service)
+print(time.perf_counter() - t0)
+"""
+
+_ACTION_SERVICES = {"dynamodb": "dynamodb", "events": "events", "s3": "s3", "secretsmanager": "secretsmanager", "ses": "sesv2"}
+
+
+def functions() -> dict[str, tuple[Path, list[str]]]:
+    """Each function's handler file and the AWS services its IAM policies allow (from the template)."""
+    sys.path.insert(0, str(ROOT / "infra"))
+    from huiliu_infra import cfn
+    from huiliu_infra.local.provision import TEMPLATE
+
+    translated = cfn.translate(cfn.load_template(TEMPLATE), {"Stage": "dev"}, "ap-east-1")
+    resources = translated["Resources"]
+    out: dict[str, tuple[Path, list[str]]] = {}
+    for logical, res in resources.items():
+        if res["Type"] != "AWS::Lambda::Function":
+            continue
+        props = res["Properties"]
+        module = props["Handler"].rsplit(".", 1)[0]
+        path = ROOT / cfn.code_path(props["Code"]) / f"{module}.py"
+        role = resources[props["Role"]["Fn::GetAtt"][0]]["Properties"]
+        services: list[str] = []
+        for policy in role.get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                for action in actions:
+                    service = _ACTION_SERVICES.get(str(action).split(":")[0])
+                    if service and service not in services:
+                        services.append(service)
+        out[logical] = (path, services)
+    return out
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in [k for k in env if k.startswith("AWS_ENDPOINT_URL")]:
+        env.pop(key)
+    env.update(
+        AWS_REGION="ap-east-1",
+        AWS_DEFAULT_REGION="ap-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_LAMBDA_FUNCTION_NAME="bench",
+        LAMBDA_TASK_ROOT="/var/task",
+        # As deployed by default (XRaySdkTracing=false); BENCH_XRAY_SDK=1 measures with the SDK on.
+        POWERTOOLS_TRACE_DISABLED="false" if os.environ.get("BENCH_XRAY_SDK") == "1" else "true",
+        POWERTOOLS_SERVICE_NAME="bench",
+        PYTHONDONTWRITEBYTECODE="0",
+    )
+    return env
+
+
+def _sample(code: str, env: dict[str, str]) -> float:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def run(samples: int = 7) -> list[dict[str, Any]]:
+    env = _env()
+    fns = functions()
+    times: dict[str, list[float]] = {"floor": [], **{name: [] for name in fns}}
+    # Warm the OS page cache and .pyc files once, so every sample compares like with like.
+    _sample(FLOOR, env)
+    for path, services in fns.values():
+        _sample(FUNCTION.format(path=str(path), services=services), env)
+    for _ in range(samples):
+        times["floor"].append(_sample(FLOOR, env))
+        for name, (path, services) in fns.items():
+            times[name].append(_sample(FUNCTION.format(path=str(path), services=services), env))
+    floor = statistics.median(times["floor"])
+    rows = [{"function": "floor: import boto3 + 1 client", "median_ms": round(floor * 1000, 1), "ratio": 1.0, "clients": "dynamodb", "ok": True}]
+    for name, (_path, services) in fns.items():
+        median = statistics.median(times[name])
+        ratio = median / floor
+        rows.append(
+            {
+                "function": name,
+                "median_ms": round(median * 1000, 1),
+                "ratio": round(ratio, 2),
+                "clients": ",".join(services),
+                "ok": ratio <= TARGET_RATIO,
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'function':<34} {'median ms':>10} {'x floor':>8}  {'target':>7}  clients", "-" * 90]
+    for row in rows:
+        verdict = "ok" if row["ok"] else "OVER"
+        lines.append(
+            f"{row['function']:<34} {row['median_ms']:>10.1f} {row['ratio']:>8.2f}  {'≤' + str(TARGET_RATIO):>7} {verdict:>4}  {row['clients']}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    samples = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    result = run(samples)
+    print("Cold start: handler import + client construction, median of", samples, "fresh interpreters")
+    print(table(result))
+    print(json.dumps({"coldstart": result}), file=sys.stderr)
