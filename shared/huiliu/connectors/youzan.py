@@ -13,7 +13,7 @@ import hmac
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from huiliu.connectors.base import ConnectorResult, HttpReply, HttpRequest, TenantContext
@@ -79,7 +79,7 @@ def decode_msg(raw: Any) -> dict[str, Any]:
         return {}
     if not isinstance(raw, str):
         raise BadRequest("msg must be a string", reason="invalid_msg")
-    for decode in (lambda t: unquote(t, errors="strict"), lambda t: t):
+    for decode in (lambda t: unquote_to_bytes(t).decode("utf-8") if "%" in t else t, lambda t: t):
         try:
             value = json.loads(decode(raw))
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

@@ -79,19 +79,17 @@ class DynamoDedupeStore:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=serialize(
-                    {
-                        "id": key,
-                        "status": IN_PROGRESS,
-                        "lease_until": now + self.lease_seconds,
-                        "expiration": now + self.ttl_seconds,
-                    }
-                ),
+                Item={
+                    "id": {"S": key},
+                    "status": {"S": IN_PROGRESS},
+                    "lease_until": {"N": str(now + self.lease_seconds)},
+                    "expiration": {"N": str(now + self.ttl_seconds)},
+                },
                 ConditionExpression=(
                     "attribute_not_exists(id) OR expiration < :now OR (#s = :ip AND lease_until < :now)"
                 ),
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=serialize_values({":now": now, ":ip": IN_PROGRESS}),
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":ip": {"S": IN_PROGRESS}},
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -109,9 +107,17 @@ class DynamoDedupeStore:
         unique = list(dict.fromkeys(keys))
         if len(unique) <= _PARALLEL_THRESHOLD:
             outcomes = [self._claim_one(k, epoch) for k in unique]
-        else:
-            with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(unique))) as pool:
-                outcomes = list(pool.map(lambda k: self._claim_one(k, epoch), unique))
+        else:  # conditional puts cannot be batched: run them on a few threads, one slice each
+            workers = min(_MAX_WORKERS, len(unique))
+            slices = [unique[i::workers] for i in range(workers)]
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(lambda part: [self._claim_one(k, epoch) for k in part], slices))
+            by_key = {
+                k: r
+                for part, found in zip(slices, results, strict=True)
+                for k, r in zip(part, found, strict=True)
+            }
+            outcomes = [by_key[k] for k in unique]
         claim = Claim()
         for key, outcome in zip(unique, outcomes, strict=True):
             getattr(claim, outcome).append(key)
@@ -135,9 +141,11 @@ class DynamoDedupeStore:
                 Item=serialize({"id": keys[0], "status": COMPLETE, "expiration": expiration}),
             )
             return
+        expires = {"N": str(expiration)}
+        done = {"S": COMPLETE}
         self._batch_write(
             [
-                {"PutRequest": {"Item": serialize({"id": k, "status": COMPLETE, "expiration": expiration})}}
+                {"PutRequest": {"Item": {"id": {"S": k}, "status": done, "expiration": expires}}}
                 for k in dict.fromkeys(keys)
             ]
         )

@@ -192,6 +192,22 @@ class IngestPipeline:
         logger.remove_keys(["tenant_id", "connector"])
         bind_correlation(correlation_id)
         try:
+            return self._guarded(request, name, tenant_id, connector, now, force, raw_ref, correlation_id)
+        finally:
+            self.metrics.flush()
+
+    def _guarded(
+        self,
+        request: HttpRequest,
+        name: str,
+        tenant_id: str | None,
+        connector: str | None,
+        now: datetime | None,
+        force: bool,
+        raw_ref: str | None,
+        correlation_id: str,
+    ) -> Outcome:
+        try:
             if connector is None:
                 found = route(request.path)
                 name, tenant_id = found.connector, found.tenant_id

@@ -227,3 +227,21 @@ def test_given_the_segment_hooks_route_with_another_write_key_when_posted_then_4
     reply = pipeline.handle(make_request(json.dumps(body).encode(), path="/v1/hooks/segment/acme"))
 
     assert reply.status == 401
+
+
+def test_given_powertools_metrics_when_a_request_is_rejected_then_emf_carries_connector_and_reason(
+    tenant: TenantContext, clock: ManualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from huiliu.ingest.metrics import PowertoolsIngestMetrics
+
+    pipeline = memory_pipeline(one_tenant(tenant), clock=clock.now)
+    pipeline.metrics = PowertoolsIngestMetrics()
+
+    pipeline.handle(make_request(b"{nope", path="/v1/hooks/youzan/acme"))
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    rejected = next(line for line in lines if "rejected" in line)
+    assert rejected["connector"] == "youzan"
+    assert rejected["reason"] == "invalid_json"
+    assert rejected["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Huiliu"
+    assert any(line.get("received") == [1.0] and "reason" not in line for line in lines)
