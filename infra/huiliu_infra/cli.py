@@ -100,11 +100,13 @@ def cmd_local(args: argparse.Namespace) -> int:
     _print_banner(runtime)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean stop
     print("\nstopping…", flush=True)
     runtime.stop()
     print("stopped cleanly.")
