@@ -179,8 +179,13 @@ class SegmentConnector:
             )
         sent_at = body.get("sentAt")
         shared_context = body.get("context") if isinstance(body.get("context"), dict) else None
+        check_each = len(request.body) > MAX_CALL_BYTES  # only then can one event exceed 32 KB
         events: list[CanonicalEvent] = []
         for index, message in enumerate(batch):
+            if check_each and len(json.dumps(message, default=str).encode()) > MAX_CALL_BYTES:
+                raise PayloadTooLarge(
+                    f"batch[{index}] is larger than {MAX_CALL_BYTES} bytes", reason="event_too_large"
+                )
             if shared_context and isinstance(message, dict) and "context" not in message:
                 message = {**message, "context": shared_context}
             events.append(translate(message, None, tenant, now, batch_sent_at=sent_at, position=f"[{index}]"))

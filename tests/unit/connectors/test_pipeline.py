@@ -245,3 +245,20 @@ def test_given_powertools_metrics_when_a_request_is_rejected_then_emf_carries_co
     assert rejected["reason"] == "invalid_json"
     assert rejected["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Huiliu"
     assert any(line.get("received") == [1.0] and "reason" not in line for line in lines)
+
+
+def test_given_a_batch_holding_one_event_over_32_kb_when_posted_then_413_naming_it(
+    tenant: TenantContext, pipeline: IngestPipeline
+) -> None:
+    assert tenant.secrets.segment
+    batch = [
+        {"type": "track", "userId": "u", "event": "E"},
+        {"type": "track", "userId": "u", "event": "E", "properties": {"blob": "x" * 40_000}},
+    ]
+    body = {"writeKey": tenant.secrets.segment.write_key, "batch": batch}
+
+    reply = pipeline.handle(make_request(json.dumps(body).encode(), path="/v1/batch"))
+
+    assert reply.status == 413
+    assert json.loads(reply.body)["code"] == "event_too_large"
+    assert published(pipeline) == []
