@@ -10,9 +10,9 @@ from typing import Any
 from huiliu.clock import ManualClock
 from huiliu.identity.repository import MemoryIdentityRepository
 from huiliu.identity.service import IdentityService
-from huiliu.models import CanonicalEvent, Identifier
+from huiliu.models import CanonicalEvent, DetailType, Identifier
 from huiliu.tenants import TenantSettings
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 TENANT = "acme"
@@ -28,6 +28,7 @@ def _person_ids(n: int) -> list[tuple[str, str]]:
         ("phone", f"+86 138 0000 {n:04d}"),
         ("phone", f"1390000{n:04d}"),
         ("wechat_openid", f"o{n}"),
+        ("anonymous_id", f"a{n}"),  # the person's own browser
     ]
 
 
@@ -61,7 +62,8 @@ def streams(draw: Any) -> list[CanonicalEvent]:
     return events
 
 
-def _run(events: list[CanonicalEvent]) -> dict[frozenset[str], dict[str, Any]]:
+def _run(events: list[CanonicalEvent]) -> tuple[dict[frozenset[str], dict[str, Any]], int]:
+    """(grouping -> traits, number of identity.conflict events) after processing ``events``."""
     repo = MemoryIdentityRepository(salt="s")
     clock = ManualClock(T0)
     service = IdentityService(
@@ -71,10 +73,12 @@ def _run(events: list[CanonicalEvent]) -> dict[frozenset[str], dict[str, Any]]:
         salt="s",
         backoff=lambda a: None,
     )
+    conflicts = 0
     for event in events:
         clock.advance(timedelta(seconds=1))
-        service.process(event)
-    return _groups(repo)
+        outcome = service.process(event)
+        conflicts += sum(1 for e in outcome.events if e.detail_type == DetailType.IDENTITY_CONFLICT)
+    return _groups(repo), conflicts
 
 
 def _groups(repo: MemoryIdentityRepository) -> dict[frozenset[str], dict[str, Any]]:
@@ -92,7 +96,9 @@ def _groups(repo: MemoryIdentityRepository) -> dict[frozenset[str], dict[str, An
     return {frozenset(msgs): profiles[pid]["traits"] for pid, msgs in members.items()}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(stream=streams(), data=st.data())
 def test_given_any_arrival_order_with_duplicates_then_grouping_and_traits_match_in_order_processing(
     stream: list[CanonicalEvent], data: Any
@@ -104,7 +110,12 @@ def test_given_any_arrival_order_with_duplicates_then_grouping_and_traits_match_
     for dup in duplicates:
         arrival.insert(data.draw(st.integers(min_value=0, max_value=len(arrival))), dup)
 
-    assert _run(arrival) == _run(in_order)
+    shuffled_groups, shuffled_conflicts = _run(arrival)
+    ordered_groups, ordered_conflicts = _run(in_order)
+    # "Where no limit is hit": an anonymous_id reaching a profile of another known person is the
+    # shared-device limit (identity.conflict reason shared_device); such runs are not compared.
+    assume(shuffled_conflicts == ordered_conflicts == 0)
+    assert shuffled_groups == ordered_groups
 
 
 @st.composite
