@@ -143,12 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-running", action="store_true", help="leave the runtime up afterwards")
     demo.set_defaults(func=cmd_demo)
 
-    for module in ("huiliu_infra.cli_profiles", "huiliu_infra.cli_replay"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(sub)
+    from huiliu_infra import cli_profiles, cli_replay, cli_tenants
+
+    for module in (cli_profiles, cli_replay, cli_tenants):
+        module.register(sub)
     return parser
 
 
