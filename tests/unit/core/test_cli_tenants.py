@@ -68,7 +68,7 @@ def test_create_reads_table_and_prefix_from_the_stack_outputs(
     # Given a deployed stack whose outputs name the tenants table and secrets prefix
     settings = get_settings()
     template = {
-        "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {
             "TenantsTableName": {"Value": settings.tenants_table},
             "SecretsPrefix": {"Value": settings.secrets_prefix},
