@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from huiliu.envelopes import parse_eventbridge_body
 from huiliu.observability import bind_correlation, logger, metrics
 
 
 def record_handler(stage: str) -> Any:
     def handle(record: Any) -> None:
+        from huiliu.envelopes import parse_eventbridge_body  # pydantic: first record, not import
+
         envelope = parse_eventbridge_body(record.body)
         bind_correlation(envelope.correlation_id, tenant_id=envelope.tenant_id)
         logger.info(
