@@ -21,7 +21,11 @@ ensure_localstack() {
   [ -x "$LS_VENV/bin/python" ] && "$LS_VENV/bin/python" -c "import localstack" 2>/dev/null && return
   py=""
   for candidate in python3.13 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13; do
-    if command -v "$candidate" >/dev/null 2>&1; then py=$(command -v "$candidate"); break; fi
+    path=$(command -v "$candidate" 2>/dev/null) || continue
+    # pyenv shims of inactive versions exist but do not run
+    if "$path" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else 1)' 2>/dev/null; then
+      py=$path; break
+    fi
   done
   [ -n "$py" ] || { echo "LocalStack host mode needs Python 3.13 (or set LOCALSTACK_ENDPOINT)" >&2; exit 1; }
   echo "==> installing LocalStack (host mode) into $LS_VENV with $py"
