@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from huiliu.models import CanonicalEvent
-from huiliu.tenants import TenantSecrets, TenantSettings
+if TYPE_CHECKING:  # annotations only: the handler module stays cheap to import (cold start)
+    from huiliu.models import CanonicalEvent
+    from huiliu.tenants import TenantSecrets, TenantSettings
 
 # Signed timestamps further than this from now are rejected (replay protection).
 REPLAY_WINDOW_SECONDS = 300
