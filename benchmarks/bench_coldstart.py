@@ -40,7 +40,13 @@ for service in {services!r}:
 print(time.perf_counter() - t0)
 """
 
-_ACTION_SERVICES = {"dynamodb": "dynamodb", "events": "events", "s3": "s3", "secretsmanager": "secretsmanager", "ses": "sesv2"}
+_ACTION_SERVICES = {
+    "dynamodb": "dynamodb",
+    "events": "events",
+    "s3": "s3",
+    "secretsmanager": "secretsmanager",
+    "ses": "sesv2",
+}
 
 
 def functions() -> dict[str, tuple[Path, list[str]]]:
@@ -62,7 +68,9 @@ def functions() -> dict[str, tuple[Path, list[str]]]:
         services: list[str] = []
         for policy in role.get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
                 for action in actions:
                     service = _ACTION_SERVICES.get(str(action).split(":")[0])
                     if service and service not in services:
@@ -79,7 +87,7 @@ def _env() -> dict[str, str]:
         AWS_REGION="ap-east-1",
         AWS_DEFAULT_REGION="ap-east-1",
         AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - fake credentials; nothing is called
         AWS_LAMBDA_FUNCTION_NAME="bench",
         LAMBDA_TASK_ROOT="/var/task",
         # As deployed by default (XRaySdkTracing=false); BENCH_XRAY_SDK=1 measures with the SDK on.
@@ -91,7 +99,9 @@ def _env() -> dict[str, str]:
 
 
 def _sample(code: str, env: dict[str, str]) -> float:
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, cwd=ROOT
+    )
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-2000:])
     return float(result.stdout.strip().splitlines()[-1])
@@ -110,7 +120,15 @@ def run(samples: int = 7) -> list[dict[str, Any]]:
         for name, (path, services) in fns.items():
             times[name].append(_sample(FUNCTION.format(path=str(path), services=services), env))
     floor = statistics.median(times["floor"])
-    rows = [{"function": "floor: import boto3 + 1 client", "median_ms": round(floor * 1000, 1), "ratio": 1.0, "clients": "dynamodb", "ok": True}]
+    rows = [
+        {
+            "function": "floor: import boto3 + 1 client",
+            "median_ms": round(floor * 1000, 1),
+            "ratio": 1.0,
+            "clients": "dynamodb",
+            "ok": True,
+        }
+    ]
     for name, (_path, services) in fns.items():
         median = statistics.median(times[name])
         ratio = median / floor
@@ -130,8 +148,10 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'function':<34} {'median ms':>10} {'x floor':>8}  {'target':>7}  clients", "-" * 90]
     for row in rows:
         verdict = "ok" if row["ok"] else "OVER"
+        target = f"≤{TARGET_RATIO}"
         lines.append(
-            f"{row['function']:<34} {row['median_ms']:>10.1f} {row['ratio']:>8.2f}  {'≤' + str(TARGET_RATIO):>7} {verdict:>4}  {row['clients']}"
+            f"{row['function']:<34} {row['median_ms']:>10.1f} {row['ratio']:>8.2f}  "
+            f"{target:>7} {verdict:>4}  {row['clients']}"
         )
     return "\n".join(lines)
 

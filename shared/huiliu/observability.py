@@ -52,12 +52,21 @@ class NoopTracingProvider(BaseProvider):
 
 
 def sdk_tracing_enabled() -> bool:
-    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in {"1", "true", "yes", "on"}
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in {
+        "1",
+        "true",
+        "yes",
+        "on",
+    }
     return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not disabled
 
 
 logger = Logger()
-tracer = Tracer() if sdk_tracing_enabled() else Tracer(disabled=True, auto_patch=False, provider=NoopTracingProvider())
+tracer = (
+    Tracer()
+    if sdk_tracing_enabled()
+    else Tracer(disabled=True, auto_patch=False, provider=NoopTracingProvider())
+)
 metrics = Metrics()
 
 CORRELATION_HEADER = "x-correlation-id"
