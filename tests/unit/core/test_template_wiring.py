@@ -90,3 +90,17 @@ def test_every_resource_has_a_comment_saying_why_it_exists() -> None:
         line = lines[i]
         if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":"):
             assert lines[i - 1].strip().startswith("#"), f"resource {line.strip()} has no why-comment"
+
+
+def test_every_stage_that_keeps_personal_data_hears_of_an_erasure(translated: dict[str, Any]) -> None:
+    # Memberships (segments), enrollments (journeys) and the send log (notify) are erased by their
+    # owners when identity emits profile.erased.
+    hearing: set[str] = set()
+    for res in _of_type(translated, "AWS::Events::Rule").values():
+        pattern = res["Properties"]["EventPattern"]
+        if "profile.erased" in pattern.get("detail-type", []):
+            for target in res["Properties"]["Targets"]:
+                arn = target["Arn"]
+                if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+                    hearing.add(arn["Fn::GetAtt"][0])
+    assert {"SegmentsQueue", "JourneysQueue", "NotifyQueue"} <= hearing
