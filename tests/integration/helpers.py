@@ -43,3 +43,15 @@ def eventually[T](probe: Callable[[], T | None], timeout: float = 20.0, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def identity_item(runtime: Any, pk: str, sk: str) -> dict[str, Any] | None:
+    """One item of the identity table, as plain Python values."""
+    from huiliu import aws
+    from huiliu.storage.dynamo import deserialize
+
+    table = runtime.deployment.tables["IdentityTable"]
+    found = (
+        aws.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+    )
+    return deserialize(found) if found else None

@@ -11,19 +11,9 @@ from typing import Any
 import pytest
 from huiliu import aws
 
-from tests.integration.helpers import eventually, http, segment_call
+from tests.integration.helpers import eventually, http, identity_item, segment_call
 
 pytestmark = pytest.mark.integration
-
-
-def _identity_item(runtime: Any, pk: str, sk: str) -> dict[str, Any] | None:
-    from huiliu.storage.dynamo import deserialize
-
-    table = runtime.deployment.tables["IdentityTable"]
-    found = (
-        aws.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
-    )
-    return deserialize(found) if found else None
 
 
 def _queue_messages(runtime: Any, logical: str) -> list[dict[str, Any]]:
@@ -56,8 +46,8 @@ def test_track_call_over_http_ends_as_a_profile_in_the_identity_table(local_runt
     # Then it is accepted, and after HTTP → bus → queue → identity the profile is in the table
     assert status == 200
     assert body == {"success": True}
-    claim = eventually(lambda: _identity_item(local_runtime, f"T#demo#ID#user_id#{user_id}", "CLAIM"))
-    profile = eventually(lambda: _identity_item(local_runtime, f"T#demo#P#{claim['profile_id']}", "PROFILE"))
+    claim = eventually(lambda: identity_item(local_runtime, f"T#demo#ID#user_id#{user_id}", "CLAIM"))
+    profile = eventually(lambda: identity_item(local_runtime, f"T#demo#P#{claim['profile_id']}", "PROFILE"))
     assert {"type": "user_id", "value": user_id} in profile["identifiers"]
     assert eventually(lambda: local_runtime.stats.summary().get("IdentityFunction", {}).get("invocations"))
 
@@ -67,7 +57,7 @@ def test_identify_with_traits_lands_on_the_same_profile_as_the_track_call(local_
     write_key = local_runtime.tenant["connectors"]["segment"]["write_key"]
     user_id = f"u-{uuid.uuid4().hex[:8]}"
     segment_call(local_runtime.api_url, write_key, "track", {"userId": user_id, "event": "Viewed"})
-    first = eventually(lambda: _identity_item(local_runtime, f"T#demo#ID#user_id#{user_id}", "CLAIM"))
+    first = eventually(lambda: identity_item(local_runtime, f"T#demo#ID#user_id#{user_id}", "CLAIM"))
 
     # When the same user is identified with an email
     status, _ = segment_call(
@@ -80,7 +70,7 @@ def test_identify_with_traits_lands_on_the_same_profile_as_the_track_call(local_
     # Then the normalised email is claimed by that same profile
     assert status == 200
     email_claim = eventually(
-        lambda: _identity_item(local_runtime, "T#demo#ID#email#mei.lin@example.com", "CLAIM")
+        lambda: identity_item(local_runtime, "T#demo#ID#email#mei.lin@example.com", "CLAIM")
     )
     assert email_claim["profile_id"] == first["profile_id"]
 
@@ -106,7 +96,7 @@ def test_a_poison_message_ends_in_the_dlq_while_its_batch_mates_are_processed(lo
 
     # Then it sits in the DLQ, and the good event still made its profile
     assert len(dead) == 1
-    assert eventually(lambda: _identity_item(local_runtime, f"T#demo#ID#user_id#{user_id}", "CLAIM"))
+    assert eventually(lambda: identity_item(local_runtime, f"T#demo#ID#user_id#{user_id}", "CLAIM"))
     identity = local_runtime.stats.summary()["IdentityFunction"]
     # (a batch in which every record fails is a failed invocation, Powertools' default)
     assert identity["record_failures"] + identity["errors"] >= 5
