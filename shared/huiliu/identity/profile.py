@@ -74,6 +74,8 @@ class Profile:
     consent: dict[str, dict[str, Any]] = field(default_factory=dict)
     computed: dict[str, Any] = field(default_factory=dict)
     absorbed: list[str] = field(default_factory=list)
+    # profile ids an admin unmerged from this one: never merged again automatically
+    keep_apart: list[str] = field(default_factory=list)
     merged_into: str | None = None
     merge_count: int = 0
     version: int = 0
@@ -96,6 +98,8 @@ class Profile:
             "merge_count": self.merge_count,
             "version": self.version,
         }
+        if self.keep_apart:
+            data["keep_apart"] = self.keep_apart
         if self.merged_into:
             data["merged_into"] = self.merged_into
         return data
@@ -114,6 +118,7 @@ class Profile:
             consent=dict(data.get("consent") or {}),
             computed=dict(data.get("computed") or {}),
             absorbed=list(data.get("absorbed") or []),
+            keep_apart=list(data.get("keep_apart") or []),
             merged_into=data.get("merged_into"),
             merge_count=int(data.get("merge_count") or 0),
             version=int(data.get("version") or 0),
@@ -133,6 +138,7 @@ class Profile:
             consent=_dup(self.consent),
             computed=_dup(self.computed),
             absorbed=list(self.absorbed),
+            keep_apart=list(self.keep_apart),
             merged_into=self.merged_into,
             merge_count=self.merge_count,
             version=self.version,
@@ -302,8 +308,9 @@ def _apply_computed(
         c["revenue_total"] = _round(_num(c.get("revenue_total")) + facts.amount)
         c["first_order_at"] = min(c.get("first_order_at", when), when)
         c["last_order_at"] = max(c.get("last_order_at", when), when)
-        if facts.currency:
-            c["currency"] = facts.currency
+        if facts.currency and _newer_currency(c, facts.currency, when):
+            # survivorship by event time: the currency of the latest order that named one
+            c["currency"], c["currency_at"] = facts.currency, when
         products = list(c.get("products_bought", []))
         for pid in facts.products:
             if pid not in products:
@@ -316,6 +323,12 @@ def _apply_computed(
     for key, value in c.items():
         if key != "events" and before.get(key) != value:
             changes.computed[key] = value
+
+
+def _newer_currency(c: dict[str, Any], currency: str, at: str) -> bool:
+    if "currency" not in c:
+        return True
+    return (at, str(currency)) > (str(c.get("currency_at") or ""), str(c["currency"]))
 
 
 def _derive(c: dict[str, Any]) -> None:
@@ -344,8 +357,9 @@ def merge_computed(a: dict[str, Any], b: dict[str, Any], *, sign: int = 1) -> di
         for key in _MAXS:
             if key in b:
                 out[key] = max(out.get(key, b[key]), b[key])
-        if "currency" in b and "currency" not in out:
+        if "currency" in b and _newer_currency(out, b["currency"], str(b.get("currency_at") or "")):
             out["currency"] = b["currency"]
+            out["currency_at"] = b.get("currency_at", "")
         products = list(out.get("products_bought", []))
         for pid in b.get("products_bought", []):
             if pid not in products:
@@ -390,4 +404,5 @@ def merge_profiles(survivor: Profile, loser: Profile, rules: IdentityRules) -> N
         survivor.set_consent(channel, bool(entry.get("granted")), str(entry.get("at", "")))
     survivor.computed = merge_computed(survivor.computed, loser.computed)
     survivor.absorbed = [*survivor.absorbed, loser.profile_id, *loser.absorbed]
+    survivor.keep_apart = sorted(set(survivor.keep_apart) | set(loser.keep_apart))
     survivor.merge_count += 1 + loser.merge_count

@@ -8,8 +8,8 @@ pk                              sk                  what
 T#{t}#ID#{type}#{value}         CLAIM               identifier claim -> ``profile_id``
 T#{t}#P#{profile_id}            PROFILE             the profile (``version`` for optimistic locks)
 T#{t}#P#{profile_id}            TL#{ts iso}#{msg}   timeline item (``ttl``)
-T#{t}#P#{survivor_id}           MERGE#{merge_id}    merge record (gsi1: T#{t}#MERGES / time#id)
-T#{t}#MSG#{connector}#{msg}     PROCESSED           processed marker + the events it emitted
+T#{t}#P#{survivor_id}           MERGE#{merge_id}    merge record (gsi1: T#{t}#MERGEOF#{absorbed})
+T#{t}#MSG#{connector}#{msg}     PROCESSED           processed marker + its events (no identifiers)
 T#{t}#ORDER#{order_id}          COUNTED / REFUNDED  an order counted once per order id
 T#{t}#ERASED#{hmac}             ERASED              salted hash of an erased identifier
 ==============================  ==================  =============================================
@@ -58,6 +58,19 @@ def order_key(tenant: str, order_id: str, kind: str) -> tuple[str, str]:
 def identifier_hash(salt: str, tenant: str, ident: Identifier) -> str:
     message = f"{tenant}#{ident.type}#{ident.value}".encode()
     return hmac.new(salt.encode(), message, hashlib.sha256).hexdigest()
+
+
+def merge_of_pk(tenant: str, absorbed_id: str) -> str:
+    """gsi1 key of the merge records that absorbed ``absorbed_id`` (erase finds them)."""
+    return f"T#{tenant}#MERGEOF#{absorbed_id}"
+
+
+MAX_CURSOR = 400
+
+
+def valid_cursor(cursor: str) -> bool:
+    """A timeline cursor is a timeline sort key: ``TL#…``, bounded in length."""
+    return cursor.startswith(TIMELINE_PREFIX) and len(cursor) <= MAX_CURSOR
 
 
 def erased_pk(tenant: str, digest: str) -> str:
@@ -122,7 +135,8 @@ class IdentityRepository(DynamoRepository):
     ) -> Snapshot:
         """One BatchGetItem: claims, erased hashes, candidate profiles, marker, order markers.
 
-        ``check_erased`` limits the erased-hash lookups (default: every identifier).
+        ``check_erased`` limits the erased-hash lookups (default, and the event path: every
+        identifier, so the result never depends on a warm cache).
         """
         keys: list[tuple[str, str]] = []
         by_claim = {claim_pk(tenant, i): i for i in identifiers}
@@ -246,6 +260,8 @@ class IdentityRepository(DynamoRepository):
         """Newest first, strictly older than the ``before`` sort key when given."""
         pk = profile_pk(tenant, profile_id)
         if before:
+            if not valid_cursor(before):
+                raise ValueError("a timeline cursor starts with TL#")
             page = self.query(pk, sk_between=(TIMELINE_PREFIX, before), forward=False, limit=limit + 1)
             return [i for i in page.items if i["sk"] != before][:limit]
         return self.query(pk, sk_prefix=TIMELINE_PREFIX, forward=False, limit=limit).items
@@ -255,6 +271,12 @@ class IdentityRepository(DynamoRepository):
 
     def merge_records(self, tenant: str, survivor_id: str) -> list[dict[str, Any]]:
         return list(self.query_all(profile_pk(tenant, survivor_id), sk_prefix=MERGE_PREFIX, consistent=True))
+
+    def merges_of(self, tenant: str, absorbed_id: str) -> list[dict[str, Any]]:
+        """Every merge record (on any survivor) that absorbed ``absorbed_id``."""
+        return list(
+            self.query_all(merge_of_pk(tenant, absorbed_id), index="gsi1", pk_name="gsi1pk", sk_name="gsi1sk")
+        )
 
     def erased_at(self, tenant: str, ident: Identifier) -> str | None:
         item = self.get(erased_pk(tenant, identifier_hash(self.salt, tenant, ident)), ERASED_SK)
@@ -269,8 +291,10 @@ class IdentityRepository(DynamoRepository):
         identifiers: Sequence[Identifier],
         extra_keys: Sequence[tuple[str, str]],
         erased_at: str,
+        rewrites: Sequence[Mapping[str, Any]] = (),
     ) -> int:
-        """Delete everything under the profiles plus ``extra_keys``; remember hashed identifiers."""
+        """Delete everything under the profiles plus ``extra_keys``; remember hashed identifiers;
+        put ``rewrites`` (items of other people scrubbed of the erased person's data)."""
         deletes: list[tuple[str, str]] = []
         for pid in profile_ids:
             deletes += [(i["pk"], i["sk"]) for i in self.query_all(profile_pk(tenant, pid), consistent=True)]
@@ -285,7 +309,9 @@ class IdentityRepository(DynamoRepository):
             }
             for i in identifiers
         ]
-        self.batch_write(puts, list(dict.fromkeys(deletes)))
+        rewritten = {(r["pk"], r["sk"]) for r in rewrites}
+        puts += [dict(r) for r in rewrites]
+        self.batch_write(puts, [k for k in dict.fromkeys(deletes) if k not in rewritten])
         return len(deletes)
 
 

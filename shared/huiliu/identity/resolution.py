@@ -8,8 +8,10 @@ Identifiers are taken in priority order. Each one either
 - conflicts: it is not attached, and the reason is recorded (``identity.conflict``).
 
 Because the first identifier always decides, the highest-priority identifier chooses where the
-event goes. A weak identifier (anonymous_id) held by a profile of another known person is left
-alone (shared device) instead of merging two people.
+event goes. Weak identifiers (anonymous_id) follow the same rules: they are refused only when a
+limit (or the guard) would break, so a sign-up followed by a log-in on the same browser merges
+whatever the arrival order. Two profiles an admin unmerged carry each other's ids in
+``keep_apart``; an event linking them again does not merge them (reason ``unmerged``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from huiliu.models import Identifier
 @dataclass(frozen=True)
 class Conflict:
     identifier: Identifier
-    reason: str  # limit:<type> | guard:identifiers | guard:merges | shared_device
+    reason: str  # limit:<type> | guard:identifiers | guard:merges | unmerged
     held_by: str | None = None
 
 
@@ -54,8 +56,9 @@ def resolve(
 ) -> Resolution:
     """Plan one event: ``identifiers`` sorted by priority, ``owners`` from claims (live ids)."""
     plan = Resolution()
-    event_strong = any(rules.is_strong(i.type) for i in identifiers)
     held: list[Identifier] = []  # identifiers the group would hold
+    members: set[str] = set()  # profile ids in the group, with everything they absorbed
+    apart: set[str] = set()  # profile ids the group must not merge with (undone merges)
     merges = 0
     for ident in identifiers:
         owner = owners.get(ident)
@@ -74,8 +77,9 @@ def resolve(
                 held = candidate
             continue
         profile = profiles[owner]
-        if not rules.is_strong(ident.type) and event_strong and profile.has_strong_identifier(rules):
-            plan.conflicts.append(Conflict(ident, "shared_device", owner))
+        joining = {profile.profile_id, *profile.absorbed}
+        if plan.group and (joining & apart or members & set(profile.keep_apart)):
+            plan.conflicts.append(Conflict(ident, "unmerged", owner))
             continue
         candidate = [*held, *(i for i in profile.identifiers if i not in held)]
         broken = rules.within_limits(candidate)
@@ -94,5 +98,7 @@ def resolve(
             merges = profile.merge_count
         plan.group.append(owner)
         plan.linked[owner] = [ident]
+        members |= joining
+        apart |= set(profile.keep_apart)
         held = candidate
     return plan

@@ -8,8 +8,9 @@ where the event goes.
 
 ``limit`` is the maximum number of distinct values of that type one profile may hold.
 ``strong`` identifiers name a person; a weak one (anonymous_id) names a device, which may be
-shared: a weak identifier never pulls an event onto a profile that already belongs to a
-different known person.
+shared. A weak identifier gets no special treatment in resolution: it is refused only when
+attaching or merging through it would break a limit (e.g. a second, different user_id), exactly
+like a strong one. Shared devices are kept apart by those limits and by the size guard.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ BLOCKED_WORDS = frozenset(
         "-1",
     }
 )
+# Short words that are placeholders as a whole value but real local parts of an email
+# ("nan@163.com", "na@x.cn"): blocked only as whole values.
+WHOLE_VALUE_ONLY = frozenset({"na", "nan"})
 # All zeros / dashes / blanks (optionally with a leading +): "0000", "----", "+86 000 0000 0000".
 _FILLER = re.compile(r"^\+?[0\-\s_.()]*$")
 # An email whose local part is filler ("0000@x.com", "null@x.com") is a placeholder too.
@@ -165,7 +169,9 @@ class IdentityRules:
             return True
         if ident.type == "email":
             local = _EMAIL_LOCAL.match(value)
-            if local and (local.group(1) in self.blocked or _FILLER.match(local.group(1))):
+            part = local.group(1) if local else None
+            placeholder = part is not None and (part in self.blocked or _FILLER.match(part))
+            if placeholder and part not in WHOLE_VALUE_ONLY:
                 return True
         return False
 

@@ -1,8 +1,9 @@
 """Identity service: one canonical event in -> claims, profile, timeline, out-events.
 
 The event path costs one read call and one write call for a known person:
-1. one BatchGetItem for the event's claims, erased-identifier hashes, candidate profiles (a warm
-   cache or the deterministic id of each identifier), the processed marker and order markers;
+1. one BatchGetItem for the event's claims, the erased-identifier hashes of every identifier,
+   candidate profiles (a warm cache or the deterministic id of each identifier), the processed
+   marker and order markers;
 2. one TransactWriteItems for the profile(s) (conditional on ``version``), new or moved claims
    (conditional on their previous owner), the timeline item, the processed marker (conditional on
    absence: redelivery is a no-op) and the order marker.
@@ -39,8 +40,10 @@ from huiliu.identity.profile import (
 from huiliu.identity.repository import (
     MARKER_SK,
     IdentityRepository,
+    Snapshot,
     WriteSet,
     marker_pk,
+    merge_of_pk,
     profile_pk,
 )
 from huiliu.identity.resolution import resolve
@@ -104,16 +107,71 @@ def profile_summary(profile: Profile) -> dict[str, Any]:
     }
 
 
-def encode_events(events: list[OutgoingEvent]) -> bytes:
-    raw = json.dumps([[e.detail_type, e.detail] for e in events], default=str, separators=(",", ":"))
+_IDENT_LISTS = ("linking_identifiers", "identifiers_returned")
+
+
+def _ref(ident: Any, identifiers: list[Identifier]) -> dict[str, Any]:
+    """{"$i": index into the event's identifiers} instead of an identifier's value."""
+    try:
+        return {"$i": identifiers.index(Identifier(type=ident["type"], value=ident["value"]))}
+    except (KeyError, TypeError, ValueError):
+        return {"$i": -1}  # not the event's own identifier: its value is never stored
+
+
+def _deref(ref: Any, identifiers: list[Identifier]) -> dict[str, Any] | None:
+    idx = int(ref.get("$i", -1)) if isinstance(ref, dict) else -1
+    if 0 <= idx < len(identifiers):
+        return {"type": identifiers[idx].type, "value": identifiers[idx].value}
+    return None
+
+
+def _map_identifiers(detail: dict[str, Any], fn: Callable[[Any], Any]) -> dict[str, Any]:
+    out = dict(detail)
+    if isinstance(out.get("identifier"), dict):
+        out["identifier"] = fn(out["identifier"])
+    for key in _IDENT_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [fn(i) for i in out[key]]
+    changed = out.get("changed")
+    if isinstance(changed, dict) and isinstance(changed.get("identifiers_added"), list):
+        out["changed"] = dict(changed, identifiers_added=[fn(i) for i in changed["identifiers_added"]])
+    return out
+
+
+def encode_events(events: list[OutgoingEvent], identifiers: list[Identifier] | None = None) -> bytes:
+    """The out-events for a processed marker, without identifier values or profile summaries.
+
+    The profile summary is left out (a redelivery fills in the live profile's) and identifiers
+    are stored as indexes into the event's own cleaned identifiers, which the redelivered event
+    brings again. What stays (changed traits, the event's properties) belongs to the profile the
+    event landed on, whose erasure deletes the marker (found through its timeline).
+    """
+    ids = identifiers or []
+    rows = []
+    for e in events:
+        detail = {k: v for k, v in e.detail.items() if k != "profile"}
+        rows.append([e.detail_type, _map_identifiers(detail, lambda i: _ref(i, ids)), "profile" in e.detail])
+    raw = json.dumps(rows, default=str, separators=(",", ":"))
     return zlib.compress(raw.encode(), 1)
 
 
-def decode_events(blob: Any) -> list[OutgoingEvent]:
+def decode_events(
+    blob: Any, identifiers: list[Identifier] | None = None, profile: Profile | None = None
+) -> list[OutgoingEvent]:
     if not blob:
         return []
-    data = json.loads(zlib.decompress(bytes(blob)))
-    return [OutgoingEvent(SOURCE, kind, detail) for kind, detail in data]
+    ids = identifiers or []
+    out = []
+    for row in json.loads(zlib.decompress(bytes(blob))):
+        kind, detail = row[0], _map_identifiers(row[1], lambda r: _deref(r, ids))
+        if len(row) > 2 and row[2]:
+            detail["profile"] = profile_summary(profile) if profile is not None else None
+        out.append(OutgoingEvent(SOURCE, kind, detail))
+    return out
+
+
+class TombstoneChainTooLong(RuntimeError):
+    """A claim leads through more merged-away profiles than MAX_TOMBSTONE_HOPS (corrupt data)."""
 
 
 class IdentityService:
@@ -150,8 +208,11 @@ class IdentityService:
         self._rules[tenant] = (settings, rules)
         return settings, rules
 
-    def deterministic_id(self, tenant: str, ident: Identifier) -> str:
-        digest = hmac.new(self.salt.encode(), f"profile#{tenant}#{ident.key}".encode(), hashlib.sha256)
+    def deterministic_id(self, tenant: str, ident: Identifier, erased_at: str | None = None) -> str:
+        """``p`` + HMAC of the identifier; after an erasure also of its erase time, so a returning
+        person gets a new id (racing first events still agree on it)."""
+        message = f"profile#{tenant}#{ident.key}" + (f"#erased#{erased_at}" if erased_at else "")
+        digest = hmac.new(self.salt.encode(), message.encode(), hashlib.sha256)
         return "p" + digest.hexdigest()[:24]
 
     def _remember(self, tenant: str, profile: Profile) -> None:
@@ -195,9 +256,8 @@ class IdentityService:
         order_keys: list[tuple[str, str]] = []
         if facts and facts.order_id:
             order_keys.append((facts.order_id, "COUNTED" if event.event in ORDER_EVENTS else "REFUNDED"))
-        # Candidate profiles: the warm cache's guess, else each identifier's deterministic id. An
-        # identifier the cache knows is claimed cannot be erased-and-unclaimed unless the cache is
-        # stale, which the claim read reveals (then its erased hash is read after all).
+        # Candidate profiles: the warm cache's guess, else each identifier's deterministic id. The
+        # erased hashes of every identifier ride along in the same call, warm cache or not.
         cached = {i: self._cache.get((tenant, i)) for i in identifiers}
         candidates = [cached[i] or self.deterministic_id(tenant, i) for i in identifiers]
         if identifiers and not cached[identifiers[0]]:
@@ -208,14 +268,10 @@ class IdentityService:
             profile_ids=candidates,
             marker=(event.source.connector, event.message_id),
             orders=order_keys,
-            check_erased=[i for i in identifiers if not cached[i]],
         )
         if snap.marker is not None:
-            return Outcome("duplicate", snap.marker.get("profile_id"), decode_events(snap.marker.get("out")))
+            return self._duplicate(tenant, snap, identifiers)
         when = event.timestamp.astimezone(UTC).isoformat()
-        unchecked = [i for i in identifiers if cached[i] and i not in snap.claims]
-        if unchecked:
-            snap.erased.update(repo.load_erased(tenant, unchecked))
         stamp = iso(event.timestamp)
         live = [i for i in identifiers if not (i in snap.erased and stamp <= snap.erased[i])]
         if not live:
@@ -225,7 +281,7 @@ class IdentityService:
         for ident in live:
             owner = snap.claims.get(ident)
             hops = 0
-            while owner is not None and hops <= MAX_TOMBSTONE_HOPS:
+            while owner is not None:
                 if owner not in profiles:
                     missing = {o for o in [owner, *snap.claims.values()] if o not in profiles}
                     profiles.update(repo.load_profiles(tenant, missing))
@@ -233,7 +289,13 @@ class IdentityService:
                 if found is None:
                     owner = None  # claim of a profile that no longer exists: claim it afresh
                 elif found.merged_into:
-                    owner, hops = found.merged_into, hops + 1
+                    hops += 1
+                    if hops > MAX_TOMBSTONE_HOPS:
+                        raise TombstoneChainTooLong(
+                            f"{ident.type} claim of {tenant} leads through more than "
+                            f"{MAX_TOMBSTONE_HOPS} merged profiles (at {owner})"
+                        )
+                    owner = found.merged_into
                 else:
                     break
             if owner is not None:
@@ -246,9 +308,13 @@ class IdentityService:
             return Outcome("skipped")  # every identifier conflicted (e.g. a tenant limit of 0)
         if survivor_id is None:
             top = plan.attach[0]
-            pid = self.deterministic_id(tenant, top)
-            if pid not in snap.missing_profiles:
-                pid = "p" + uuid.uuid4().hex[:24]
+            if top in snap.erased:
+                # a returning person after an erasure: never the erased profile's id again
+                pid = self.deterministic_id(tenant, top, snap.erased[top])
+            else:
+                pid = self.deterministic_id(tenant, top)
+                if pid not in snap.missing_profiles:
+                    pid = "p" + uuid.uuid4().hex[:24]
             survivor = Profile(profile_id=pid, tenant_id=tenant, created_at=now)
             expected: int | None = None
         else:
@@ -266,12 +332,14 @@ class IdentityService:
                 {
                     "pk": profile_pk(tenant, survivor.profile_id),
                     "sk": f"MERGE#{merge_id}",
-                    "gsi1pk": f"T#{tenant}#MERGES",
+                    # erase finds every merge the absorbed profile took part in through gsi1
+                    "gsi1pk": merge_of_pk(tenant, loser.profile_id),
                     "gsi1sk": f"{now}#{merge_id}",
                     "merge_id": merge_id,
                     "survivor_id": survivor.profile_id,
                     "absorbed_id": loser.profile_id,
                     "message_id": event.message_id,
+                    "connector": event.source.connector,
                     "correlation_id": event.correlation_id,
                     "linking_identifiers": [{"type": i.type, "value": i.value} for i in linking],
                     "survivor_before": survivor.copy().to_dict(),
@@ -325,6 +393,7 @@ class IdentityService:
         writes.profiles.insert(0, (survivor, expected))
         if order_keys and new_order:
             writes.orders.append((*order_keys[0], survivor.profile_id))
+        refused = {c.identifier for c in plan.conflicts}
         retention = settings.timeline_retention_days or self.retention_days
         ttl = int((self.clock.now() + timedelta(days=retention)).timestamp())
         writes.timeline = {
@@ -337,7 +406,8 @@ class IdentityService:
             "timestamp": when,
             "received_at": event.received_at.astimezone(UTC).isoformat(),
             "source": event.source.model_dump(exclude_none=True),
-            "identifiers": [{"type": i.type, "value": i.value} for i in live],
+            # only what was attached: a conflicting identifier belongs to someone else
+            "identifiers": [{"type": i.type, "value": i.value} for i in live if i not in refused],
             "traits": event.traits,
             "properties": event.properties,
             "context": event.context,
@@ -384,8 +454,25 @@ class IdentityService:
             "sk": MARKER_SK,
             "profile_id": survivor.profile_id,
             "ttl": ttl,
-            "out": encode_events(out),
+            "out": encode_events(out, identifiers),
         }
         repo.commit(tenant, writes)
         self._remember(tenant, survivor)
         return Outcome("processed", survivor.profile_id, out, merged=[p.profile_id for p in losers])
+
+    def _duplicate(self, tenant: str, snap: Snapshot, identifiers: list[Identifier]) -> Outcome:
+        """A redelivered event: its stored out-events again, with the live profile's summary."""
+        assert snap.marker is not None
+        profile_id = snap.marker.get("profile_id")
+        profile = snap.profiles.get(profile_id) if profile_id else None
+        hops = 0
+        while profile_id and (profile is None or profile.merged_into) and hops <= MAX_TOMBSTONE_HOPS:
+            if profile is not None:
+                profile_id, hops = profile.merged_into, hops + 1
+            profile = snap.profiles.get(profile_id) if profile_id else None
+            if profile is None and profile_id:
+                profile = self.repo.load_profiles(tenant, [profile_id]).get(profile_id)
+                if profile is None:
+                    break
+        events = decode_events(snap.marker.get("out"), identifiers, profile)
+        return Outcome("duplicate", snap.marker.get("profile_id"), events)

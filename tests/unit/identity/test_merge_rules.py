@@ -102,18 +102,58 @@ def test_given_blocked_words_then_rules_reject_them_and_accept_real_values() -> 
     assert len(dropped) == 5
 
 
-def test_given_a_shared_device_when_two_people_log_in_on_it_then_they_stay_apart(
+def test_given_a_shared_device_when_two_people_log_in_on_it_then_the_user_id_limit_keeps_them_apart(
     memory_service: IdentityService, memory_repo: MemoryIdentityRepository
 ) -> None:
-    a = memory_service.process(make_event(("anonymous_id", "ipad-1"), ("email", "a@x.cn")))
-    b = memory_service.process(make_event(("anonymous_id", "ipad-1"), ("email", "b@x.cn"), minutes=1))
+    a = memory_service.process(make_event(("anonymous_id", "ipad-1"), ("user_id", "mum")))
+    b = memory_service.process(make_event(("anonymous_id", "ipad-1"), ("user_id", "son"), minutes=1))
 
     assert a.profile_id != b.profile_id
     assert b.merged == []
     assert [e.detail["reason"] for e in b.events if e.detail_type == DetailType.IDENTITY_CONFLICT] == [
-        "shared_device"
+        "limit:user_id"
     ]
     assert _owner(memory_repo, "anonymous_id", "ipad-1") == a.profile_id
+
+
+def test_given_anonymous_browsing_then_email_sign_up_when_the_visitor_logs_in_then_one_profile(
+    memory_service: IdentityService, memory_repo: MemoryIdentityRepository
+) -> None:
+    signup = memory_service.process(make_event(("anonymous_id", "a1"), ("email", "e@x.cn")))
+
+    login = memory_service.process(make_event(("user_id", "u1"), ("anonymous_id", "a1"), minutes=1))
+
+    assert login.profile_id == signup.profile_id
+    assert [e for e in login.events if e.detail_type == DetailType.IDENTITY_CONFLICT] == []
+    assert _owner(memory_repo, "user_id", "u1") == signup.profile_id
+
+
+def test_given_browse_sign_up_log_in_in_any_of_the_six_orders_then_the_same_single_profile(
+    clock: ManualClock,
+) -> None:
+    import itertools
+
+    journey = [
+        make_event(("anonymous_id", "a1"), name="Page Viewed", message_id="e0"),
+        make_event(("anonymous_id", "a1"), ("email", "e@x.cn"), name="Signed Up", minutes=1, message_id="e1"),
+        make_event(("user_id", "u1"), ("anonymous_id", "a1"), name="Signed In", minutes=2, message_id="e2"),
+    ]
+    groupings = set()
+    for order in itertools.permutations(journey):
+        repo = MemoryIdentityRepository(salt="s")
+        service = IdentityService(repo, clock=clock, salt="s")
+        outcomes = [service.process(e) for e in order]
+        live = {
+            p["profile_id"]
+            for (_pk, sk), p in repo.items.items()
+            if sk == "PROFILE" and not p.get("merged_into")
+        }
+        (profile,) = [repo.get_profile(TENANT, pid) for pid in live]
+        assert profile is not None
+        groupings.add(frozenset((i.type, i.value) for i in profile.identifiers))
+        assert not any(e.detail_type == DetailType.IDENTITY_CONFLICT for o in outcomes for e in o.events)
+
+    assert groupings == {frozenset({("anonymous_id", "a1"), ("email", "e@x.cn"), ("user_id", "u1")})}
 
 
 def test_given_anonymous_browsing_when_the_visitor_logs_in_then_the_anonymous_profile_is_absorbed(
