@@ -119,8 +119,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(http_port=args.port, aws_port=args.aws_port, keep_running=args.keep_running)
 
 
+def use_local_env() -> None:
+    """Point library commands (replay …) at the running local runtime (.huiliu/local.json)."""
+    from huiliu_infra.local.runtime import read_state
+
+    state = read_state()
+    os.environ.update(state["env"])
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_REGION", state["region"])
+
+
+def use_stack_env(stack: str) -> None:
+    """Point library commands at a deployed stack: the ingest function's own environment."""
+    from huiliu import aws
+
+    resource = aws.client("cloudformation").describe_stack_resource(
+        StackName=stack, LogicalResourceId="IngestFunction"
+    )
+    name = resource["StackResourceDetail"]["PhysicalResourceId"]
+    config = aws.client("lambda").get_function_configuration(FunctionName=name)
+    os.environ.update(config.get("Environment", {}).get("Variables", {}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="huiliu", description="Huiliu (汇流) command line")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--local", action="store_true", help="library commands (replay) act on the running local runtime"
+    )
+    where.add_argument(
+        "--stack", dest="env_stack", help="library commands (replay) act on this deployed stack"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     local = sub.add_parser("local", help="the local runtime (moto server or LocalStack, handlers in process)")
@@ -153,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.local:
+        use_local_env()
+    elif args.env_stack:
+        use_stack_env(args.env_stack)
+    if args.local or args.env_stack:
+        # Library code logs as it does in Lambda; here stdout is the command's answer, so logs go
+        # to stderr and no CloudWatch metrics (EMF) are printed.
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+        os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("HUILIU_CLI_LOG_LEVEL", "WARNING")
+        from huiliu import aws
+        from huiliu.observability import logger
+        from huiliu.settings import get_settings
+
+        logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
+        logger.registered_handler.setStream(sys.stderr)
+        aws.reset_clients()
+        get_settings.cache_clear()
     return int(args.func(args) or 0)
 
 

@@ -43,6 +43,13 @@ from huiliu_infra.local.provision import ROOT, Deployment, MappingSpec, provisio
 log = logging.getLogger("huiliu.local")
 STATE_DIR = ROOT / ".huiliu"
 STATE_FILE = STATE_DIR / "local.json"
+
+
+def state_file() -> Path:
+    """Where the running local runtime describes itself (``HUILIU_STATE_FILE`` overrides)."""
+    return Path(os.environ.get("HUILIU_STATE_FILE") or STATE_FILE)
+
+
 MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 DEMO_TENANT = "demo"
 
@@ -143,7 +150,7 @@ class LocalRuntime:
             self._spawn(f"poll-{mapping.function}", self._poll_loop, mapping)
         self._spawn("scheduler", self._schedule_loop)
         if self.write_state:
-            self._write_state()
+            self.write_state_file()
         return self
 
     def stop(self) -> None:
@@ -217,10 +224,11 @@ class LocalRuntime:
         body.setdefault("segment", {})["url"] = f"{self.api_url}/v1"
         return {"tenant_id": DEMO_TENANT, "admin_key": admin_key, "connectors": body}
 
-    def _write_state(self) -> None:
-        STATE_DIR.mkdir(exist_ok=True)
-        STATE_FILE.write_text(json.dumps(self.describe(), indent=2, default=str))
-        STATE_FILE.chmod(0o600)
+    def write_state_file(self, path: Path | None = None) -> None:
+        path = path or state_file()
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(self.describe(), indent=2, default=str))
+        path.chmod(0o600)
 
     def describe(self) -> dict[str, Any]:
         assert self.deployment is not None
@@ -239,6 +247,8 @@ class LocalRuntime:
             "routes": [r.route_key + " → " + r.function for r in self.deployment.routes],
             "schedules": {s.logical: s.expression for s in self.deployment.schedules},
             "functions": {k: f.code_dir for k, f in self.deployment.functions.items()},
+            # What the functions see: lets `huiliu --local …` run library code against this runtime.
+            "env": {**self.deployment.shared_env(), "AWS_ENDPOINT_URL": self.endpoint},
         }
 
     # ------------------------------------------------------------------ invoking
@@ -570,7 +580,8 @@ def _configured_endpoint() -> str | None:
     return None
 
 
-def read_state(path: Path = STATE_FILE) -> dict[str, Any]:
+def read_state(path: Path | None = None) -> dict[str, Any]:
+    path = path or state_file()
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: start the local runtime first (make local)")
     return json.loads(path.read_text())
