@@ -21,7 +21,7 @@ local: venv ## Run the local runtime in the foreground (HTTP :3000, AWS :4566) f
 	@$(BIN)/huiliu local
 
 test: venv lint validate ## Everything CI runs: lint, template validation, unit/function/property/integration tests
-	@$(BIN)/python -m pytest -q -n 2 --cov --cov-report=term:skip-covered --cov-fail-under=80
+	@$(BIN)/python -m pytest -q -n 2 --dist loadfile --cov --cov-report=term:skip-covered --cov-fail-under=80
 
 unit: venv ## Fast tests only (no local runtime)
 	@$(BIN)/python -m pytest -q -m "not integration"
