@@ -1,23 +1,9 @@
-"""Journey enrollment (issue to come): receives segment transitions and profile events.
+"""Journey enrollment and exit on segment transitions and profile events.
 
-Wired in template.yaml with its queue, DLQ and ReportBatchItemFailures; until its stage lands it
-logs each event with its correlation id and acknowledges it (see huiliu.passthrough).
+Wired in template.yaml (queue, DLQ, partial batch failures); the stage logic is still to come:
+until then it logs each event with its correlation id and acknowledges it (huiliu.passthrough).
 """
 
-from __future__ import annotations
+from huiliu.passthrough import queue_handler
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from huiliu.observability import logger, metrics, tracer
-from huiliu.passthrough import record_handler
-
-processor = BatchProcessor(event_type=EventType.SQS)
-_handle = record_handler("journeys")
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=_handle, processor=processor, context=context)
+handler = queue_handler("journeys")

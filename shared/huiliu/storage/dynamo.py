@@ -185,6 +185,30 @@ class DynamoRepository:
             start = page.next_key
 
     # -- writes ----------------------------------------------------------------------------
+    @staticmethod
+    def _conditions(
+        condition: str | None, names: Mapping[str, str] | None, values: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if condition:
+            extra["ConditionExpression"] = condition
+        if names:
+            extra["ExpressionAttributeNames"] = dict(names)
+        if values:
+            extra["ExpressionAttributeValues"] = serialize_values(values)
+        return extra
+
+    def _write(self, op: str, call: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """One single-item write; a failed condition becomes ConditionFailed."""
+        try:
+            resp = call(TableName=self.table_name, ReturnConsumedCapacity="TOTAL", **kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed(str(exc)) from exc
+            raise
+        self.stats.record(op, "write", resp)
+        return resp
+
     def put(
         self,
         item: Mapping[str, Any],
@@ -193,24 +217,8 @@ class DynamoRepository:
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Item": serialize(item),
-            "ReturnConsumedCapacity": "TOTAL",
-        }
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
-        if values:
-            kwargs["ExpressionAttributeValues"] = serialize_values(values)
-        try:
-            resp = self.client.put_item(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConditionFailed(str(exc)) from exc
-            raise
-        self.stats.record("PutItem", "write", resp)
+        kwargs = {"Item": serialize(item), **self._conditions(condition, names, values)}
+        self._write("PutItem", self.client.put_item, kwargs)
 
     def put_new(self, item: Mapping[str, Any]) -> None:
         """Create an item only if its key is free; ConditionFailed otherwise."""
@@ -227,44 +235,18 @@ class DynamoRepository:
         values: Mapping[str, Any] | None = None,
         return_values: str = "NONE",
     ) -> dict[str, Any] | None:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
+        kwargs = {
             "Key": serialize({"pk": pk, "sk": sk}),
             "UpdateExpression": expression,
             "ReturnValues": return_values,
-            "ReturnConsumedCapacity": "TOTAL",
+            **self._conditions(condition, names, values),
         }
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
-        if values:
-            kwargs["ExpressionAttributeValues"] = serialize_values(values)
-        try:
-            resp = self.client.update_item(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConditionFailed(str(exc)) from exc
-            raise
-        self.stats.record("UpdateItem", "write", resp)
-        attrs = resp.get("Attributes")
+        attrs = self._write("UpdateItem", self.client.update_item, kwargs).get("Attributes")
         return deserialize(attrs) if attrs else None
 
     def delete(self, pk: str, sk: str, *, condition: str | None = None) -> None:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": serialize({"pk": pk, "sk": sk}),
-            "ReturnConsumedCapacity": "TOTAL",
-        }
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        try:
-            resp = self.client.delete_item(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConditionFailed(str(exc)) from exc
-            raise
-        self.stats.record("DeleteItem", "write", resp)
+        kwargs = {"Key": serialize({"pk": pk, "sk": sk}), **self._conditions(condition, None, None)}
+        self._write("DeleteItem", self.client.delete_item, kwargs)
 
     def transact(self, operations: list[dict[str, Any]]) -> None:
         """TransactWriteItems with plain-python items; ConditionFailed if any condition fails.
@@ -283,12 +265,7 @@ class DynamoRepository:
                 body["Key"] = serialize({"pk": spec["pk"], "sk": spec["sk"]})
             if kind == "Update":
                 body["UpdateExpression"] = spec["expression"]
-            if spec.get("condition"):
-                body["ConditionExpression"] = spec["condition"]
-            if spec.get("names"):
-                body["ExpressionAttributeNames"] = dict(spec["names"])
-            if spec.get("values"):
-                body["ExpressionAttributeValues"] = serialize_values(spec["values"])
+            body.update(self._conditions(spec.get("condition"), spec.get("names"), spec.get("values")))
             items.append({kind: body})
         try:
             resp = self.client.transact_write_items(TransactItems=items, ReturnConsumedCapacity="TOTAL")

@@ -27,7 +27,10 @@ def test_every_function_points_at_a_handler_that_exists(translated: dict[str, An
         module, func = res["Properties"]["Handler"].rsplit(".", 1)
         path = ROOT / cfn.code_path(res["Properties"]["Code"]) / f"{module}.py"
         assert path.exists(), f"{logical}: {path} missing"
-        names = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+        tree = ast.parse(path.read_text()).body
+        names = {n.name for n in tree if isinstance(n, ast.FunctionDef)} | {
+            t.id for n in tree if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        }
         assert func in names, f"{logical}: {path} has no {func}()"
 
 
