@@ -6,21 +6,31 @@ publish. Domain errors (NotFound, Conflict, BadRequest) map to HTTP in the admin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from huiliu.bus import OutgoingEvent
 from huiliu.clock import Clock, default_clock
 from huiliu.errors import BadRequest, Conflict, NotFound
 from huiliu.identifiers import InvalidIdentifier, is_valid_type
-from huiliu.identity.profile import ORDER_EVENTS, REFUND_EVENT, Profile, iso, merge_computed
+from huiliu.identity.profile import (
+    CONSENT_KEY,
+    ORDER_EVENTS,
+    REFUND_EVENT,
+    TAGS_KEY,
+    Profile,
+    iso,
+    merge_computed,
+)
 from huiliu.identity.repository import (
     MARKER_SK,
     IdentityRepository,
     WriteSet,
     marker_pk,
     order_key,
+    valid_cursor,
 )
 from huiliu.identity.rules import IdentityRules, TraitStrategy
 from huiliu.identity.service import SOURCE, profile_summary
@@ -116,6 +126,8 @@ class ProfileAdmin:
         self, tenant: str, profile_id: str, *, cursor: str | None = None, limit: int = 50
     ) -> dict[str, Any]:
         limit = max(1, min(limit, 200))
+        if cursor is not None and not valid_cursor(cursor):
+            raise BadRequest("cursor must be a next_cursor from an earlier page", reason="bad_cursor")
         profile = self.live(tenant, profile_id)
         members = [profile.profile_id, *profile.absorbed]
         rows: list[dict[str, Any]] = []
@@ -170,7 +182,12 @@ class ProfileAdmin:
         restored.merged_into = None
         restored.version = current.version + 1
         restored.updated_at = now
-        after = _split(survivor, restored, before, rules)
+        after = _split(
+            survivor, restored, before, rules, lambda: list(self.repo.timeline_all(tenant, profile_id))
+        )
+        # Keep them apart: an event linking the two again does not merge them (reason unmerged).
+        after.keep_apart = sorted({*after.keep_apart, restored.profile_id})
+        restored.keep_apart = sorted({*restored.keep_apart, profile_id})
         after.version = survivor.version + 1
         after.updated_at = now
         owners = self.repo.load(tenant, identifiers=restored.identifiers).claims
@@ -245,9 +262,40 @@ class ProfileAdmin:
                 if order_id is not None and item.get("event") in (*ORDER_EVENTS, REFUND_EVENT):
                     extra.append(order_key(tenant, str(order_id), "COUNTED"))
                     extra.append(order_key(tenant, str(order_id), "REFUNDED"))
+        # Merge records on other profiles that absorbed one of these (undone merges): deleted.
+        # The other merges of those survivors may still hold the person's identifiers in their
+        # snapshots: scrubbed. (Processed markers hold no identifier values, see service.)
+        gone = set(ids)
+        survivors: set[str] = set()
+        for pid in ids:
+            for record in self.repo.merges_of(tenant, pid):
+                if record.get("survivor_id") not in gone:
+                    extra.append((record["pk"], record["sk"]))
+                    survivors.add(record["survivor_id"])
+        dropped = set(extra)
+        rewrites = []
+        erased = set(identifiers)
+        for sid in sorted(survivors):
+            # events the other profile received while the person was merged into it (the linking
+            # event among them) stay on its timeline, but not the person's identifiers
+            for item in self.repo.timeline_all(tenant, sid):
+                rows = item.get("identifiers") or []
+                kept = [r for r in rows if Identifier(type=r["type"], value=r["value"]) not in erased]
+                if len(kept) != len(rows):
+                    rewrites.append(dict(item, identifiers=kept))
+            for record in self.repo.merge_records(tenant, sid):
+                if (record["pk"], record["sk"]) not in dropped:
+                    scrubbed = _scrub_merge(record, erased, gone)
+                    if scrubbed != record:
+                        rewrites.append(scrubbed)
         now = iso(self.clock.now())
         deleted = self.repo.erase(
-            tenant, profile_ids=ids, identifiers=identifiers, extra_keys=extra, erased_at=now
+            tenant,
+            profile_ids=ids,
+            identifiers=identifiers,
+            extra_keys=extra,
+            erased_at=now,
+            rewrites=rewrites,
         )
         event = OutgoingEvent(
             SOURCE,
@@ -291,7 +339,60 @@ class ProfileAdmin:
         }
 
 
-def _split(survivor: Profile, restored: Profile, before: Profile, rules: IdentityRules) -> Profile:
+def _scrub_merge(
+    record: dict[str, Any], identifiers: set[Identifier], profile_ids: set[str]
+) -> dict[str, Any]:
+    """A merge record without the erased identifiers and profile ids in its snapshots."""
+
+    def idents(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rows if Identifier(type=r["type"], value=r["value"]) not in identifiers]
+
+    out = dict(record)
+    out["linking_identifiers"] = idents(record.get("linking_identifiers") or [])
+    for key in ("survivor_before", "absorbed_before"):
+        snapshot = record.get(key)
+        if isinstance(snapshot, dict):
+            out[key] = dict(
+                snapshot,
+                identifiers=idents(snapshot.get("identifiers") or []),
+                absorbed=[p for p in snapshot.get("absorbed") or [] if p not in profile_ids],
+                keep_apart=[p for p in snapshot.get("keep_apart") or [] if p not in profile_ids],
+            )
+            if not out[key]["keep_apart"]:
+                out[key].pop("keep_apart")
+    return out
+
+
+def _stamp(item: dict[str, Any]) -> list[str]:
+    return [iso(datetime.fromisoformat(str(item["timestamp"]))), str(item.get("message_id", ""))]
+
+
+def _own_value(
+    name: str, before: Profile, own_events: list[dict[str, Any]], rules: IdentityRules
+) -> tuple[Any, list[str]] | None:
+    """A trait as the survivor alone would hold it: its value before the merge plus its own
+    events (its timeline partition: events it received itself, before and after the merge)."""
+    probe = Profile(profile_id=before.profile_id, tenant_id=before.tenant_id, created_at=before.created_at)
+    strategy = rules.strategy(name)
+    if name in before.traits:
+        probe.traits[name] = before.traits[name]
+        probe.trait_meta[name] = list(before.trait_meta.get(name, ["", ""]))
+    for item in own_events:
+        traits = item.get("traits") or {}
+        if name in traits and name not in (CONSENT_KEY, TAGS_KEY) and item.get("timestamp"):
+            probe.set_trait(name, traits[name], _stamp(item), strategy)
+    if name not in probe.traits:
+        return None
+    return probe.traits[name], probe.trait_meta.get(name, ["", ""])
+
+
+def _split(
+    survivor: Profile,
+    restored: Profile,
+    before: Profile,
+    rules: IdentityRules,
+    own_timeline: Callable[[], list[dict[str, Any]]] = list,
+) -> Profile:
     """The survivor without what the restored profile brought in at the merge."""
     after = survivor.copy()
     gone = set(restored.identifiers)
@@ -299,6 +400,7 @@ def _split(survivor: Profile, restored: Profile, before: Profile, rules: Identit
     returning = {restored.profile_id, *restored.absorbed}
     after.absorbed = [p for p in after.absorbed if p not in returning]
     after.merge_count = max(0, after.merge_count - 1 - restored.merge_count)
+    own_events: list[dict[str, Any]] | None = None
     for name, value in restored.traits.items():
         strategy = rules.strategy(name)
         if strategy is TraitStrategy.SUM:
@@ -308,12 +410,17 @@ def _split(survivor: Profile, restored: Profile, before: Profile, rules: Identit
             brought = {repr(v) for v in value or []} - {repr(v) for v in before.traits.get(name) or []}
             after.traits[name] = [v for v in after.traits.get(name) or [] if repr(v) not in brought]
         elif after.trait_meta.get(name) == restored.trait_meta.get(name):
-            if name in before.traits:
-                after.traits[name] = before.traits[name]
-                after.trait_meta[name] = before.trait_meta.get(name, ["", ""])
-            else:
+            # The value came from the restored profile: fall back to the survivor's own value
+            # (before the merge, plus what its own events said since), never to nothing if it
+            # received one itself.
+            if own_events is None:
+                own_events = own_timeline()
+            own = _own_value(name, before, own_events, rules)
+            if own is None:
                 after.traits.pop(name, None)
                 after.trait_meta.pop(name, None)
+            else:
+                after.traits[name], after.trait_meta[name] = own
     after.tags = sorted(set(after.tags) - (set(restored.tags) - set(before.tags)))
     for channel, entry in restored.consent.items():
         if after.consent.get(channel) == entry:
@@ -324,6 +431,13 @@ def _split(survivor: Profile, restored: Profile, before: Profile, rules: Identit
     computed = merge_computed(after.computed, restored.computed, sign=-1)
     for key in ("first_seen", "last_seen", "first_order_at", "last_order_at"):
         if key in restored.computed and computed.get(key) == restored.computed[key]:
+            if key in before.computed:
+                computed[key] = before.computed[key]
+            else:
+                computed.pop(key, None)
+    brought = restored.computed
+    if "currency" in brought and computed.get("currency_at") == brought.get("currency_at"):
+        for key in ("currency", "currency_at"):
             if key in before.computed:
                 computed[key] = before.computed[key]
             else:

@@ -2,8 +2,11 @@
 
 The admin app authenticates the caller and puts the tenant on ``router.context["tenant_id"]``.
 
-- ``GET  /profiles/lookup?phone=|email=|user_id=|type=&value=``  -> 360 view of the person
+- ``GET  /profiles/lookup?phone=|email=|user_id=|type=&value=&cursor=&limit=`` -> 360 view
 - ``GET  /profiles/{id}?cursor=&limit=``                          -> 360 view (timeline page)
+
+``limit`` is an integer 1..200 (else 400 ``bad_limit``); ``cursor`` is a ``next_cursor`` from an
+earlier page (else 400 ``bad_cursor``).
 - ``POST /profiles/{id}/unmerge``  body ``{"merge_id": ...}`` or ``{"absorbed_id": ...}``
 - ``POST /profiles/erase``         body ``{"type": ..., "value": ...}``
 - ``GET  /profiles/{id}/export``                                  -> everything, as JSON
@@ -79,15 +82,35 @@ def _tenant() -> str:
     return str(tenant)
 
 
+MAX_LIMIT = 200
+
+
 def _body(model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(router.current_event.json_body or {})
-    except (ValidationError, ValueError) as exc:
-        raise BadRequest(f"invalid body: {exc}") from exc
+    except ValidationError as exc:
+        # a short field/reason list, not pydantic's full text (with its documentation URLs)
+        problems = []
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in error.get("loc", ())) or "body"
+            problems.append(f"{where}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}")
+        raise BadRequest("invalid body: " + "; ".join(problems), reason="bad_body") from exc
+    except ValueError as exc:
+        raise BadRequest("invalid body: not a JSON object", reason="bad_body") from exc
 
 
 def _query() -> dict[str, str]:
     return dict(router.current_event.query_string_parameters or {})
+
+
+def _limit(params: dict[str, str]) -> int:
+    raw = params.get("limit")
+    if raw is None or raw == "":
+        return 50
+    text = raw.strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", reason="bad_limit")
+    return int(text)
 
 
 @router.get("/profiles/lookup")
@@ -100,17 +123,15 @@ def lookup_profile() -> dict[str, Any]:
         if len(found) != 1:
             raise BadRequest("give exactly one of phone, email, user_id … or type and value")
         kind, value = found[0]
+    limit = _limit(params)
     profile_id = admin.lookup(tenant, admin.identifier(tenant, kind, value))
-    return admin.view(tenant, profile_id, limit=int(params.get("limit", 50)))
+    return admin.view(tenant, profile_id, cursor=params.get("cursor") or None, limit=limit)
 
 
 @router.get("/profiles/<profile_id>")
 def get_profile(profile_id: str) -> dict[str, Any]:
     params = _query()
-    try:
-        limit = int(params.get("limit", 50))
-    except ValueError as exc:
-        raise BadRequest("limit must be a number") from exc
+    limit = _limit(params)
     return _admin().view(_tenant(), profile_id, cursor=params.get("cursor") or None, limit=limit)
 
 
