@@ -1,8 +1,14 @@
-"""EventBridge publisher: PutEvents in chunks of 10, raising on any failed entry."""
+"""EventBridge publisher: PutEvents in chunks of 10.
+
+Entries EventBridge rejects (``FailedEntryCount`` > 0) are retried alone, a few times; entries that
+still fail raise :class:`PartialPublishFailed` naming them, so the caller can keep what was
+delivered and release only what was not (no event is published twice by a retry).
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -10,6 +16,9 @@ from typing import Any, Protocol
 from huiliu.errors import PublishFailed
 
 MAX_ENTRIES = 10
+# Tries per entry (the first one included) before an entry counts as failed.
+MAX_TRIES = 3
+RETRY_DELAY_SECONDS = 0.05
 # PutEvents caps a request at 256 KB in total; stay below with room for the envelope.
 MAX_REQUEST_BYTES = 240 * 1024
 
@@ -19,6 +28,17 @@ class OutgoingEvent:
     source: str
     detail_type: str
     detail: dict[str, Any]
+
+
+class PartialPublishFailed(PublishFailed):
+    """Some events were not published; ``failed`` holds their indices in the published sequence.
+
+    Every other event of the call was published (exactly once).
+    """
+
+    def __init__(self, message: str, failed: Sequence[int]) -> None:
+        super().__init__(message)
+        self.failed = sorted(failed)
 
 
 class Publisher(Protocol):
@@ -65,12 +85,43 @@ class EventBridgePublisher:
             for e in events
         ]
         calls = 0
-        for chunk in _chunks(entries):
-            response = self.client.put_events(Entries=chunk)
-            calls += 1
-            if response.get("FailedEntryCount"):
-                failures = [r for r in response.get("Entries", []) if r.get("ErrorCode")]
-                raise PublishFailed(f"{len(failures)} of {len(chunk)} events rejected: {failures[:3]}")
+        failed: list[int] = []
+        errors: list[dict[str, Any]] = []
+        chunks = list(_chunks(entries))
+        sent = 0
+        for chunk in chunks:
+            pending = list(range(sent, sent + len(chunk)))
+            sent += len(chunk)
+            for attempt in range(MAX_TRIES):
+                try:
+                    response = self.client.put_events(Entries=[entries[i] for i in pending])
+                except Exception as exc:
+                    # Entries of earlier calls are on the bus: report precisely what is not.
+                    unsent = pending + list(range(sent, len(entries)))
+                    if not failed and len(unsent) == len(entries):
+                        raise
+                    raise PartialPublishFailed(
+                        f"{len(failed) + len(unsent)} of {len(entries)} events not published: {exc!r}",
+                        failed + unsent,
+                    ) from exc
+                calls += 1
+                if not response.get("FailedEntryCount"):
+                    pending = []
+                    break
+                results = response.get("Entries") or []
+                still = [i for i, r in zip(pending, results, strict=False) if r.get("ErrorCode")]
+                still += pending[len(results) :]  # a short answer: the unanswered count as failed
+                errors = [r for r in results if r.get("ErrorCode")][:3] or errors
+                pending = still
+                if not pending:
+                    break
+                if attempt + 1 < MAX_TRIES:
+                    time.sleep(RETRY_DELAY_SECONDS * (attempt + 1))
+            failed.extend(pending)
+        if failed:
+            raise PartialPublishFailed(
+                f"{len(failed)} of {len(entries)} events rejected after {MAX_TRIES} tries: {errors}", failed
+            )
         return calls
 
 

@@ -12,10 +12,11 @@ import hmac
 import json
 import secrets as pysecrets
 import time
+from collections import OrderedDict
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from huiliu.errors import ConditionFailed, NotFound
 from huiliu.models import TENANT_ID_PATTERN
@@ -53,6 +54,11 @@ class TenantSettings(BaseModel):
 class YouzanSecrets(BaseModel):
     client_id: str
     client_secret: str
+    # Accept the body ``sign`` when a push has no ``Event-Sign`` header. Risky: ``sign`` covers only
+    # ``msg`` (not type/id/msg_id/version/test, and no timestamp), so a captured push can be
+    # replayed as another type under a new msg_id. Off unless the tenant's Youzan app cannot send
+    # Event-Sign.
+    allow_body_sign: bool = False
 
 
 class WeChatSecrets(BaseModel):
@@ -60,6 +66,16 @@ class WeChatSecrets(BaseModel):
     encoding_aes_key: str | None = None
     app_id: str
     app_secret: str | None = None
+    # The official account's message mode. ``safe``: only encrypted POSTs (encrypt_type=aes) are
+    # accepted; ``compatible``: plain POSTs too; ``plain``: no AES key. Defaults to ``safe`` when an
+    # EncodingAESKey is configured, else ``plain``.
+    mode: Literal["plain", "compatible", "safe"] | None = None
+
+    @model_validator(mode="after")
+    def _default_mode(self) -> WeChatSecrets:
+        if self.mode is None:
+            self.mode = "safe" if self.encoding_aes_key else "plain"
+        return self
 
 
 class ShopifySecrets(BaseModel):
@@ -131,6 +147,12 @@ class TenantRepository(DynamoRepository):
 class TenantDirectory:
     """Cached read access to tenants for request handlers (settings, secrets, write keys)."""
 
+    # Bounded cache: at most this many entries (least recently used evicted first) …
+    MAX_ENTRIES = 2048
+    # … and misses (unknown tenant / write key) are remembered only briefly, so a tenant created a
+    # moment ago is found soon and a flood of made-up keys cannot pin memory for long.
+    MISS_SECONDS = 10
+
     def __init__(
         self,
         repo: TenantRepository,
@@ -139,22 +161,32 @@ class TenantDirectory:
         salt: str,
         cache_seconds: int = 300,
         secrets_client: Any | None = None,
+        max_entries: int | None = None,
+        miss_seconds: float | None = None,
     ) -> None:
         self.repo = repo
         self.secrets_prefix = secrets_prefix
         self.salt = salt
         self.cache_seconds = cache_seconds
+        self.max_entries = max_entries or self.MAX_ENTRIES
+        self.miss_seconds = min(cache_seconds, self.MISS_SECONDS if miss_seconds is None else miss_seconds)
         self._secrets_client = secrets_client
-        self._cache: dict[str, tuple[float, Any]] = {}
+        # key → (expires at, value); ordered by last use.
+        self._cache: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._provider: Any = None
 
     def _cached(self, key: str, load: Any) -> Any:
         now = time.monotonic()
         hit = self._cache.get(key)
-        if hit and now - hit[0] < self.cache_seconds:
+        if hit and now < hit[0]:
+            self._cache.move_to_end(key)
             return hit[1]
         value = load()
-        self._cache[key] = (now, value)
+        ttl = self.cache_seconds if value is not None else self.miss_seconds
+        self._cache[key] = (now + ttl, value)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
         return value
 
     def settings(self, tenant_id: str) -> TenantSettings:

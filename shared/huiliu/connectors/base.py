@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # annotations only: the handler module stays cheap to import (cold start)
     from huiliu.models import CanonicalEvent
@@ -63,6 +63,20 @@ class ConnectorResult:
     version: int | None = None
 
 
+@dataclass
+class Authenticated:
+    """What a connector's authentication step established (passed on to ``translate``).
+
+    ``state`` is connector-private (a parsed body, the safe-mode envelope …). ``replay_guard`` is
+    ``(key, body digest)`` for sources whose signature does not cover the body (WeChat plain mode):
+    the pipeline binds the signed (timestamp, nonce) to the first body seen with it, so a captured
+    signature cannot be replayed with another body inside the timestamp window.
+    """
+
+    state: Any = None
+    replay_guard: tuple[str, str] | None = None
+
+
 @dataclass(frozen=True)
 class TenantContext:
     tenant_id: str
@@ -71,7 +85,21 @@ class TenantContext:
 
 
 class Connector(Protocol):
+    """Two steps, so the pipeline can authenticate before anything else looks at the body.
+
+    ``authenticate`` checks the signature over the raw request (no content-type checks, no parsing
+    beyond what the signature scheme itself needs); any error it raises is an authentication
+    failure, answered on hook routes exactly like an unknown tenant. ``translate`` does the rest.
+    ``handle`` = both, for direct use.
+    """
+
     name: str
+
+    def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated: ...
+
+    def translate(
+        self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
+    ) -> ConnectorResult: ...
 
     def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
         """Verify, parse and translate; raise a ``huiliu.errors.HuiliuError`` for bad input."""

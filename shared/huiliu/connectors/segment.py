@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from huiliu.connectors.base import ConnectorResult, HttpReply, HttpRequest, TenantContext
+from huiliu.connectors.base import Authenticated, ConnectorResult, HttpReply, HttpRequest, TenantContext
 from huiliu.connectors.common import (
     as_dict,
     as_text,
@@ -81,7 +81,10 @@ def corrected_timestamp(message: dict[str, Any], batch_sent_at: Any, received_at
         return received_at
     if sent_at is None:
         return client_time
-    return received_at - (sent_at - client_time)
+    try:
+        return received_at - (sent_at - client_time)
+    except OverflowError:  # absurd client clocks (year 1 vs year 9999): trust the receive time
+        return received_at
 
 
 def translate(
@@ -108,9 +111,16 @@ def translate(
     context = as_dict(message.get("context"), field="context")
     event_name: str | None = None
     if call == "track":
+        given = message.get("event")
+        if given not in (None, "") and not isinstance(given, str):  # a number is not an event name
+            raise BadRequest(f"message{position} event must be a string", reason="invalid_event")
         event_name = as_text(message.get("event"), field="event")
     elif call in ("page", "screen"):
         event_name = as_text(message.get("name"), field="name", required=False)
+        # Segment spec: page has name and category (also kept in properties.name/category).
+        category = as_text(message.get("category"), field="category", required=False)
+        extra = {"name": event_name, "category": category}
+        properties = {**{k: v for k, v in extra.items() if v is not None}, **properties}
     elif call == "alias":
         previous = as_text(message.get("previousId"), field="previousId")
         properties = {**properties, "previous_id": previous}
@@ -154,7 +164,16 @@ def translate(
 class SegmentConnector:
     name = NAME
 
+    def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
+        """The write key is checked by the pipeline (it names the tenant on ``/v1/{call}``)."""
+        return Authenticated()
+
     def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+        return self.translate(request, tenant, now, Authenticated())
+
+    def translate(
+        self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
+    ) -> ConnectorResult:
         if request.method != "POST":
             raise BadRequest("Segment calls are POST", reason="method_not_allowed", status=405)
         require_json_content_type(request.content_type)

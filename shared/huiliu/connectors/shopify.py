@@ -13,7 +13,7 @@ import hmac
 from datetime import datetime
 from typing import Any
 
-from huiliu.connectors.base import ConnectorResult, HttpReply, HttpRequest, TenantContext
+from huiliu.connectors.base import Authenticated, ConnectorResult, HttpReply, HttpRequest, TenantContext
 from huiliu.connectors.common import (
     as_text,
     digest_id,
@@ -91,14 +91,22 @@ def products(lines: Any) -> list[dict[str, Any]]:
 class ShopifyConnector:
     name = NAME
 
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+    def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
         secrets = tenant.secrets.shopify
         if secrets is None:
             raise NotFound("unknown tenant or connector")
+        verify(request, [s for s in (secrets.secret, secrets.previous_secret) if s])
+        return Authenticated()
+
+    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))
+
+    def translate(
+        self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
+    ) -> ConnectorResult:
         if request.method != "POST":
             raise BadRequest("Shopify webhooks are POST", reason="method_not_allowed", status=405)
         require_json_content_type(request.content_type)
-        verify(request, [s for s in (secrets.secret, secrets.previous_secret) if s])
         topic = (request.header("x-shopify-topic") or "").strip().lower()
         if not topic:
             raise BadRequest("X-Shopify-Topic is required", reason="missing_topic")

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from huiliu.connectors.base import (
     REPLAY_WINDOW_SECONDS,
+    Authenticated,
     ConnectorResult,
     HttpReply,
     HttpRequest,
@@ -215,14 +216,22 @@ def _validation_reason(exc: ValidationError) -> str:
 class SignedJsonConnector:
     name = NAME
 
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+    def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
         secrets = tenant.secrets.signed_json
         if secrets is None:
             raise NotFound("unknown tenant or connector")
+        return Authenticated(state=verify(request, secrets.secret, now))
+
+    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))
+
+    def translate(
+        self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
+    ) -> ConnectorResult:
         if request.method != "POST":
             raise BadRequest("signed JSON webhooks are POST", reason="method_not_allowed", status=405)
         require_json_content_type(request.content_type)
-        webhook_id = verify(request, secrets.secret, now)
+        webhook_id = str(auth.state)
         body = parse_json_object(request.body)
         try:
             if "batch" in body:

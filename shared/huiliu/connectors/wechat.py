@@ -19,6 +19,7 @@ from typing import Any
 
 from huiliu.connectors.base import (
     REPLAY_WINDOW_SECONDS,
+    Authenticated,
     ConnectorResult,
     HttpReply,
     HttpRequest,
@@ -122,25 +123,30 @@ def decrypt(encrypted: str, encoding_aes_key: str, app_id: str) -> bytes:
     return xml
 
 
+# A (timestamp, nonce) pair is bound to its first body for longer than the timestamp window.
+NONCE_TTL_SECONDS = 3 * REPLAY_WINDOW_SECONDS
+
+
 class WeChatConnector:
     name = NAME
 
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+    def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
+        """Timestamp window + signature. Safe mode: ``msg_signature`` over the ``Encrypt`` element.
+
+        Plain mode's ``signature`` covers token, timestamp and nonce but not the body, so the
+        result carries a replay guard: the pipeline binds (timestamp, nonce) to the body's digest.
+        """
         secrets = tenant.secrets.wechat
         if secrets is None:
             raise NotFound("unknown tenant or connector")
         query = request.query
         timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
-        if request.method == "GET":
-            _check_timestamp(timestamp, now)
-            _check(query.get("signature"), sha1_signature(secrets.token, timestamp, nonce), "signature")
-            echo = query.get("echostr", "")
-            return ConnectorResult(reply=HttpReply(200, echo, "text/plain"), ingest=False)
-        if request.method != "POST":
-            raise BadRequest("WeChat pushes are GET or POST", reason="method_not_allowed", status=405)
-        if request.content_type not in XML_TYPES:
-            raise UnsupportedMediaType(f"expected text/xml, got {request.content_type!r}")
+        if request.method not in ("GET", "POST"):
+            raise Unauthorized("WeChat pushes are GET or POST", reason="method_not_allowed")
         _check_timestamp(timestamp, now)
+        if request.method == "GET":
+            _check(query.get("signature"), sha1_signature(secrets.token, timestamp, nonce), "signature")
+            return Authenticated(state="url_check")
         if query.get("encrypt_type", "raw").lower() == "aes":
             if not secrets.encoding_aes_key:
                 raise Unauthorized(
@@ -149,17 +155,43 @@ class WeChatConnector:
             outer = parse_xml(request.body)
             encrypted = outer.get("Encrypt")
             if not encrypted:
-                raise BadRequest("Encrypt is required in safe mode", reason="missing_encrypt")
+                raise Unauthorized("Encrypt is required in safe mode", reason="missing_encrypt")
             expected = sha1_signature(secrets.token, timestamp, nonce, encrypted)
             _check(query.get("msg_signature"), expected, "msg_signature")
+            return Authenticated(state=encrypted)
+        _check(query.get("signature"), sha1_signature(secrets.token, timestamp, nonce), "signature")
+        digest = hashlib.sha256(request.body).hexdigest()
+        guard = (f"{tenant.tenant_id}#{NAME}-nonce#{timestamp}#{nonce}", digest)
+        return Authenticated(state="plain", replay_guard=guard)
+
+    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))
+
+    def translate(
+        self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
+    ) -> ConnectorResult:
+        secrets = tenant.secrets.wechat
+        assert secrets is not None  # authenticate checked
+        if auth.state == "url_check":
+            echo = request.query.get("echostr", "")
+            return ConnectorResult(reply=HttpReply(200, echo, "text/plain"), ingest=False)
+        if auth.state == "plain" and secrets.mode == "safe":
+            # Plain POSTs are authenticated only by a body-less signature: in safe mode, refuse them.
+            raise Unauthorized(
+                "this account is in safe mode: POSTs must be encrypted (encrypt_type=aes)",
+                reason="safe_mode_required",
+            )
+        if request.content_type not in XML_TYPES:
+            raise UnsupportedMediaType(f"expected text/xml, got {request.content_type!r}")
+        if auth.state == "plain":
+            fields = parse_xml(request.body)
+        else:
+            assert secrets.encoding_aes_key
             try:
-                inner = decrypt(encrypted, secrets.encoding_aes_key, secrets.app_id)
+                inner = decrypt(str(auth.state), secrets.encoding_aes_key, secrets.app_id)
             except ValueError as exc:  # a mis-configured key: the signature passed, so it is ours
                 raise Unauthorized(str(exc), reason="aes_not_configured") from exc
             fields = parse_xml(inner)
-        else:
-            _check(query.get("signature"), sha1_signature(secrets.token, timestamp, nonce), "signature")
-            fields = parse_xml(request.body)
         event = translate(fields, tenant, now)
         return ConnectorResult(events=[event], reply=SUCCESS, delivery_id=event.message_id)
 

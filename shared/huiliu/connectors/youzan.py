@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from huiliu.connectors.base import ConnectorResult, HttpReply, HttpRequest, TenantContext
+from huiliu.connectors.base import Authenticated, ConnectorResult, HttpReply, HttpRequest, TenantContext
 from huiliu.connectors.common import as_text, digest_id, money, parse_json_object, require_json_content_type
 from huiliu.errors import BadRequest, NotFound, Unauthorized
 from huiliu.models import CanonicalEvent, EventType, Source, build_identifiers
@@ -43,6 +43,7 @@ LEGACY_TRADE_STATES = {
     "TRADE_SUCCESS": "Order Completed",
     "TRADE_CLOSED": "Order Cancelled",
 }
+MAX_VERSION = 2**63
 _REFUND_DONE = ("success", "agree", "refunded", "finished")
 
 
@@ -53,22 +54,57 @@ def md5_hex(*parts: str | bytes) -> str:
     return digest.hexdigest()
 
 
-def verify(request: HttpRequest, body: dict[str, Any], client_id: str, client_secret: str) -> None:
-    """Event-Sign over the raw body; falls back to the body ``sign`` when the header is absent."""
+def verify(
+    request: HttpRequest, client_id: str, client_secret: str, *, allow_body_sign: bool = False
+) -> dict[str, Any] | None:
+    """Event-Sign over the raw body (required). Returns the parsed body when it had to be parsed.
+
+    The body ``sign`` covers only ``msg`` — not ``type``, ``id``, ``msg_id``, ``version`` or
+    ``test``, and no timestamp — so a captured push could be replayed as another type under a new
+    ``msg_id``. It is accepted only when the tenant opted in (``allow_body_sign``).
+    """
     header = request.header("event-sign")
     if header:
         expected = md5_hex(client_id, request.body, client_secret)
         if hmac.compare_digest(header.strip().lower().encode(), expected.encode()):
-            return
+            return None
         raise Unauthorized("Event-Sign does not match", reason="bad_signature")
+    if not allow_body_sign:
+        raise Unauthorized("Event-Sign header is required", reason="missing_signature")
+    body = parse_json_object(request.body)
     sign = body.get("sign")
     msg = body.get("msg")
     if isinstance(sign, str) and isinstance(msg, str):
         expected = md5_hex(client_id, msg, client_secret)
         if hmac.compare_digest(sign.strip().lower().encode(), expected.encode()):
-            return
+            return body
         raise Unauthorized("sign does not match", reason="bad_signature")
     raise Unauthorized("Event-Sign header is required", reason="missing_signature")
+
+
+def is_heartbeat(value: Any) -> bool:
+    """``test`` as Youzan sends it: true, 1, "true" or "1" mark a heartbeat / test push."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value == 1
+    return isinstance(value, str) and value.strip().lower() in ("true", "1")
+
+
+def parse_version(value: Any) -> int | None:
+    """``version``: an integer 0 ≤ v < 2**63 (it is stored as a DynamoDB number), or absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise BadRequest("version must be a number", reason="invalid_version")
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+            raise BadRequest("version must be a number", reason="invalid_version")
+        value = int(text)
+    if not 0 <= value < MAX_VERSION:
+        raise BadRequest("version is out of range (0 ≤ version < 2**63)", reason="invalid_version")
+    return value
 
 
 def decode_msg(raw: Any) -> dict[str, Any]:
@@ -116,6 +152,13 @@ def _dig(data: Any, *path: str) -> Any:
     return data
 
 
+def _id_text(value: Any) -> str | None:
+    """An id as text (Youzan sends numbers; Shopify's ``product_id`` is a string too)."""
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    return str(value)
+
+
 def _first(*values: Any) -> Any:
     for value in values:
         if value not in (None, ""):
@@ -148,7 +191,7 @@ def trade_properties(biz_id: str | None, msg: dict[str, Any], event_name: str) -
             {
                 k: v
                 for k, v in {
-                    "product_id": _first(line.get("item_id"), line.get("outer_item_id")),
+                    "product_id": _id_text(_first(line.get("item_id"), line.get("outer_item_id"))),
                     "sku": _first(line.get("outer_sku_id"), line.get("sku_id")),
                     "name": line.get("title"),
                     "price": money(line.get("price")),
@@ -178,38 +221,45 @@ def trade_properties(biz_id: str | None, msg: dict[str, Any], event_name: str) -
 class YouzanConnector:
     name = NAME
 
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+    def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
         secrets = tenant.secrets.youzan
         if secrets is None:
             raise NotFound("unknown tenant or connector")
+        body = verify(
+            request, secrets.client_id, secrets.client_secret, allow_body_sign=secrets.allow_body_sign
+        )
+        return Authenticated(state=body)
+
+    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
+        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))
+
+    def translate(
+        self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
+    ) -> ConnectorResult:
+        secrets = tenant.secrets.youzan
+        assert secrets is not None  # authenticate checked
         if request.method != "POST":
             raise BadRequest("Youzan pushes are POST", reason="method_not_allowed", status=405)
         require_json_content_type(request.content_type)
-        body = parse_json_object(request.body)
-        verify(request, body, secrets.client_id, secrets.client_secret)
+        body = auth.state if isinstance(auth.state, dict) else parse_json_object(request.body)
         client_id = body.get("client_id")
         if client_id is not None and str(client_id) != secrets.client_id:
             raise Unauthorized("client_id does not belong to this tenant", reason="bad_client_id")
-        if body.get("test") is True or body.get("test") == "true":
+        if is_heartbeat(body.get("test")):
             return ConnectorResult(reply=SUCCESS, ingest=False, delivery_id=str(body.get("msg_id") or "test"))
         kind = as_text(body.get("type"), field="type")
         assert kind is not None
         biz_id = as_text(body.get("id"), field="id", required=False)
         status = as_text(body.get("status"), field="status", required=False)
-        version = body.get("version")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int | str)):
-            raise BadRequest("version must be a number", reason="invalid_version")
-        try:
-            version_number = int(version) if version not in (None, "") else None
-        except ValueError as exc:
-            raise BadRequest("version must be a number", reason="invalid_version") from exc
+        as_text(body.get("kdt_id"), field="kdt_id", required=False)  # a scalar, or 400 invalid_kdt_id
+        version_number = parse_version(body.get("version"))
         msg_id = as_text(body.get("msg_id"), field="msg_id", required=False)
         message_id = msg_id or "yz-" + digest_id(kind, biz_id, version_number, status)
         msg = decode_msg(body.get("msg"))
-        event = self._translate(kind, status, biz_id, msg, body, tenant, now, message_id)
+        events = self._translate(kind, status, biz_id, msg, body, tenant, now, message_id)
         version_key = f"{tenant.tenant_id}#{NAME}#version#{kind}#{biz_id}" if biz_id else None
         return ConnectorResult(
-            events=[event],
+            events=events,
             reply=SUCCESS,
             delivery_id=message_id,
             version_key=version_key if version_number is not None else None,
@@ -226,7 +276,7 @@ class YouzanConnector:
         tenant: TenantContext,
         now: datetime,
         message_id: str,
-    ) -> CanonicalEvent:
+    ) -> list[CanonicalEvent]:
         region = tenant.settings.default_region
         tz = tenant.settings.timezone
         context = {
@@ -269,40 +319,72 @@ class YouzanConnector:
                 [
                     ("phone", _first(buyer.get("buyer_phone"), msg.get("buyer_phone"), msg.get("mobile"))),
                     ("youzan_open_id", _first(buyer.get("yz_open_id"), msg.get("yz_open_id"))),
-                    ("wechat_openid", buyer.get("outer_user_id")),
+                    # Youzan's own ids, not the tenant's official-account openid (namespace!).
+                    ("youzan_outer_user_id", buyer.get("outer_user_id")),
                 ],
                 region,
             )
-            return CanonicalEvent(
+            return [
+                CanonicalEvent(
+                    type=EventType.TRACK,
+                    event=event_name,
+                    timestamp=when or now,
+                    identifiers=identifiers,
+                    properties=props,
+                    **common,
+                )
+            ]
+        if kind in ("SCRM_CUSTOMER_EVENT", "SCRM_CUSTOMER_CARD"):
+            return [self._identify(kind, status, msg, region, tz, now, common)]
+        if kind == "POINTS":
+            return self._points(msg, region, tz, now, common)
+        # Anything else (coupons, new types) is still ingested, never dropped silently.
+        return [
+            CanonicalEvent(
                 type=EventType.TRACK,
-                event=event_name,
-                timestamp=when or now,
-                identifiers=identifiers,
-                properties=props,
+                event=f"Youzan {kind}"[:200],
+                timestamp=now,
+                identifiers=self._person(msg, region),
+                properties={"status": status, "msg": msg} if status else {"msg": msg},
                 **common,
             )
-        if kind in ("SCRM_CUSTOMER_EVENT", "SCRM_CUSTOMER_CARD"):
-            return self._identify(kind, status, msg, region, tz, now, common)
-        if kind == "POINTS":
-            identifiers = self._person(msg, region)
-            props = {k: msg.get(k) for k in ("amount", "total", "description", "event_type") if k in msg}
-            return CanonicalEvent(
+        ]
+
+    def _points(
+        self, msg: dict[str, Any], region: str, tz: str, now: datetime, common: dict[str, Any]
+    ) -> list[CanonicalEvent]:
+        """POINTS → ``identify`` carrying the points total as a trait, plus a ``Points Changed`` track."""
+        identifiers = self._person(msg, region)
+        when = local_time(_first(msg.get("event_time"), msg.get("create_time")), tz) or now
+        props = {k: msg.get(k) for k in ("amount", "total", "description", "event_type") if k in msg}
+        events = []
+        total = msg.get("total")
+        if isinstance(total, int | float | str) and not isinstance(total, bool) and total != "":
+            events.append(
+                CanonicalEvent(
+                    type=EventType.IDENTIFY,
+                    timestamp=when,
+                    identifiers=identifiers,
+                    traits={"youzan_points": total},
+                    **common,
+                )
+            )
+        track_id = common["message_id"] + "#points"
+        track_common = {
+            **common,
+            "message_id": track_id if len(track_id) <= 200 else "yz-" + digest_id(track_id),
+        }
+        events.append(
+            CanonicalEvent(
                 type=EventType.TRACK,
                 event="Points Changed",
-                timestamp=local_time(_first(msg.get("event_time"), msg.get("create_time")), tz) or now,
+                timestamp=when,
                 identifiers=identifiers,
                 properties=props,
-                **common,
+                **track_common,
             )
-        # Anything else (coupons, new types) is still ingested, never dropped silently.
-        return CanonicalEvent(
-            type=EventType.TRACK,
-            event=f"Youzan {kind}"[:200],
-            timestamp=now,
-            identifiers=self._person(msg, region),
-            properties={"status": status, "msg": msg} if status else {"msg": msg},
-            **common,
         )
+        return events
 
     @staticmethod
     def _person(msg: dict[str, Any], region: str) -> list:
@@ -319,7 +401,11 @@ class YouzanConnector:
                     ),
                 ),
                 ("member_id", _first(msg.get("card_no"), msg.get("member_id"))),
-                ("wechat_openid", account_id if account_type in ("fansid", "wechat_openid") else None),
+                # FansID is Youzan's fan id, not a WeChat official-account openid.
+                (
+                    "youzan_fans_id",
+                    _first(msg.get("fans_id"), account_id if account_type == "fansid" else None),
+                ),
             ],
             region,
         )

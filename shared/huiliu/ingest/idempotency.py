@@ -44,6 +44,10 @@ class DedupeStore(Protocol):
 
     def advance_version(self, key: str, version: int, now: datetime) -> bool: ...
 
+    def bind(self, key: str, value: str, now: datetime, ttl_seconds: int) -> bool:
+        """Bind ``key`` to ``value`` for ``ttl_seconds``; False when it is bound to another value."""
+        ...
+
 
 def _epoch(now: datetime) -> int:
     return int(now.timestamp())
@@ -168,6 +172,25 @@ class DynamoDedupeStore:
             return False
         return True
 
+    def bind(self, key: str, value: str, now: datetime, ttl_seconds: int) -> bool:
+        self.calls += 1
+        epoch = _epoch(now)
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=serialize(
+                    {"id": key, "status": "BOUND", "value": value, "expiration": epoch + ttl_seconds}
+                ),
+                ConditionExpression="attribute_not_exists(id) OR expiration < :now OR #v = :v",
+                ExpressionAttributeNames={"#v": "value"},
+                ExpressionAttributeValues=serialize_values({":now": epoch, ":v": value}),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
 
 class MemoryDedupeStore:
     """In-memory dedupe store for unit tests and benchmarks."""
@@ -203,4 +226,12 @@ class MemoryDedupeStore:
         if current is not None and current > version:
             return False
         self.items[key] = {"status": COMPLETE, "version": version}
+        return True
+
+    def bind(self, key: str, value: str, now: datetime, ttl_seconds: int) -> bool:
+        epoch = _epoch(now)
+        item = self.items.get(key)
+        if item is not None and item.get("value") != value and item.get("expiration", 0) >= epoch:
+            return False
+        self.items[key] = {"status": "BOUND", "value": value, "expiration": epoch + ttl_seconds}
         return True

@@ -25,8 +25,15 @@ from datetime import datetime
 from importlib import import_module
 from typing import Any, Protocol
 
-from huiliu.bus import OutgoingEvent, Publisher
-from huiliu.connectors.base import Connector, ConnectorResult, HttpReply, HttpRequest, TenantContext
+from huiliu.bus import OutgoingEvent, PartialPublishFailed, Publisher
+from huiliu.connectors.base import (
+    Authenticated,
+    Connector,
+    ConnectorResult,
+    HttpReply,
+    HttpRequest,
+    TenantContext,
+)
 from huiliu.errors import (
     BadRequest,
     HuiliuError,
@@ -56,6 +63,8 @@ _HOOK_PATH = re.compile(r"^/v1/hooks/(?P<connector>[^/]{1,40})/(?P<tenant>[^/]{1
 _SEGMENT_PATH = re.compile(r"^/v1/(?P<call>identify|track|page|screen|alias|group|batch)/?$")
 _TENANT = re.compile(TENANT_ID_PATTERN)
 _CORRELATION = re.compile(r"^[\x21-\x7e]{1,128}$")
+# How long a WeChat plain-mode (timestamp, nonce) stays bound to its body (> the ±5 min window).
+REPLAY_GUARD_SECONDS = 900
 NOT_FOUND_BODY = '{"success":false,"code":"not_found","message":"unknown tenant or connector"}'
 
 
@@ -70,6 +79,15 @@ class TenantLookup(Protocol):
 class ServiceUnavailable(HuiliuError):
     status = 503
     reason = "unavailable"
+
+
+class HiddenAuthFailure(NotFound):
+    """An authentication failure on a hook route: answered exactly like an unknown tenant (404),
+    so nobody can probe which tenants exist. ``reason`` keeps the real cause for logs/metrics."""
+
+
+class ReplayedSignature(Unauthorized):
+    reason = "replayed_signature"
 
 
 def error_reply(exc: HuiliuError) -> HttpReply:
@@ -132,6 +150,23 @@ def segment_write_key(request: HttpRequest) -> str:
             "a write key is required (basic auth user or writeKey)", reason="missing_write_key"
         )
     return key
+
+
+def without_write_key(request: HttpRequest) -> HttpRequest:
+    """The request with a body ``writeKey`` removed (credentials are never archived)."""
+    if b"writeKey" not in request.body:
+        return request
+    from huiliu.connectors.common import parse_json_bytes
+
+    try:
+        body = parse_json_bytes(request.body)
+    except BadRequest:
+        return request
+    if not isinstance(body, dict) or "writeKey" not in body:
+        return request
+    body = {k: v for k, v in body.items() if k != "writeKey"}
+    cleaned = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return replace(request, body=cleaned, headers={**request.headers, "content-length": str(len(cleaned))})
 
 
 @dataclass
@@ -211,7 +246,8 @@ class IngestPipeline:
             if connector is None:
                 found = route(request.path)
                 name, tenant_id = found.connector, found.tenant_id
-            self.metrics.count("received", name)
+            # Replays (raw_ref given) are counted apart so they do not inflate ``received``.
+            self.metrics.count("replayed" if raw_ref is not None else "received", name)
             return self._ingest(request, name, tenant_id, now or self.clock(), force, raw_ref, correlation_id)
         except HuiliuError as exc:
             self.metrics.count("rejected", name or "unknown", reason=exc.reason)
@@ -239,18 +275,50 @@ class IngestPipeline:
         if len(request.body) > self.max_body_bytes:
             raise PayloadTooLarge(f"body larger than {self.max_body_bytes} bytes")
         decoded = self._decode(request)
+        hook = request.path.startswith("/v1/hooks/")
         if tenant_id is None:
             tenant_id = self._tenant_for_write_key(decoded)
         # Segment's own routes authenticate by write key; its hooks route checks the key per tenant.
-        segment_hook = name == "segment" and request.path.startswith("/v1/hooks/")
+        segment_hook = name == "segment" and hook
         tenant = self._tenant(tenant_id, name, with_secrets=name != "segment" or segment_hook)
-        if segment_hook and raw_ref is None:
-            self._check_hook_write_key(decoded, tenant)
+        connector = self.connector(name)
         bind_correlation(None, tenant_id=tenant_id, connector=name)
-        result = self.connector(name).handle(decoded, tenant, now)
+        auth = self._authenticate(connector, decoded, tenant, now, hook=hook, replay=raw_ref is not None)
+        if auth.replay_guard and raw_ref is None and not force:
+            key, digest = auth.replay_guard
+            if not self.dedupe.bind(key, digest, now, REPLAY_GUARD_SECONDS):
+                exc = ReplayedSignature("this signature was already used with another body")
+                raise HiddenAuthFailure(exc.message, reason=exc.reason) if hook else exc
+        result = connector.translate(decoded, tenant, now, auth)
         if not result.ingest:
             return Outcome(result.reply, name, tenant_id)
-        return self._deliver(request, result, name, tenant_id, now, force, raw_ref, correlation_id)
+        # Segment requests carry no signature: archive them decoded (so a body writeKey can be removed).
+        archived = decoded if name == "segment" else request
+        return self._deliver(archived, result, name, tenant_id, now, force, raw_ref, correlation_id)
+
+    def _authenticate(
+        self,
+        connector: Connector,
+        request: HttpRequest,
+        tenant: TenantContext,
+        now: datetime,
+        *,
+        hook: bool,
+        replay: bool,
+    ) -> Authenticated:
+        """Verify the signature over the raw request before anything else reads the body.
+
+        On a hook route the tenant is named in the path, so any failure here is answered exactly
+        like an unknown tenant (404 ``not_found``); the real reason stays in logs and metrics.
+        """
+        try:
+            if connector.name == "segment" and hook and not replay:
+                self._check_hook_write_key(request, tenant)
+            return connector.authenticate(request, tenant, now)
+        except HuiliuError as exc:
+            if not hook or isinstance(exc, NotFound):
+                raise
+            raise HiddenAuthFailure(exc.message, reason=exc.reason) from exc
 
     def _deliver(
         self,
@@ -264,9 +332,13 @@ class IngestPipeline:
         correlation_id: str,
     ) -> Outcome:
         by_key: dict[str, CanonicalEvent] = {}
+        in_request = 0
         for event in result.events:
             event.correlation_id = correlation_id
-            by_key.setdefault(event.dedupe_key, event)
+            if event.dedupe_key in by_key:  # same message id twice in one request: a duplicate
+                in_request += 1
+                continue
+            by_key[event.dedupe_key] = event
         keys = list(by_key)
         if force:
             new_keys, done, busy = keys, [], []
@@ -276,21 +348,32 @@ class IngestPipeline:
             done, busy = (claim.done, claim.busy) if claim else ([], [])
         fresh = [by_key[k] for k in new_keys]
         stale = False
-        if fresh and result.version_key and result.version is not None and not force:
-            stale = not self.dedupe.advance_version(result.version_key, result.version, now)
-        outcome = Outcome(result.reply, name, tenant_id, duplicates=len(done))
-        if fresh and not stale:
-            try:
+        outcome = Outcome(result.reply, name, tenant_id, duplicates=len(done) + in_request)
+        try:
+            if fresh and result.version_key and result.version is not None and not force:
+                stale = not self.dedupe.advance_version(result.version_key, result.version, now)
+            if fresh and not stale:
                 outcome.raw_ref = self._archive(
                     request, result, name, tenant_id, now, raw_ref, correlation_id
                 )
                 for event in fresh:
                     event.raw_ref = outcome.raw_ref
                 self._publish(fresh)
-            except BaseException:
-                if not force:
-                    self.dedupe.release(new_keys)
-                raise
+        except PartialPublishFailed as exc:
+            # Keep what EventBridge took (a retry must not publish it again); free only the rest.
+            failed = {new_keys[i] for i in exc.failed if i < len(new_keys)}
+            if not force:
+                delivered = [k for k in new_keys if k not in failed]
+                if delivered:
+                    self.dedupe.complete(delivered, now)
+                self.dedupe.release(sorted(failed))
+            self.metrics.count("accepted", name, len(new_keys) - len(failed))
+            raise
+        except BaseException:
+            if not force and new_keys:
+                self.dedupe.release(new_keys)
+            raise
+        if fresh and not stale:
             outcome.accepted = fresh
         if new_keys and not force:
             self.dedupe.complete(new_keys, now)
@@ -299,6 +382,7 @@ class IngestPipeline:
             self.metrics.count("duplicates", name, len(fresh), reason="stale_version")
         self.metrics.count("accepted", name, len(outcome.accepted))
         self.metrics.count("duplicates", name, len(done))
+        self.metrics.count("duplicates", name, in_request, reason="duplicate_in_request")
         logger.debug(
             "ingested",
             extra={"accepted": len(outcome.accepted), "duplicates": outcome.duplicates, "busy": len(busy)},
@@ -324,7 +408,11 @@ class IngestPipeline:
         delivery = result.delivery_id or request.request_id or uuid.uuid4().hex
         key = archive_key(tenant_id, name, now, delivery)
         record = archive_record(
-            request, tenant_id=tenant_id, connector=name, received_at=now, correlation_id=correlation_id
+            without_write_key(request) if name == "segment" else request,
+            tenant_id=tenant_id,
+            connector=name,
+            received_at=now,
+            correlation_id=correlation_id,
         )
         self.archive.put(key, record)
         return key

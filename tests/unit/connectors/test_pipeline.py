@@ -12,7 +12,7 @@ from huiliu.clock import ManualClock
 from huiliu.connectors.base import HttpRequest, TenantContext
 from huiliu.errors import PublishFailed
 from huiliu.ingest.fakes import StaticDirectory, memory_pipeline
-from huiliu.ingest.pipeline import IngestPipeline
+from huiliu.ingest.pipeline import NOT_FOUND_BODY, IngestPipeline
 
 from tests.unit.connectors.connector_helpers import NOW, make_request, sample_json, youzan_request
 
@@ -90,8 +90,10 @@ def test_given_a_body_over_the_limit_when_posted_then_413(tenant: TenantContext,
     assert json.loads(reply.body)["code"] == "payload_too_large"
 
 
-def test_given_malformed_json_when_posted_then_400_invalid_json(pipeline: IngestPipeline) -> None:
-    reply = pipeline.handle(make_request(b"{nope", path="/v1/hooks/youzan/acme", headers={"event-sign": "x"}))
+def test_given_malformed_json_when_posted_then_400_invalid_json(
+    tenant: TenantContext, pipeline: IngestPipeline
+) -> None:
+    reply = pipeline.handle(youzan_request(tenant, b"{nope"))
 
     assert reply.status == 400
     assert json.loads(reply.body)["code"] == "invalid_json"
@@ -160,9 +162,9 @@ def test_given_a_gzip_bomb_when_posted_then_413(tenant: TenantContext, clock: Ma
 
 
 def test_given_a_rejected_request_when_counted_then_the_reason_is_a_metric_dimension(
-    pipeline: IngestPipeline,
+    tenant: TenantContext, pipeline: IngestPipeline
 ) -> None:
-    pipeline.handle(make_request(b"{nope", path="/v1/hooks/youzan/acme"))
+    pipeline.handle(youzan_request(tenant, b"{nope"))
 
     assert pipeline.metrics.counts[("rejected", "youzan", "invalid_json")] == 1
 
@@ -180,8 +182,9 @@ def test_given_archived_requests_when_replayed_then_dedupe_skips_them_unless_for
     deduped = replay("acme", *window, pipeline=pipeline)
     forced = replay("acme", *window, pipeline=pipeline, force=True)
 
-    assert (deduped.requests, deduped.accepted, deduped.duplicates) == (2, 0, 2)
-    assert (forced.requests, forced.accepted) == (2, 2)
+    # (the POINTS push makes two events: identify with the total, and Points Changed)
+    assert (deduped.requests, deduped.accepted, deduped.duplicates) == (2, 0, 3)
+    assert (forced.requests, forced.accepted) == (2, 3)
     assert forced.failed == []
 
 
@@ -219,14 +222,16 @@ def test_given_the_segment_hooks_route_with_the_tenants_write_key_when_posted_th
     assert published(pipeline)[0].detail["type"] == "identify"
 
 
-def test_given_the_segment_hooks_route_with_another_write_key_when_posted_then_401(
+def test_given_the_segment_hooks_route_with_another_write_key_when_posted_then_the_unknown_tenant_404(
     pipeline: IngestPipeline,
 ) -> None:
     body = {"writeKey": "someone-elses", "type": "identify", "userId": "u9"}
+    reference = pipeline.handle(make_request(b"{}", path="/v1/hooks/segment/nobody"))
 
     reply = pipeline.handle(make_request(json.dumps(body).encode(), path="/v1/hooks/segment/acme"))
 
-    assert reply.status == 401
+    assert (reply.status, reply.body) == (reference.status, reference.body) == (404, NOT_FOUND_BODY)
+    assert pipeline.metrics.counts[("rejected", "segment", "invalid_write_key")] == 1
 
 
 def test_given_powertools_metrics_when_a_request_is_rejected_then_emf_carries_connector_and_reason(
@@ -237,7 +242,7 @@ def test_given_powertools_metrics_when_a_request_is_rejected_then_emf_carries_co
     pipeline = memory_pipeline(one_tenant(tenant), clock=clock.now)
     pipeline.metrics = PowertoolsIngestMetrics()
 
-    pipeline.handle(make_request(b"{nope", path="/v1/hooks/youzan/acme"))
+    pipeline.handle(youzan_request(tenant, b"{nope"))
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     rejected = next(line for line in lines if "rejected" in line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import pytest
 from huiliu.connectors.base import TenantContext
@@ -12,12 +13,26 @@ from huiliu.errors import BadRequest, Unauthorized
 from tests.unit.connectors.connector_helpers import (
     NOW,
     make_request,
+    make_tenant,
     sample,
     wechat_aes_request,
     wechat_plain_request,
 )
 
 connector = WeChatConnector()
+
+
+@pytest.fixture
+def tenant() -> TenantContext:
+    """An account in compatible mode: plain and encrypted POSTs are both accepted."""
+    return compatible_tenant()
+
+
+def compatible_tenant() -> TenantContext:
+    base = make_tenant()
+    assert base.secrets.wechat
+    wechat = base.secrets.wechat.model_copy(update={"mode": "compatible"})
+    return replace(base, secrets=base.secrets.model_copy(update={"wechat": wechat}))
 
 
 def test_given_a_valid_url_check_when_handled_then_echostr_is_returned(tenant: TenantContext) -> None:

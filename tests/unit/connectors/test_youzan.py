@@ -78,13 +78,19 @@ def test_given_a_member_card_push_when_handled_then_identify_with_member_id(tena
     assert event.traits["youzan_member_card"]["card_alias"] == "gold"
 
 
-def test_given_a_points_push_when_handled_then_points_changed_track(tenant: TenantContext) -> None:
-    [event] = connector.handle(
+def test_given_a_points_push_when_handled_then_identify_with_the_total_and_a_points_changed_track(
+    tenant: TenantContext,
+) -> None:
+    identify, event = connector.handle(
         youzan_request(tenant, sample_json("youzan", "POINTS.json")), tenant, NOW
     ).events
 
+    assert identify.type == "identify"
+    assert identify.traits == {"youzan_points": 1350}
+    assert identify.identifier("phone") == "+8613800138000"
     assert event.event == "Points Changed"
     assert event.properties["total"] == 1350
+    assert identify.message_id != event.message_id
 
 
 def test_given_a_test_push_when_handled_then_acknowledged_without_events(tenant: TenantContext) -> None:
@@ -116,7 +122,7 @@ def test_given_a_msg_that_is_not_url_encoded_json_when_handled_then_bad_request(
 def test_given_a_plain_json_object_msg_when_handled_then_it_is_accepted(tenant: TenantContext) -> None:
     body = {**sample_json("youzan", "POINTS.json"), "msg": {"mobile": "13800138000", "amount": 5, "total": 6}}
 
-    [event] = connector.handle(youzan_request(tenant, body), tenant, NOW).events
+    _, event = connector.handle(youzan_request(tenant, body), tenant, NOW).events
 
     assert event.properties["amount"] == 5
 
