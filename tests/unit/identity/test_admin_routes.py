@@ -40,7 +40,8 @@ def _build_app() -> APIGatewayHttpResolver:
 
     @app.exception_handler(HuiliuError)
     def _error(exc: HuiliuError) -> Response:
-        return Response(exc.status, "application/json", json.dumps({"error": {"message": exc.message}}))
+        body = {"error": {"message": exc.message}, "code": exc.reason}
+        return Response(exc.status, "application/json", json.dumps(body))
 
     app.include_router(admin_routes.router)
     return app
@@ -121,6 +122,47 @@ def test_given_a_bad_unmerge_body_then_400(world: dict) -> None:
     status, _ = _call(world["app"], "POST", f"/admin/profiles/{world['survivor']}/unmerge", {"oops": 1})
 
     assert status == 400
+
+
+def test_given_a_bad_body_then_the_400_lists_fields_briefly_without_pydantic_urls(world: dict) -> None:
+    status, body = _call(world["app"], "POST", "/admin/profiles/erase", {"type": "email", "oops": 1})
+
+    assert status == 400
+    message = body["error"]["message"]
+    assert "http" not in message
+    assert "value: Field required" in message
+    assert "oops: Extra inputs are not permitted" in message
+
+
+@pytest.mark.parametrize("limit", ["abc", "0", "201", "-3", "1.5"])
+def test_given_a_bad_limit_then_400_bad_limit(world: dict, limit: str) -> None:
+    for path in (f"/admin/profiles/{world['survivor']}", "/admin/profiles/lookup?email=li@x.cn&x=1"):
+        sep = "&" if "?" in path else "?"
+        status, body = _call(world["app"], "GET", f"{path}{sep}limit={limit}")
+
+        assert status == 400
+        assert body["code"] == "bad_limit"
+
+
+def test_given_a_cursor_before_the_timeline_then_400_bad_cursor(world: dict) -> None:
+    status, body = _call(world["app"], "GET", f"/admin/profiles/{world['survivor']}?cursor=A")
+
+    assert status == 400
+    assert body["code"] == "bad_cursor"
+
+
+def test_given_a_lookup_with_a_cursor_then_the_next_page_is_returned(world: dict) -> None:
+    status, first = _call(world["app"], "GET", "/admin/profiles/lookup?email=li@x.cn&limit=2")
+    from urllib.parse import quote
+
+    cursor = quote(first["next_cursor"], safe="")
+    status, second = _call(
+        world["app"], "GET", f"/admin/profiles/lookup?email=li@x.cn&limit=2&cursor={cursor}"
+    )
+
+    assert status == 200
+    seen = [t["message_id"] for t in first["timeline"] + second["timeline"]]
+    assert len(seen) == len(set(seen)) == 3
 
 
 def test_given_a_merge_when_unmerged_over_http_then_profile_unmerged_is_published(world: dict) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from huiliu.identity.repository import MemoryIdentityRepository
 from huiliu.identity.service import IdentityService
 from huiliu.tenants import TenantSettings
@@ -121,3 +124,34 @@ def test_given_a_tenant_retention_then_timeline_items_expire_after_it(
     (item,) = [i for (pk, sk), i in memory_repo.items.items() if sk.startswith("TL#")]
     assert item["profile_id"] == out.profile_id
     assert item["ttl"] == int(clock.now().timestamp()) + 30 * 86400
+
+
+def test_given_orders_in_two_currencies_arriving_late_then_currency_follows_the_latest_order(
+    memory_service: IdentityService, memory_repo: MemoryIdentityRepository
+) -> None:
+    def order(n: int, currency: str, minutes: int) -> Any:
+        props = {"order_id": f"o{n}", "revenue": 10, "currency": currency}
+        return make_event(("user_id", "u-cur"), name="Order Completed", properties=props, minutes=minutes)
+
+    memory_service.process(order(1, "USD", 10))
+    out = memory_service.process(order(2, "CNY", 5))  # older order, arrives late
+
+    assert _profile(memory_repo, out.profile_id).computed["currency"] == "USD"
+
+
+def test_given_a_merge_then_currency_follows_the_latest_order_of_either_profile(
+    memory_service: IdentityService, memory_repo: MemoryIdentityRepository, clock: Any
+) -> None:
+    props = {"order_id": "o1", "revenue": 10, "currency": "CNY"}
+    memory_service.process(
+        make_event(("email", "c@x.cn"), name="Order Completed", properties=props, minutes=1)
+    )
+    clock.advance(timedelta(minutes=1))
+    props = {"order_id": "o2", "revenue": 10, "currency": "USD"}
+    memory_service.process(
+        make_event(("phone", "13800138001"), name="Order Completed", properties=props, minutes=9)
+    )
+
+    out = memory_service.process(make_event(("email", "c@x.cn"), ("phone", "13800138001"), minutes=20))
+
+    assert _profile(memory_repo, out.profile_id).computed["currency"] == "USD"

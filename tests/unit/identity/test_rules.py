@@ -60,3 +60,27 @@ def test_given_an_unparseable_phone_then_it_is_dropped_not_matched() -> None:
 
     assert usable == []
     assert dropped == [Identifier(type="phone", value="12")]
+
+
+@pytest.mark.parametrize("value", ["nan@163.com", "na@x.cn", "NaN@qq.com"])
+def test_given_na_or_nan_as_an_email_local_part_then_the_email_is_usable(value: str) -> None:
+    usable, dropped = IdentityRules.from_settings().clean([Identifier(type="email", value=value)])
+
+    assert [i.value for i in usable] == [value.lower()]
+    assert dropped == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("user_id", "na"),
+        ("member_id", "nan"),
+        ("email", "na"),
+        ("email", "null@x.cn"),
+        ("email", "0000@x.cn"),
+    ],
+)
+def test_given_na_nan_as_whole_values_or_placeholder_emails_then_they_are_blocked(
+    kind: str, value: str
+) -> None:
+    assert IdentityRules.from_settings().is_blocked(Identifier(type=kind, value=value))

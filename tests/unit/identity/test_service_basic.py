@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-from huiliu.identity.repository import IdentityRepository
+import pytest
+from huiliu.identity.repository import IdentityRepository, MemoryIdentityRepository
 from huiliu.identity.service import IdentityService
 from huiliu.models import DetailType
 
@@ -108,3 +110,32 @@ def test_given_a_known_person_when_an_event_arrives_then_it_costs_one_read_and_o
     service.process(make_event(("phone", "13800138000"), name="Product Viewed", minutes=1))
 
     assert (repo.stats.reads, repo.stats.writes) == (1, 1)
+
+
+def test_given_a_claim_through_too_many_tombstones_then_a_clear_error_not_a_dead_profile(
+    memory_service: IdentityService, memory_repo: MemoryIdentityRepository
+) -> None:
+    from huiliu.identity.profile import Profile
+    from huiliu.identity.repository import claim_pk, profile_pk
+    from huiliu.identity.service import MAX_TOMBSTONE_HOPS, TombstoneChainTooLong
+    from huiliu.models import Identifier
+
+    chain = [f"pt{n}" for n in range(MAX_TOMBSTONE_HOPS + 3)]
+    for here, there in itertools.pairwise(chain):
+        tomb = Profile(profile_id=here, tenant_id=TENANT, created_at="2026-01-01", merged_into=there)
+        memory_repo.items[(profile_pk(TENANT, here), "PROFILE")] = {
+            "pk": profile_pk(TENANT, here),
+            "sk": "PROFILE",
+            **tomb.to_dict(),
+        }
+    ident = Identifier(type="user_id", value="deep")
+    memory_repo.items[(claim_pk(TENANT, ident), "CLAIM")] = {
+        "pk": claim_pk(TENANT, ident),
+        "sk": "CLAIM",
+        "profile_id": chain[0],
+        "type": "user_id",
+        "value": "deep",
+    }
+
+    with pytest.raises(TombstoneChainTooLong):
+        memory_service.process(make_event(("user_id", "deep")))
