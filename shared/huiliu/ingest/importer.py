@@ -22,7 +22,7 @@ import codecs
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from huiliu.bus import OutgoingEvent, Publisher
+from huiliu.bus import OutgoingEvent, PartialPublishFailed, Publisher
 from huiliu.connectors.common import money, parse_timestamp
 from huiliu.errors import BadRequest, HuiliuError
 from huiliu.identifiers import KNOWN_TYPES, InvalidIdentifier, normalize
@@ -126,6 +126,10 @@ class ImportReport:
     mapping: str = "header conventions"
     started_at: str = ""
     finished_at: str = ""
+    # "complete", or "in_progress" while a long file continues in another invocation.
+    status: str = "complete"
+    # Invocations that worked on this file (> 1 when it was resumed from a checkpoint).
+    invocations: int = 1
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected_count += 1
@@ -275,6 +279,51 @@ def iter_lines(chunks: Iterable[bytes], encoding: str = "utf-8-sig") -> Iterator
         yield pending
 
 
+class LineReader:
+    """Lines of a byte stream with the byte offset after the last line handed out (checkpoints).
+
+    Lines are split on ``b"\\n"`` before decoding, which is exact for ASCII-compatible encodings
+    (UTF-8, GB18030/GBK, Latin-1 …). For UTF-16/32 ``offset`` is None: such files resume by line
+    number (re-read and skipped) instead of a byte range.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], encoding: str = "utf-8-sig", offset: int = 0) -> None:
+        name = codecs.lookup(encoding).name
+        self.splittable = not name.startswith(("utf-16", "utf-32"))
+        if offset and name == "utf-8-sig":
+            encoding = "utf-8"  # a BOM can only be at the very start
+        self.chunks = chunks
+        self.encoding = encoding
+        self.offset: int | None = offset if self.splittable else None
+
+    def __iter__(self) -> Iterator[str]:
+        if not self.splittable:
+            yield from iter_lines(self.chunks, self.encoding)
+            return
+        decoder = codecs.getincrementaldecoder(self.encoding)(errors="strict")
+        pending = b""
+        for chunk in self.chunks:
+            pending = pending + chunk if pending else chunk
+            start = 0
+            while True:
+                end = pending.find(b"\n", start)
+                if end < 0:
+                    break
+                text = decoder.decode(pending[start : end + 1])
+                assert self.offset is not None
+                self.offset += end + 1 - start
+                yield text
+                start = end + 1
+            pending = pending[start:]
+            if len(pending) > MAX_FIELD_BYTES * 16:
+                raise ValueError("a line is longer than 1 MB")
+        text = decoder.decode(pending, final=True)
+        assert self.offset is not None
+        self.offset += len(pending)
+        if text:
+            yield text
+
+
 class ImportStore(Protocol):
     def object_chunks(self, bucket: str, key: str) -> tuple[str, Iterator[bytes]] | None: ...
 
@@ -298,12 +347,39 @@ class S3ImportStore:
             self._client = aws.client("s3")
         return self._client
 
-    def object_chunks(self, bucket: str, key: str) -> tuple[str, Iterator[bytes]] | None:
+    def object_chunks(
+        self, bucket: str, key: str, start: int = 0, etag: str | None = None
+    ) -> tuple[str, Iterator[bytes]] | None:
+        """The object's ETag and body chunks; from byte ``start`` (S3 Range GET) of version ``etag``.
+
+        A ranged read of a changed object (ETag differs) or past its end reads it whole again.
+        """
+        from botocore.exceptions import ClientError
+
+        args: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if start:
+            args["Range"] = f"bytes={start}-"
+            if etag:
+                args["IfMatch"] = f'"{etag}"'
         try:
-            response = self.client.get_object(Bucket=bucket, Key=key)
+            response = self.client.get_object(**args)
         except self.client.exceptions.NoSuchKey:
             return None
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if start and code == "InvalidRange":  # nothing left after the checkpoint
+                head = self.client.head_object(Bucket=bucket, Key=key)
+                found = head.get("ETag", "").strip('"')
+                if etag is None or found == etag:
+                    return found, iter(())
+                return self.object_chunks(bucket, key)
+            if start and code in ("PreconditionFailed", "412"):
+                return self.object_chunks(bucket, key)  # the file changed: start over
+            raise
         return response.get("ETag", "").strip('"'), response["Body"].iter_chunks(self.chunk_bytes)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.client.delete_object(Bucket=bucket, Key=key)
 
     def read_json(self, bucket: str, key: str) -> dict[str, Any] | None:
         try:
@@ -330,6 +406,11 @@ def report_key(key: str) -> str:
     return stem + ".report.json"
 
 
+def progress_key(key: str) -> str:
+    stem = key[:-4] if key.lower().endswith(".csv") else key
+    return stem + ".progress.json"
+
+
 def mapping_keys(key: str, tenant_id: str) -> list[str]:
     stem = key[:-4] if key.lower().endswith(".csv") else key
     return [stem + ".mapping.json", f"{IMPORT_PREFIX}{tenant_id}/default.mapping.json"]
@@ -348,6 +429,21 @@ def is_import_file(key: str) -> bool:
     return key.startswith(IMPORT_PREFIX) and key.lower().endswith(".csv")
 
 
+@dataclass
+class _Job:
+    """One invocation's work on one file (what a checkpoint records)."""
+
+    bucket: str
+    key: str
+    etag: str
+    lines: LineReader
+    progress: dict[str, Any] | None
+    remaining_ms: Callable[[], int] | None
+    line: int = 0
+    fieldnames: list[str] = field(default_factory=list)
+    checkpointed: bool = False
+
+
 class CsvImporter:
     def __init__(
         self,
@@ -358,6 +454,7 @@ class CsvImporter:
         publisher: Publisher,
         clock: Any | None = None,
         chunk_size: int = 100,
+        reserve_ms: int = 60_000,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -369,40 +466,129 @@ class CsvImporter:
             clock = utcnow
         self.clock = clock
         self.chunk_size = chunk_size
+        # Stop (and continue elsewhere) when less than this is left of the Lambda's time.
+        self.reserve_ms = reserve_ms
         self.put_events_calls = 0
 
-    def run(self, bucket: str, key: str) -> ImportReport:
-        """Import one object; permanent problems go in the report, AWS failures raise (retry)."""
+    def run(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        remaining_ms: Callable[[], int] | None = None,
+        resume_only: bool = False,
+    ) -> ImportReport:
+        """Import one object; permanent problems go in the report, AWS failures raise (retry).
+
+        Progress (byte offset, line, counts) is checkpointed in ``x.progress.json`` after every
+        published chunk, so a retry or a continuation resumes where the last one stopped (S3 Range
+        GET). When ``remaining_ms()`` drops below ``reserve_ms`` the import stops after a chunk,
+        writes a partial report (``status: in_progress``) and returns it: the caller continues it.
+        ``resume_only`` (a continuation message): do nothing unless a checkpoint exists.
+        """
         now = self.clock()
         report = ImportReport(bucket=bucket, key=key, started_at=now.isoformat())
         tenant_id = tenant_of(key)
         report.tenant_id = tenant_id
+        progress = self._progress(bucket, key) if tenant_id else None
+        job: _Job | None = None
+        if resume_only and progress is None:
+            logger.info("continuation without a checkpoint: already finished", extra={"key": key})
+            report.status = "skipped"
+            return report
         try:
             if tenant_id is None:
                 raise BadRequest("key must look like imports/{tenant}/<file>.csv", reason="bad_key")
             settings = self.directory.settings(tenant_id)
             mapping = self._mapping(bucket, key, tenant_id, report)
-            found = self.store.object_chunks(bucket, key)
+            found = self._open(bucket, key, progress)
             if found is None:
                 raise BadRequest("the object no longer exists", reason="object_not_found")
             etag, chunks = found
+            if progress is not None and progress.get("etag") != etag:
+                progress = None  # the file was replaced: its old checkpoint does not apply
+                found = self.store.object_chunks(bucket, key)
+                if found is None:
+                    raise BadRequest("the object no longer exists", reason="object_not_found")
+                etag, chunks = found
+            if progress is not None:
+                self._restore(report, progress)
             file_id = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:16]
             translator = RowTranslator(
                 mapping, tenant_id, settings.default_region, settings.timezone, file_id, key, now
             )
-            self._rows(iter_lines(chunks, mapping.encoding), mapping, translator, report, now)
+            offset = int(progress["offset"]) if progress and progress.get("offset") is not None else 0
+            lines = LineReader(chunks, mapping.encoding, offset)
+            job = _Job(bucket, key, etag, lines, progress, remaining_ms)
+            finished = self._rows(job, mapping, translator, report, now)
+            if not finished:
+                report.status = "in_progress"
+                report.finished_at = self.clock().isoformat()
+                self.store.write_json(bucket, report_key(key), report.as_dict())
+                logger.info("csv import paused", extra={"key": key, "line": job.line})
+                return report
         except HuiliuError as exc:
             report.error = exc.reason if exc.status != 404 else "unknown tenant"
         except (UnicodeDecodeError, LookupError) as exc:
             report.error = f"cannot decode the file: {exc}"[:300]
         except (csv.Error, ValueError) as exc:
             report.error = f"malformed CSV: {exc}"[:300]
+        report.status = "complete"
         report.finished_at = self.clock().isoformat()
         self.store.write_json(bucket, report_key(key), report.as_dict())
+        if progress is not None or (job is not None and job.checkpointed):
+            self._forget_progress(bucket, key)
         logger.info(
             "csv import finished", extra={k: v for k, v in report.as_dict().items() if k != "rejected"}
         )
         return report
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _progress(self, bucket: str, key: str) -> dict[str, Any] | None:
+        found = self.store.read_json(bucket, progress_key(key))
+        return found if isinstance(found, dict) and found.get("etag") else None
+
+    def _open(
+        self, bucket: str, key: str, progress: dict[str, Any] | None
+    ) -> tuple[str, Iterator[bytes]] | None:
+        if progress and progress.get("offset"):
+            try:
+                return self.store.object_chunks(  # type: ignore[call-arg]
+                    bucket, key, start=int(progress["offset"]), etag=progress["etag"]
+                )
+            except TypeError:  # a store without ranged reads: re-read, skipping done rows by line
+                progress["offset"] = None
+        return self.store.object_chunks(bucket, key)
+
+    @staticmethod
+    def _restore(report: ImportReport, progress: dict[str, Any]) -> None:
+        saved = progress.get("report") or {}
+        for name in ("rows", "accepted", "duplicates", "rejected_count", "started_at"):
+            if name in saved:
+                setattr(report, name, saved[name])
+        report.rejected = list(saved.get("rejected") or [])[:MAX_REPORTED_REJECTIONS]
+        report.invocations = int(saved.get("invocations") or 1) + 1
+
+    def _checkpoint(self, job: _Job, report: ImportReport) -> None:
+        job.checkpointed = True
+        self.store.write_json(
+            job.bucket,
+            progress_key(job.key),
+            {
+                "etag": job.etag,
+                "offset": job.lines.offset,
+                "line": job.line,
+                "fieldnames": job.fieldnames,
+                "report": report.as_dict(),
+            },
+        )
+
+    def _forget_progress(self, bucket: str, key: str) -> None:
+        delete = getattr(self.store, "delete", None)
+        if delete is not None:
+            delete(bucket, progress_key(key))
+        else:
+            self.store.write_json(bucket, progress_key(key), {})
 
     def _mapping(self, bucket: str, key: str, tenant_id: str, report: ImportReport) -> ImportMapping:
         for candidate in mapping_keys(key, tenant_id):
@@ -418,38 +604,54 @@ class CsvImporter:
 
     def _rows(
         self,
-        lines: Iterator[str],
+        job: _Job,
         mapping: ImportMapping,
         translator: RowTranslator,
         report: ImportReport,
         now: datetime,
-    ) -> None:
+    ) -> bool:
+        """Read, translate and publish rows; False when stopped early for lack of time."""
         csv.field_size_limit(MAX_FIELD_BYTES)
-        reader = csv.DictReader(lines, delimiter=mapping.delimiter, strict=False)
+        saved = job.progress or {}
+        resumed_by_offset = bool(saved) and job.lines.offset is not None and saved.get("offset") is not None
+        fieldnames = saved.get("fieldnames") if resumed_by_offset else None
+        base = int(saved.get("line") or 0) if resumed_by_offset else 0
+        skip_to = int(saved.get("line") or 0) if saved and not resumed_by_offset else 0
+        reader = csv.DictReader(job.lines, fieldnames=fieldnames, delimiter=mapping.delimiter, strict=False)
         if not reader.fieldnames:
             raise BadRequest("the file has no header row", reason="missing_header")
+        job.fieldnames = list(reader.fieldnames)
         chunk: list[CanonicalEvent] = []
         while True:
+            first_line = base + reader.line_num + 1  # a row spanning lines is reported at its first
             try:
                 row = next(reader)
             except StopIteration:
                 break
             except csv.Error as exc:
-                report.rows += 1
-                report.reject(reader.line_num, f"malformed CSV: {exc}")
+                if first_line > skip_to:
+                    report.rows += 1
+                    report.reject(first_line, f"malformed CSV: {exc}")
                 continue
+            job.line = base + reader.line_num
+            if first_line <= skip_to:
+                continue  # done by an earlier invocation (resumed by line number)
             report.rows += 1
             try:
-                chunk.append(translator.translate(reader.line_num, row))
+                chunk.append(translator.translate(first_line, row))
             except RowRejected as exc:
-                report.reject(reader.line_num, exc.reason)
+                report.reject(first_line, exc.reason)
             except (ValidationError, ValueError) as exc:
-                report.reject(reader.line_num, f"invalid row: {str(exc).splitlines()[0][:200]}")
+                report.reject(first_line, f"invalid row: {str(exc).splitlines()[0][:200]}")
             if len(chunk) >= self.chunk_size:
                 self._flush(chunk, report, now)
                 chunk = []
+                self._checkpoint(job, report)
+                if job.remaining_ms is not None and job.remaining_ms() < self.reserve_ms:
+                    return False
         if chunk:
             self._flush(chunk, report, now)
+        return True
 
     def _flush(self, events: list[CanonicalEvent], report: ImportReport, now: datetime) -> None:
         by_key = {e.dedupe_key: e for e in events}
@@ -461,6 +663,13 @@ class CsvImporter:
                 self.put_events_calls += self.publisher.publish(
                     [OutgoingEvent(BUS_SOURCE, detail_type, e.model_dump(mode="json")) for e in fresh]
                 )
+            except PartialPublishFailed as exc:  # keep what was delivered; free only the rest
+                failed = {claim.new[i] for i in exc.failed if i < len(claim.new)}
+                delivered = [k for k in claim.new if k not in failed]
+                if delivered:
+                    self.dedupe.complete(delivered, now)
+                self.dedupe.release(sorted(failed))
+                raise
             except BaseException:
                 self.dedupe.release(claim.new)
                 raise

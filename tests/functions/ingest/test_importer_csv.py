@@ -126,3 +126,59 @@ def test_given_the_bus_is_unavailable_when_imported_then_the_record_fails_for_a_
 
     with pytest.raises(BatchProcessingError):
         importer_app.handler(sqs_event_for("imports/acme/orders.csv"), lambda_context)
+
+
+def test_given_a_file_that_outlasts_the_invocation_when_imported_then_it_continues_via_the_queue(
+    stack: Stack, importer_app: ModuleType, lambda_context: LambdaContext, monkeypatch: Any
+) -> None:
+    from huiliu import aws
+
+    sqs = aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName="imports")["QueueUrl"]
+    monkeypatch.setenv("IMPORT_QUEUE_URL", queue_url)
+    rows = "".join(f"u{i}@example.com,N{i}\n" for i in range(250))
+    upload("imports/acme/long.csv", ("email,name\n" + rows).encode())
+    almost_out = LambdaContext()
+    almost_out.get_remaining_time_in_millis = lambda: 1_000  # type: ignore[attr-defined]
+
+    # When the first invocation runs out of time after one chunk
+    first = importer_app.handler(sqs_event_for("imports/acme/long.csv"), almost_out)
+    partial = read_report("imports/acme/long.report.json")
+    [continuation] = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    event = {"Records": [{**json.loads((EVENTS / "sqs_s3_object_created.json").read_text())["Records"][0]}]}
+    event["Records"][0]["body"] = continuation["Body"]
+    # Then the continuation finishes it from the checkpoint (an S3 range read)
+    second = importer_app.handler(event, lambda_context)
+
+    assert first == second == {"batchItemFailures": []}
+    assert (partial["status"], partial["accepted"]) == ("in_progress", 100)
+    report = read_report("imports/acme/long.report.json")
+    assert (report["status"], report["rows"], report["accepted"], report["invocations"]) == (
+        "complete",
+        250,
+        250,
+        2,
+    )
+    assert len(stack.bus_events()) == 250
+
+
+def test_given_no_continuation_queue_when_time_runs_out_then_the_record_fails_and_the_retry_resumes(
+    stack: Stack, importer_app: ModuleType, lambda_context: LambdaContext
+) -> None:
+    rows = "".join(f"u{i}@example.com,N{i}\n" for i in range(150))
+    upload("imports/acme/long2.csv", ("email,name\n" + rows).encode())
+    almost_out = LambdaContext()
+    almost_out.get_remaining_time_in_millis = lambda: 1_000  # type: ignore[attr-defined]
+    event = sqs_event_for("imports/acme/long2.csv")
+
+    import pytest
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    with pytest.raises(BatchProcessingError):  # (a batch whose every record failed)
+        importer_app.handler(event, almost_out)
+    second = importer_app.handler(event, lambda_context)
+
+    assert second == {"batchItemFailures": []}
+    report = read_report("imports/acme/long2.report.json")
+    assert (report["rows"], report["accepted"], report["duplicates"]) == (150, 150, 0)
+    assert len(stack.bus_events()) == 150

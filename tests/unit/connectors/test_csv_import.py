@@ -150,3 +150,98 @@ class _ForgetfulDedupe(MemoryDedupeStore):
     def complete(self, keys: Any, now: datetime) -> None:
         for key in keys:
             self.items.pop(key, None)
+
+
+class RangeStore:
+    """An import store over bytes in memory with ranged reads, JSON objects and deletes."""
+
+    def __init__(self, data: bytes, chunk: int = 64) -> None:
+        self.data = data
+        self.chunk = chunk
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.reads: list[int] = []
+
+    def object_chunks(
+        self, bucket: str, key: str, start: int = 0, etag: str | None = None
+    ) -> tuple[str, Iterator[bytes]] | None:
+        self.reads.append(start)
+        body = self.data[start:]
+        return "etag-1", iter([body[i : i + self.chunk] for i in range(0, len(body), self.chunk)])
+
+    def read_json(self, bucket: str, key: str) -> dict[str, Any] | None:
+        return self.objects.get(key)
+
+    def write_json(self, bucket: str, key: str, value: dict[str, Any]) -> None:
+        self.objects[key] = value
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.objects.pop(key, None)
+
+
+def test_given_too_little_time_when_importing_then_a_partial_report_and_the_next_run_resumes() -> None:
+    lines = ["email,name"] + [f"u{i}@example.com,N{i}" for i in range(25)]
+    lines.insert(8, "not-an-email,Bad")  # a rejected row before the first checkpoint
+    store = RangeStore(("\n".join(lines) + "\n").encode())
+    publisher = MemoryPublisher()
+    dedupe = MemoryDedupeStore()
+    directory = StaticDirectory({"acme": (TenantSettings(tenant_id="acme"), TenantSecrets())})
+
+    def importer(remaining: int) -> CsvImporter:
+        made = CsvImporter(
+            store=store,
+            directory=directory,
+            dedupe=dedupe,
+            publisher=publisher,
+            clock=lambda: NOW,
+            chunk_size=10,
+        )
+        made.reserve_ms = 1000
+        return made
+
+    first = importer(0).run("b", "imports/acme/big.csv", remaining_ms=lambda: 0)
+    partial = store.objects["imports/acme/big.report.json"]
+    checkpoint = store.objects["imports/acme/big.progress.json"]
+    second = importer(10**6).run("b", "imports/acme/big.csv", remaining_ms=lambda: 10**6)
+
+    assert (first.status, partial["status"], partial["accepted"]) == ("in_progress", "in_progress", 10)
+    assert checkpoint["line"] == 12
+    assert checkpoint["offset"] > 0
+    assert store.reads == [0, checkpoint["offset"]]  # the second run read only the rest
+    assert (second.status, second.rows, second.accepted, second.rejected_count) == ("complete", 26, 25, 1)
+    assert second.rejected == [{"line": 9, "reason": second.rejected[0]["reason"]}]
+    assert second.invocations == 2
+    assert len(publisher.events) == 25
+    assert len({e.detail["message_id"] for e in publisher.events}) == 25
+    assert "imports/acme/big.progress.json" not in store.objects
+
+
+def test_given_a_continuation_without_a_checkpoint_when_run_then_nothing_is_reimported() -> None:
+    store = RangeStore(b"email\na@example.com\n")
+    publisher = MemoryPublisher()
+    directory = StaticDirectory({"acme": (TenantSettings(tenant_id="acme"), TenantSecrets())})
+    importer = CsvImporter(
+        store=store, directory=directory, dedupe=MemoryDedupeStore(), publisher=publisher, clock=lambda: NOW
+    )
+
+    report = importer.run("b", "imports/acme/done.csv", resume_only=True)
+
+    assert report.status == "skipped"
+    assert publisher.events == []
+
+
+def test_given_a_multi_line_quoted_row_when_rejected_then_it_is_reported_at_its_first_line() -> None:
+    data = b'email,note\na@example.com,ok\nnot-an-email,"one\ntwo\nthree"\nb@example.com,ok\n'
+    store = RangeStore(data)
+    directory = StaticDirectory({"acme": (TenantSettings(tenant_id="acme"), TenantSecrets())})
+    importer = CsvImporter(
+        store=store,
+        directory=directory,
+        dedupe=MemoryDedupeStore(),
+        publisher=MemoryPublisher(),
+        clock=lambda: NOW,
+    )
+
+    report = importer.run("b", "imports/acme/multi.csv")
+
+    assert [r["line"] for r in report.rejected] == [3]
+    assert report.accepted == 2
