@@ -5,8 +5,9 @@
     python benchmarks/bench_identity.py --people 100000 --events 1000000
 
 1. Quality: a synthetic stream with ground truth — noisy phone formats (+86 138-…, 138…, 0086…),
-   email case/whitespace, shared-device anonymous ids, placeholder phones/emails, late (out of
-   order) events and redeliveries — is resolved in process with the in-memory repository; the
+   email case/whitespace, the web journey (anonymous browsing -> email sign-up -> log-in with a
+   user_id on the same browser), shared-device anonymous ids, placeholder phones/emails, late
+   (out of order) events and redeliveries — is resolved in process with the in-memory repository; the
    grouping is scored with pairwise precision/recall against the true people, next to naive
    exact-string matching (union of events sharing any raw identifier string) on the same stream.
    Events that only carry a shared device's anonymous id cannot be attributed by any rule; they
@@ -72,6 +73,7 @@ def make_stream(people: int, events: int, seed: int = 7) -> tuple[list[Canonical
                 "phone": digits,
                 "email": f"user{n}@example{n % 7}.cn",
                 "member_id": f"M{n:07d}" if rng.random() < 0.6 else None,
+                "user_id": f"U{n:07d}" if rng.random() < 0.5 else None,
                 "openid": f"oWX{n:08d}" if rng.random() < 0.5 else None,
                 "anon": [f"anon-{n}-{k}" for k in range(rng.randint(1, 2))],
                 "device": rng.choice(devices) if rng.random() < 0.15 else None,
@@ -110,6 +112,13 @@ def make_stream(people: int, events: int, seed: int = 7) -> tuple[list[Canonical
         def email(options: list[str] = emails) -> str:
             return rng.choice(options)
 
+        if p["user_id"]:
+            # the web journey: anonymous browsing, email sign-up, then log-in with the user_id,
+            # all on the same browser (its anonymous id links them)
+            browser = ("anonymous_id", p["anon"][0])
+            emit(n, [browser], start - timedelta(minutes=3), "Page Viewed")
+            emit(n, [browser, ("email", email())], start - timedelta(minutes=2), "Signed Up")
+            emit(n, [("user_id", p["user_id"]), browser], start - timedelta(minutes=1), "Signed In")
         signup = [("phone", phone()), ("email", email())]
         if p["member_id"]:
             signup.append(("member_id", p["member_id"]))
