@@ -9,6 +9,9 @@ import argparse
 import json
 from datetime import UTC, datetime
 
+# The connectors replay knows (huiliu.ingest.pipeline.CONNECTORS; kept here so --help stays cheap).
+CONNECTOR_NAMES = ("youzan", "wechat", "shopify", "segment", "signed-json")
+
 
 def _when(text: str) -> datetime:
     try:
@@ -27,7 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("tenant", help="tenant id")
     parser.add_argument("--start", required=True, type=_when, help="ISO-8601 start (UTC if no offset)")
     parser.add_argument("--end", type=_when, default=None, help="ISO-8601 end (default: now)")
-    parser.add_argument("--connector", default=None, help="only this connector (youzan, wechat, ...)")
+    parser.add_argument(
+        "--connector",
+        default=None,
+        choices=CONNECTOR_NAMES,
+        help="only this connector (" + ", ".join(CONNECTOR_NAMES) + ")",
+    )
     parser.add_argument("--force", action="store_true", help="publish even events already delivered")
     parser.add_argument("--dry-run", action="store_true", help="only count the archived requests")
     parser.set_defaults(func=run)

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -366,3 +367,83 @@ def test_csv_rows_translate_or_are_rejected_with_a_reason(row: dict[str, str]) -
     except RowRejected as exc:
         reason = exc.reason
     assert reason
+
+
+extreme_times = st.one_of(
+    st.sampled_from(
+        [
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:59:59.999999+14:00",
+            "0001-01-01T00:00:00-12:00",
+            "1970-01-01T00:00:00Z",
+            "",
+        ]
+    ),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
+)
+extreme_numbers = st.one_of(
+    st.integers(min_value=-(2**200), max_value=2**200),
+    st.sampled_from([2**63 - 1, 2**63, -1, 0, 10**40]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet="0123456789-", max_size=60),
+)
+
+
+def in_progress_keys(pipeline: Any) -> list[str]:
+    return [k for k, v in pipeline.dedupe.items.items() if v.get("status") == "IN_PROGRESS"]
+
+
+@FUZZ
+@given(original=extreme_times, sent_at=extreme_times, timestamp=extreme_times)
+def test_segment_extreme_client_times_get_a_4xx_or_success_never_a_503(
+    original: Any, sent_at: Any, timestamp: Any
+) -> None:
+    pipeline = memory_pipeline(
+        StaticDirectory({"acme": (TENANT.settings, TENANT.secrets)}), clock=lambda: NOW
+    )
+    assert TENANT.secrets.segment
+    body = {
+        "writeKey": TENANT.secrets.segment.write_key,
+        "userId": "u",
+        "event": "E",
+        "originalTimestamp": original,
+        "sentAt": sent_at,
+        "timestamp": timestamp,
+    }
+
+    reply = pipeline.handle(post("/v1/track", json.dumps(body).encode(), {}))
+
+    assert reply.status < 500, reply.body
+    assert in_progress_keys(pipeline) == []
+
+
+@FUZZ
+@given(version=extreme_numbers, kdt_id=extreme_numbers | json_values, test=json_values)
+def test_youzan_extreme_numbers_get_a_4xx_or_success_never_a_503(
+    version: Any, kdt_id: Any, test: Any
+) -> None:
+    pipeline = memory_pipeline(
+        StaticDirectory({"acme": (TENANT.settings, TENANT.secrets)}), clock=lambda: NOW
+    )
+    secrets = TENANT.secrets.youzan
+    assert secrets
+    body = {
+        "client_id": secrets.client_id,
+        "type": "POINTS",
+        "id": "P1",
+        "msg_id": "m1",
+        "msg": "{}",
+        "version": version,
+        "kdt_id": kdt_id,
+        "test": test,
+    }
+    raw = json.dumps(body).encode()
+    sign = hashlib.md5(secrets.client_id.encode() + raw + secrets.client_secret.encode()).hexdigest()
+
+    reply = pipeline.handle(post("/v1/hooks/youzan/acme", raw, {"event-sign": sign}))
+
+    assert reply.status < 500, reply.body
+    assert in_progress_keys(pipeline) == []

@@ -54,3 +54,19 @@ def test_given_replay_arguments_when_run_then_replay_is_called_with_parsed_times
 def test_given_a_bad_start_time_when_parsed_then_argparse_rejects_it() -> None:
     with pytest.raises(SystemExit):
         parser().parse_args(["replay", "acme", "--start", "yesterday"])
+
+
+def test_given_an_unknown_connector_when_parsed_then_an_argparse_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parser().parse_args(["replay", "acme", "--start", "2026-01-02T00:00Z", "--connector", "bogus"])
+
+    assert caught.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_given_the_cli_connector_list_then_it_matches_the_pipelines() -> None:
+    from huiliu.ingest.pipeline import CONNECTORS
+
+    assert set(cli_replay.CONNECTOR_NAMES) == set(CONNECTORS)
