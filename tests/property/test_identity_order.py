@@ -129,7 +129,9 @@ def test_given_any_arrival_order_with_duplicates_then_grouping_and_traits_match_
     ordered_groups, ordered_conflicts = _run(in_order)
     # Every conflict is a limit (or the size guard) being hit; only those runs are not compared.
     # A person's own anonymous id never conflicts: sign-up -> log-in journeys are always compared.
-    assert all(r.startswith(("limit:", "guard:")) for r in shuffled_conflicts + ordered_conflicts)
+    assert all(
+        r.startswith(("limit:", "weak_link:", "guard:")) for r in shuffled_conflicts + ordered_conflicts
+    )
     assume(not shuffled_conflicts and not ordered_conflicts)
     assert shuffled_groups == ordered_groups
 

@@ -8,10 +8,15 @@ Identifiers are taken in priority order. Each one either
 - conflicts: it is not attached, and the reason is recorded (``identity.conflict``).
 
 Because the first identifier always decides, the highest-priority identifier chooses where the
-event goes. Weak identifiers (anonymous_id) follow the same rules: they are refused only when a
-limit (or the guard) would break, so a sign-up followed by a log-in on the same browser merges
-whatever the arrival order. Two profiles an admin unmerged carry each other's ids in
-``keep_apart``; an event linking them again does not merge them (reason ``unmerged``).
+event goes. Two profiles an admin unmerged carry each other's ids in ``keep_apart``; an event
+linking them again does not merge them (reason ``unmerged``).
+
+Weak identifiers (anonymous_id: a device, which may be shared) are weak evidence. A link made only
+through one may bring new *types* of identifier together — a sign-up followed by a log-in on the
+same browser merges whatever the arrival order — but never a second, different value of a type
+both sides already hold: two emails (or phones, or openids) meeting only on a device are two
+people at a shared tablet, not one person (reason ``weak_link:<type>``). A second email or phone is
+attached on strong evidence: an event that carries it with one of the person's strong identifiers.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from huiliu.models import Identifier
 @dataclass(frozen=True)
 class Conflict:
     identifier: Identifier
-    reason: str  # limit:<type> | guard:identifiers | guard:merges | unmerged
+    reason: str  # limit:<type> | weak_link:<type> | guard:identifiers | guard:merges | unmerged
     held_by: str | None = None
 
 
@@ -89,6 +94,11 @@ def resolve(
         if held and len(candidate) > rules.guard.max_identifiers:
             plan.conflicts.append(Conflict(ident, "guard:identifiers", owner))
             continue
+        if held and not rules.is_strong(ident.type):
+            clash = _weak_clash(held, profile.identifiers, rules)
+            if clash:
+                plan.conflicts.append(Conflict(ident, f"weak_link:{clash}", owner))
+                continue
         if plan.group and merges + profile.merge_count + 1 > rules.guard.max_merges:
             plan.conflicts.append(Conflict(ident, "guard:merges", owner))
             continue
@@ -102,3 +112,19 @@ def resolve(
         apart |= set(profile.keep_apart)
         held = candidate
     return plan
+
+
+def _weak_clash(ours: list[Identifier], theirs: list[Identifier], rules: IdentityRules) -> str | None:
+    """The first strong type both sides hold with values the other side lacks, if any."""
+    mine: dict[str, set[str]] = {}
+    for ident in ours:
+        if rules.is_strong(ident.type):
+            mine.setdefault(ident.type, set()).add(ident.value)
+    other: dict[str, set[str]] = {}
+    for ident in theirs:
+        if ident.type in mine:
+            other.setdefault(ident.type, set()).add(ident.value)
+    for kind in sorted(other, key=lambda k: rules.rule(k).priority):
+        if not (mine[kind] <= other[kind] or other[kind] <= mine[kind]):
+            return kind
+    return None

@@ -8,9 +8,8 @@ where the event goes.
 
 ``limit`` is the maximum number of distinct values of that type one profile may hold.
 ``strong`` identifiers name a person; a weak one (anonymous_id) names a device, which may be
-shared. A weak identifier gets no special treatment in resolution: it is refused only when
-attaching or merging through it would break a limit (e.g. a second, different user_id), exactly
-like a strong one. Shared devices are kept apart by those limits and by the size guard.
+shared. A link made only through a weak identifier never brings together two different values of
+a strong type both sides hold (see ``resolution``); otherwise it follows the same limits.
 """
 
 from __future__ import annotations

@@ -116,6 +116,33 @@ def test_given_a_shared_device_when_two_people_log_in_on_it_then_the_user_id_lim
     assert _owner(memory_repo, "anonymous_id", "ipad-1") == a.profile_id
 
 
+def test_given_a_shop_tablet_when_two_customers_sign_in_with_emails_then_the_device_does_not_glue_them(
+    memory_service: IdentityService, memory_repo: MemoryIdentityRepository
+) -> None:
+    # Two emails are within the email limit (5), but they meet only on a device: two people.
+    mei = memory_service.process(make_event(("email", "mei@x.cn"), ("phone", "13800138000")))
+    memory_service.process(make_event(("anonymous_id", "tablet-7"), ("email", "mei@x.cn"), minutes=1))
+    bo = memory_service.process(make_event(("anonymous_id", "tablet-7"), ("email", "bo@x.cn"), minutes=2))
+
+    assert bo.profile_id != mei.profile_id
+    assert bo.merged == []
+    assert [e.detail["reason"] for e in bo.events if e.detail_type == DetailType.IDENTITY_CONFLICT] == [
+        "weak_link:email"
+    ]
+    assert _owner(memory_repo, "email", "bo@x.cn") == bo.profile_id
+    assert _owner(memory_repo, "anonymous_id", "tablet-7") == mei.profile_id
+
+
+def test_given_a_second_email_with_a_strong_identifier_then_it_is_attached(
+    memory_service: IdentityService, memory_repo: MemoryIdentityRepository
+) -> None:
+    # The same second email is attached when it arrives with the person's phone (strong evidence).
+    mei = memory_service.process(make_event(("email", "mei@x.cn"), ("phone", "13800138000")))
+    memory_service.process(make_event(("phone", "13800138000"), ("email", "mei.work@x.cn"), minutes=1))
+
+    assert _owner(memory_repo, "email", "mei.work@x.cn") == mei.profile_id
+
+
 def test_given_anonymous_browsing_then_email_sign_up_when_the_visitor_logs_in_then_one_profile(
     memory_service: IdentityService, memory_repo: MemoryIdentityRepository
 ) -> None:
