@@ -56,7 +56,7 @@ def sample_requests(connectors: dict[str, Any]) -> list[sources.SignedRequest]:
         ),
         sources.signed_json(sj, _load("signed-json/order.json"), label="POS order (Standard Webhooks)"),
         sources.wechat(
-            wx, _load("wechat/click.xml"), safe_mode=False, label="WeChat menu click (plain mode)"
+            wx, _load("wechat/click.xml"), safe_mode=True, label="WeChat menu click (AES safe mode)"
         ),
     ]
 
