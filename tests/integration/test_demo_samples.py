@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from huiliu_infra import sources
 from huiliu_infra.demo import sample_requests
 
