@@ -17,33 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from huiliu.errors import BadRequest, Unauthorized
 
 router = APIGatewayHttpRouter()
 _deps: dict[str, Any] = {}
 LOOKUP_KEYS = ("phone", "email", "user_id", "member_id", "anonymous_id", "wechat_openid", "wechat_unionid")
-
-
-class UnmergeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    merge_id: str | None = Field(default=None, min_length=1)
-    absorbed_id: str | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one(self) -> UnmergeBody:
-        if not self.merge_id and not self.absorbed_id:
-            raise ValueError("give merge_id or absorbed_id")
-        return self
-
-
-class IdentifierBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: str = Field(min_length=1, max_length=40)
-    value: str = Field(min_length=1, max_length=256)
 
 
 def configure(admin: Any | None = None, publisher: Any | None = None) -> None:
@@ -85,7 +64,13 @@ def _tenant() -> str:
 MAX_LIMIT = 200
 
 
-def _body(model: type[BaseModel]) -> Any:
+def _body(name: str) -> Any:
+    """Validate the JSON body with one of ``admin_bodies``' models (pydantic: first use, not import)."""
+    from pydantic import ValidationError
+
+    from huiliu.identity import admin_bodies
+
+    model = getattr(admin_bodies, name)
     try:
         return model.model_validate(router.current_event.json_body or {})
     except ValidationError as exc:
@@ -137,7 +122,7 @@ def get_profile(profile_id: str) -> dict[str, Any]:
 
 @router.post("/profiles/<profile_id>/unmerge")
 def unmerge_profile(profile_id: str) -> dict[str, Any]:
-    body = _body(UnmergeBody)
+    body = _body("UnmergeBody")
     result = _admin().unmerge(_tenant(), profile_id, merge_id=body.merge_id, absorbed_id=body.absorbed_id)
     _publish(result.events)
     return result.body
@@ -145,7 +130,7 @@ def unmerge_profile(profile_id: str) -> dict[str, Any]:
 
 @router.post("/profiles/erase")
 def erase_profile() -> dict[str, Any]:
-    tenant, body, admin = _tenant(), _body(IdentifierBody), _admin()
+    tenant, body, admin = _tenant(), _body("IdentifierBody"), _admin()
     result = admin.erase(tenant, admin.identifier(tenant, body.type, body.value))
     _publish(result.events)
     return result.body
