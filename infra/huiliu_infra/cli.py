@@ -22,7 +22,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-DEFAULT_API = os.environ.get("HUILIU_API", "http://127.0.0.1:3000")
+from huiliu_infra import default_api
+
+DEFAULT_API = default_api()
 
 
 def _control(path: str, payload: dict[str, Any] | None = None, api: str = DEFAULT_API) -> Any:

@@ -18,11 +18,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-DEFAULT_API = os.environ.get("HUILIU_API", "http://127.0.0.1:3000")
-STATE_FILES = (
-    Path.cwd() / ".huiliu" / "local.json",
-    Path(__file__).resolve().parents[2] / ".huiliu" / "local.json",
-)
+from huiliu_infra import default_api, local_state
+
+DEFAULT_API = default_api()
 
 
 class CliError(Exception):
@@ -30,15 +28,8 @@ class CliError(Exception):
 
 
 def local_admin_key() -> str | None:
-    for path in STATE_FILES:
-        if path.is_file():
-            try:
-                key = json.loads(path.read_text()).get("admin_key")
-            except (OSError, ValueError):
-                continue
-            if key:
-                return str(key)
-    return None
+    key = local_state().get("admin_key")
+    return str(key) if key else None
 
 
 def _key(args: argparse.Namespace) -> str:

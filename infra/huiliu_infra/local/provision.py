@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from huiliu_infra import cfn
+from huiliu_infra import ROOT, cfn
 
-ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
 # Function env keys that differ per function are applied per invocation, not process-wide.
 PER_FUNCTION_KEYS = {"POWERTOOLS_SERVICE_NAME"}

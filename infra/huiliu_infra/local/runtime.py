@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from huiliu import aws
 from huiliu.clock import OffsetClock, SystemClock, parse_duration, set_default_clock
 
+from huiliu_infra import state_file
 from huiliu_infra.local.lambda_runtime import (
     Router,
     http_api_event,
@@ -42,12 +43,6 @@ from huiliu_infra.local.provision import ROOT, Deployment, MappingSpec, provisio
 
 log = logging.getLogger("huiliu.local")
 STATE_DIR = ROOT / ".huiliu"
-STATE_FILE = STATE_DIR / "local.json"
-
-
-def state_file() -> Path:
-    """Where the running local runtime describes itself (``HUILIU_STATE_FILE`` overrides)."""
-    return Path(os.environ.get("HUILIU_STATE_FILE") or STATE_FILE)
 
 
 MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
