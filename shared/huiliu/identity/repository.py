@@ -39,6 +39,21 @@ TRANSACTION_LIMIT = 100
 _ABSENT: dict[str, Any] = {"condition": "attribute_not_exists(pk)", "expect": ("absent",)}
 
 
+def _conditional_put(item: dict[str, Any], attribute: str, expected: Any) -> dict[str, Any]:
+    """A transactional Put that wins only if the item is new (``expected`` None) or still has
+    ``attribute == expected`` (optimistic locking); ``expect`` lets the in-memory fake check it too."""
+    if expected is None:
+        return {"Put": {"item": item, **_ABSENT}}
+    return {
+        "Put": {
+            "item": item,
+            "condition": f"{attribute} = :expected",
+            "values": {":expected": expected},
+            "expect": ("eq", attribute, expected),
+        }
+    }
+
+
 def claim_pk(tenant: str, ident: Identifier) -> str:
     return f"T#{tenant}#ID#{ident.type}#{ident.value}"
 
@@ -185,19 +200,7 @@ class IdentityRepository(DynamoRepository):
         ops: list[dict[str, Any]] = []
         for profile, expected in writes.profiles:
             item = {"pk": profile_pk(tenant, profile.profile_id), "sk": PROFILE_SK, **profile.to_dict()}
-            if expected is None:
-                ops.append({"Put": {"item": item, **_ABSENT}})
-            else:
-                ops.append(
-                    {
-                        "Put": {
-                            "item": item,
-                            "condition": "version = :v",
-                            "values": {":v": expected},
-                            "expect": ("eq", "version", expected),
-                        }
-                    }
-                )
+            ops.append(_conditional_put(item, "version", expected))
         for ident, owner, expected_owner in writes.claims:
             item = {
                 "pk": claim_pk(tenant, ident),
@@ -206,34 +209,14 @@ class IdentityRepository(DynamoRepository):
                 "type": ident.type,
                 "value": ident.value,
             }
-            if expected_owner is None:
-                ops.append({"Put": {"item": item, **_ABSENT}})
-            else:
-                ops.append(
-                    {
-                        "Put": {
-                            "item": item,
-                            "condition": "profile_id = :o",
-                            "values": {":o": expected_owner},
-                            "expect": ("eq", "profile_id", expected_owner),
-                        }
-                    }
-                )
+            ops.append(_conditional_put(item, "profile_id", expected_owner))
         if writes.timeline is not None:
             ops.append({"Put": {"item": writes.timeline}})
         if writes.marker is not None:
             ops.append({"Put": {"item": writes.marker, **_ABSENT}})
         for order_id, kind, profile_id in writes.orders:
             pk, sk = order_key(tenant, order_id, kind)
-            ops.append(
-                {
-                    "Put": {
-                        "item": {"pk": pk, "sk": sk, "profile_id": profile_id},
-                        "condition": "attribute_not_exists(pk)",
-                        "expect": ("absent",),
-                    }
-                }
-            )
+            ops.append({"Put": {"item": {"pk": pk, "sk": sk, "profile_id": profile_id}, **_ABSENT}})
         for record in writes.merges:
             ops.append({"Put": {"item": record, **_ABSENT}})
         for _pk, _sk, item in writes.merge_updates:
