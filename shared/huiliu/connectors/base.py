@@ -103,4 +103,4 @@ class Connector(Protocol):
 
     def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
         """Verify, parse and translate; raise a ``huiliu.errors.HuiliuError`` for bad input."""
-        ...
+        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))

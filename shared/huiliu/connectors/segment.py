@@ -12,7 +12,14 @@ import re
 from datetime import datetime
 from typing import Any
 
-from huiliu.connectors.base import Authenticated, ConnectorResult, HttpReply, HttpRequest, TenantContext
+from huiliu.connectors.base import (
+    Authenticated,
+    Connector,
+    ConnectorResult,
+    HttpReply,
+    HttpRequest,
+    TenantContext,
+)
 from huiliu.connectors.common import (
     as_dict,
     as_text,
@@ -161,15 +168,12 @@ def translate(
     )
 
 
-class SegmentConnector:
+class SegmentConnector(Connector):
     name = NAME
 
     def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
         """The write key is checked by the pipeline (it names the tenant on ``/v1/{call}``)."""
         return Authenticated()
-
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
-        return self.translate(request, tenant, now, Authenticated())
 
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated

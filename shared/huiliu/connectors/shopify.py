@@ -13,7 +13,14 @@ import hmac
 from datetime import datetime
 from typing import Any
 
-from huiliu.connectors.base import Authenticated, ConnectorResult, HttpReply, HttpRequest, TenantContext
+from huiliu.connectors.base import (
+    Authenticated,
+    Connector,
+    ConnectorResult,
+    HttpReply,
+    HttpRequest,
+    TenantContext,
+)
 from huiliu.connectors.common import (
     as_text,
     digest_id,
@@ -88,7 +95,7 @@ def products(lines: Any) -> list[dict[str, Any]]:
     return found
 
 
-class ShopifyConnector:
+class ShopifyConnector(Connector):
     name = NAME
 
     def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
@@ -97,9 +104,6 @@ class ShopifyConnector:
             raise NotFound("unknown tenant or connector")
         verify(request, [s for s in (secrets.secret, secrets.previous_secret) if s])
         return Authenticated()
-
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
-        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))
 
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from huiliu.connectors.base import (
     REPLAY_WINDOW_SECONDS,
     Authenticated,
+    Connector,
     ConnectorResult,
     HttpReply,
     HttpRequest,
@@ -213,7 +214,7 @@ def _validation_reason(exc: ValidationError) -> str:
     return f"{first[0]['msg'] if first else 'invalid'} at {where or 'body'}"
 
 
-class SignedJsonConnector:
+class SignedJsonConnector(Connector):
     name = NAME
 
     def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
@@ -221,9 +222,6 @@ class SignedJsonConnector:
         if secrets is None:
             raise NotFound("unknown tenant or connector")
         return Authenticated(state=verify(request, secrets.secret, now))
-
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
-        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))
 
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated

@@ -20,6 +20,7 @@ from typing import Any
 from huiliu.connectors.base import (
     REPLAY_WINDOW_SECONDS,
     Authenticated,
+    Connector,
     ConnectorResult,
     HttpReply,
     HttpRequest,
@@ -127,7 +128,7 @@ def decrypt(encrypted: str, encoding_aes_key: str, app_id: str) -> bytes:
 NONCE_TTL_SECONDS = 3 * REPLAY_WINDOW_SECONDS
 
 
-class WeChatConnector:
+class WeChatConnector(Connector):
     name = NAME
 
     def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
@@ -163,9 +164,6 @@ class WeChatConnector:
         digest = hashlib.sha256(request.body).hexdigest()
         guard = (f"{tenant.tenant_id}#{NAME}-nonce#{timestamp}#{nonce}", digest)
         return Authenticated(state="plain", replay_guard=guard)
-
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
-        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))
 
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated

@@ -16,7 +16,14 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from huiliu.connectors.base import Authenticated, ConnectorResult, HttpReply, HttpRequest, TenantContext
+from huiliu.connectors.base import (
+    Authenticated,
+    Connector,
+    ConnectorResult,
+    HttpReply,
+    HttpRequest,
+    TenantContext,
+)
 from huiliu.connectors.common import as_text, digest_id, money, parse_json_object, require_json_content_type
 from huiliu.errors import BadRequest, NotFound, Unauthorized
 from huiliu.models import CanonicalEvent, EventType, Source, build_identifiers
@@ -218,7 +225,7 @@ def trade_properties(biz_id: str | None, msg: dict[str, Any], event_name: str) -
     return {k: v for k, v in props.items() if v is not None}, buyer
 
 
-class YouzanConnector:
+class YouzanConnector(Connector):
     name = NAME
 
     def authenticate(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> Authenticated:
@@ -229,9 +236,6 @@ class YouzanConnector:
             request, secrets.client_id, secrets.client_secret, allow_body_sign=secrets.allow_body_sign
         )
         return Authenticated(state=body)
-
-    def handle(self, request: HttpRequest, tenant: TenantContext, now: datetime) -> ConnectorResult:
-        return self.translate(request, tenant, now, self.authenticate(request, tenant, now))
 
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
