@@ -38,6 +38,13 @@ def require_json_content_type(content_type: str) -> None:
         raise UnsupportedMediaType(f"expected application/json, got {content_type!r}")
 
 
+def require_json_post(request: Any, what: str) -> None:
+    """A JSON POST, or 405 / 415 naming what the source sends (``what``: "Shopify webhooks" …)."""
+    if request.method != "POST":
+        raise BadRequest(f"{what} are POST", reason="method_not_allowed", status=405)
+    require_json_content_type(request.content_type)
+
+
 def parse_timestamp(value: Any, *, field: str = "timestamp") -> datetime:
     """ISO-8601 string or unix seconds / milliseconds → aware UTC datetime; BadRequest otherwise."""
     try:

@@ -26,7 +26,7 @@ from huiliu.connectors.common import (
     digest_id,
     optional_timestamp,
     parse_json_object,
-    require_json_content_type,
+    require_json_post,
 )
 from huiliu.errors import BadRequest, PayloadTooLarge
 from huiliu.models import CanonicalEvent, EventType, Source, build_identifiers
@@ -178,9 +178,7 @@ class SegmentConnector(Connector):
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
     ) -> ConnectorResult:
-        if request.method != "POST":
-            raise BadRequest("Segment calls are POST", reason="method_not_allowed", status=405)
-        require_json_content_type(request.content_type)
+        require_json_post(request, "Segment calls")
         kind = call_type_from_path(request.path)
         limit = MAX_CALL_BYTES if kind not in ("batch", None) else MAX_BATCH_BYTES
         if len(request.body) > limit:

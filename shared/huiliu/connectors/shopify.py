@@ -27,7 +27,7 @@ from huiliu.connectors.common import (
     money,
     optional_timestamp,
     parse_json_object,
-    require_json_content_type,
+    require_json_post,
 )
 from huiliu.errors import BadRequest, NotFound, Unauthorized
 from huiliu.models import CanonicalEvent, EventType, Identifier, Source, build_identifiers
@@ -108,9 +108,7 @@ class ShopifyConnector(Connector):
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
     ) -> ConnectorResult:
-        if request.method != "POST":
-            raise BadRequest("Shopify webhooks are POST", reason="method_not_allowed", status=405)
-        require_json_content_type(request.content_type)
+        require_json_post(request, "Shopify webhooks")
         topic = (request.header("x-shopify-topic") or "").strip().lower()
         if not topic:
             raise BadRequest("X-Shopify-Topic is required", reason="missing_topic")

@@ -27,7 +27,7 @@ from huiliu.connectors.base import (
     HttpRequest,
     TenantContext,
 )
-from huiliu.connectors.common import parse_json_object, require_json_content_type
+from huiliu.connectors.common import parse_json_object, require_json_post
 from huiliu.errors import BadRequest, NotFound, Unauthorized
 from huiliu.models import CanonicalEvent, EventType, Identifier, Source, build_identifiers
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -226,9 +226,7 @@ class SignedJsonConnector(Connector):
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
     ) -> ConnectorResult:
-        if request.method != "POST":
-            raise BadRequest("signed JSON webhooks are POST", reason="method_not_allowed", status=405)
-        require_json_content_type(request.content_type)
+        require_json_post(request, "signed JSON webhooks")
         webhook_id = str(auth.state)
         body = parse_json_object(request.body)
         try:

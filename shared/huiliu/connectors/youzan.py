@@ -24,7 +24,13 @@ from huiliu.connectors.base import (
     HttpRequest,
     TenantContext,
 )
-from huiliu.connectors.common import as_text, digest_id, money, parse_json_object, require_json_content_type
+from huiliu.connectors.common import (
+    as_text,
+    digest_id,
+    money,
+    parse_json_object,
+    require_json_post,
+)
 from huiliu.errors import BadRequest, NotFound, Unauthorized
 from huiliu.models import CanonicalEvent, EventType, Source, build_identifiers
 
@@ -242,9 +248,7 @@ class YouzanConnector(Connector):
     ) -> ConnectorResult:
         secrets = tenant.secrets.youzan
         assert secrets is not None  # authenticate checked
-        if request.method != "POST":
-            raise BadRequest("Youzan pushes are POST", reason="method_not_allowed", status=405)
-        require_json_content_type(request.content_type)
+        require_json_post(request, "Youzan pushes")
         body = auth.state if isinstance(auth.state, dict) else parse_json_object(request.body)
         client_id = body.get("client_id")
         if client_id is not None and str(client_id) != secrets.client_id:
