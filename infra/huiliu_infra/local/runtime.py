@@ -189,6 +189,12 @@ class LocalRuntime:
         self.aws_port = port
         self.endpoint = f"http://{host}:{port}"
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint
+        # moto keeps its state in module globals shared by every server in this process: a new
+        # runtime starts from an empty account, not from what an earlier one left behind.
+        import urllib.request
+
+        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - our own embedded server
 
     def _provision_demo_tenant(self) -> dict[str, Any]:
         from huiliu.settings import get_settings
