@@ -1,8 +1,9 @@
 """Cold start per function: import the handler module and build the clients it uses, in a fresh
 interpreter, as a ratio to the floor (``import boto3`` plus one client) measured in the same run.
 
-Each sample is its own subprocess (a cold Lambda has an empty module cache); samples of all
-functions and of the floor are interleaved, and the median is reported. Lambda's environment is
+Each sample is its own subprocess (a cold Lambda has an empty module cache). Every function
+sample is paired with a floor sample taken just before it; the reported ratio is the median of
+those paired ratios (a busy moment of the machine slows both sides of a pair). Lambda's environment is
 imitated (``LAMBDA_TASK_ROOT`` set) so Powertools behaves as deployed, with X-Ray SDK tracing off as
 the template's default (``BENCH_XRAY_SDK=1`` measures it on). The clients are those the function's
 IAM policies allow (read from the template), built through ``huiliu.aws``.
@@ -120,10 +121,12 @@ def run(samples: int = 7) -> list[dict[str, Any]]:
     _sample(FLOOR, env)
     for path, services in fns.values():
         _sample(FUNCTION.format(path=str(path), services=services), env)
+    floor_per_function: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
     for _ in range(samples):
-        times["floor"].append(_sample(FLOOR, env))
         for name, (path, services) in fns.items():
+            floor_per_function[name].append(_sample(FLOOR, env))
             times[name].append(_sample(FUNCTION.format(path=str(path), services=services), env))
+    times["floor"] = [t for samples_ in floor_per_function.values() for t in samples_]
     floor = statistics.median(t[1] for t in times["floor"])
     rows = [
         {
@@ -136,13 +139,15 @@ def run(samples: int = 7) -> list[dict[str, Any]]:
         }
     ]
     for name, (_path, services) in fns.items():
-        total = statistics.median(t[1] for t in times[name])
-        ratio = total / floor
+        # Each round measures the floor and every function back to back: the ratio is taken per
+        # round (paired, so a slow moment of the machine slows both) and its median reported.
+        paired = [fn[1] / fl[1] for fn, fl in zip(times[name], floor_per_function[name], strict=True)]
+        ratio = statistics.median(paired)
         rows.append(
             {
                 "function": name,
                 "import_ms": round(statistics.median(t[0] for t in times[name]) * 1000, 1),
-                "total_ms": round(total * 1000, 1),
+                "total_ms": round(statistics.median(t[1] for t in times[name]) * 1000, 1),
                 "ratio": round(ratio, 2),
                 "clients": ",".join(services),
                 "ok": ratio <= TARGET_RATIO,
