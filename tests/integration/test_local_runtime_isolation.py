@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 from huiliu import aws
-from huiliu_infra.local.runtime import LocalRuntime
+from huiliu_infra.local.runtime import LocalRuntime, _configured_endpoint
 
 from tests.conftest import _LocalEnv
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        bool(_configured_endpoint()),
+        reason="about the embedded moto server; an external endpoint (LocalStack) keeps its own state",
+    ),
+]
 
 
 def _objects(runtime: LocalRuntime) -> list[str]:
