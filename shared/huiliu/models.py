@@ -107,16 +107,6 @@ def build_identifiers(
     return result
 
 
-class BusEvent(BaseModel):
-    """Envelope for everything Huiliu's own functions put on the bus after ingestion."""
-
-    model_config = ConfigDict(extra="allow")
-
-    tenant_id: str
-    correlation_id: str | None = None
-    occurred_at: datetime
-
-
 # detail-type names on the bus (rules in template.yaml match these).
 class DetailType(StrEnum):
     EVENT_INGESTED = "event.ingested"
