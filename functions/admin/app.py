@@ -87,4 +87,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     headers = event.get("headers") or {}
     request_id = (event.get("requestContext") or {}).get("requestId")
     bind_correlation(headers.get(CORRELATION_HEADER) or request_id)
+    metrics.add_metric(name="admin_requests", unit="Count", value=1)
     return app.resolve(event, context)

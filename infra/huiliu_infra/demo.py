@@ -85,6 +85,31 @@ def _profiles(runtime: Any) -> list[dict[str, Any]]:
     return items
 
 
+def _profile_view(runtime: Any, phone: str) -> str:
+    """What the CLI prints for one person (run in process, its output captured)."""
+    import contextlib
+    import io
+
+    from huiliu_infra.cli import main
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        main(
+            [
+                "profiles",
+                "get",
+                "--phone",
+                phone,
+                "--api",
+                runtime.api_url,
+                "--key",
+                runtime.tenant["admin_key"],
+            ]
+        )
+    lines = [line for line in buffer.getvalue().splitlines() if not line.startswith("{")]
+    return "\n".join("  " + line for line in lines[:30])
+
+
 def run_demo(*, http_port: int = 3000, aws_port: int = 4566, keep_running: bool = False) -> int:
     """Run the demo; the handlers' JSON logs (and metrics) go to .huiliu/demo.log, the report to stdout."""
     import sys
@@ -166,6 +191,9 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
             revenue = computed.get("revenue_total", "")
             rows.append([p["profile_id"][:12], name, orders, revenue, idents[:110]])
         say(_table(["profile", "name", "orders", "revenue", "identifiers"], rows))
+
+        say("\n== 3b. One person's 360 view: huiliu profiles get --phone 13800138000 ==")
+        say(_profile_view(runtime, "13800138000"))
 
         say("\n== 4. Time moves: three days in one-hour steps (journey tick, segment sweep) ==")
         before = runtime.stats.summary()
