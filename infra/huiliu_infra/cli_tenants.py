@@ -55,8 +55,10 @@ def create_tenant(
     timezone: str = "Asia/Shanghai",
     default_region: str = "CN",
     given_secrets: dict[str, Any] | None = None,
+    api_url: str | None = None,
 ) -> dict[str, Any]:
-    """Provision a tenant; returns what to hand to the tenant (keys and connector settings)."""
+    """Provision a tenant; returns what to hand to the tenant (keys, connector settings and, given
+    the HTTP API's base URL, each connector's URL)."""
     from huiliu import aws
     from huiliu.tenants import (
         TenantRepository,
@@ -84,11 +86,12 @@ def create_tenant(
     )
     admin_key = "hl_admin_" + secrets.token_urlsafe(24)
     repo.put_admin_key(hash_key(admin_key, salt), tenant_id)
-    return {
-        "tenant_id": tenant_id,
-        "admin_key": admin_key,
-        "connectors": tenant_secrets.model_dump(mode="json", by_alias=True, exclude_none=True),
-    }
+    connectors = tenant_secrets.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if api_url:
+        for connector in ("youzan", "wechat", "shopify", "signed-json"):
+            connectors.setdefault(connector, {})["url"] = f"{api_url}/v1/hooks/{connector}/{tenant_id}"
+        connectors.setdefault("segment", {})["url"] = f"{api_url}/v1"
+    return {"tenant_id": tenant_id, "admin_key": admin_key, "connectors": connectors}
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -116,12 +119,8 @@ def cmd_create(args: argparse.Namespace) -> int:
         timezone=args.timezone,
         default_region=args.default_region,
         given_secrets=given,
+        api_url=args.api,
     )
-    for connector in ("youzan", "wechat", "shopify", "signed-json"):
-        result["connectors"].setdefault(connector, {})["url"] = (
-            f"{args.api}/v1/hooks/{connector}/{args.tenant_id}"
-        )
-    result["connectors"].setdefault("segment", {})["url"] = f"{args.api}/v1"
     print(json.dumps(result, indent=2, ensure_ascii=False))
     print("Keys are stored hashed: keep this output, it cannot be shown again.", file=sys.stderr)
     return 0

@@ -198,32 +198,18 @@ class LocalRuntime:
 
     def _provision_demo_tenant(self) -> dict[str, Any]:
         from huiliu.settings import get_settings
-        from huiliu.tenants import TenantRepository, TenantSettings, new_demo_secrets, provision_tenant
+
+        from huiliu_infra.cli_tenants import create_tenant
 
         settings = get_settings()
-        secrets_obj = new_demo_secrets()
-        repo = TenantRepository(settings.tenants_table)
-        provision_tenant(
-            TenantSettings(tenant_id=DEMO_TENANT, name="Demo shop"),
-            secrets_obj,
-            repo=repo,
-            secrets_client=aws.client("secretsmanager"),
+        return create_tenant(
+            DEMO_TENANT,
+            table=settings.tenants_table,
             secrets_prefix=settings.secrets_prefix,
             salt=settings.hash_salt,
+            name="Demo shop",
+            api_url=self.api_url,
         )
-        admin_key = "hl_admin_" + secrets.token_urlsafe(24)
-        from huiliu.tenants import hash_key
-
-        repo.put_admin_key(hash_key(admin_key, settings.hash_salt), DEMO_TENANT)
-        body = secrets_obj.model_dump(mode="json", by_alias=True, exclude_none=True)
-        hooks = {
-            name: f"{self.api_url}/v1/hooks/{name}/{DEMO_TENANT}"
-            for name in ("youzan", "wechat", "shopify", "signed-json")
-        }
-        for name, url in hooks.items():
-            body.setdefault(name, {})["url"] = url
-        body.setdefault("segment", {})["url"] = f"{self.api_url}/v1"
-        return {"tenant_id": DEMO_TENANT, "admin_key": admin_key, "connectors": body}
 
     def write_state_file(self, path: Path | None = None) -> None:
         path = path or state_file()
