@@ -18,7 +18,12 @@ from huiliu.identity.service import IdentityService
 from huiliu.models import CanonicalEvent, DetailType
 from moto import mock_aws
 
-from tests.unit.identity.identity_helpers import TENANT, create_identity_table, make_event
+from tests.unit.identity.identity_helpers import (
+    TENANT,
+    create_identity_table,
+    create_tenants_table,
+    make_event,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,15 +61,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = aws.client("dynamodb")
         create_identity_table(client, "identity-fn")
-        client.create_table(
-            TableName="tenants-fn",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk")],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
+        create_tenants_table(client, "tenants-fn")
         yield client
     get_settings.cache_clear()
     aws.reset_clients()

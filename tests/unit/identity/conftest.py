@@ -14,7 +14,13 @@ from huiliu.models import CanonicalEvent
 from huiliu.tenants import TenantSettings
 from moto import mock_aws
 
-from tests.unit.identity.identity_helpers import T0, TENANT, create_identity_table, make_event
+from tests.unit.identity.identity_helpers import (
+    T0,
+    TENANT,
+    create_identity_table,
+    create_tenants_table,
+    make_event,
+)
 
 
 @pytest.fixture
@@ -50,15 +56,7 @@ def moto_tables(aws_env: None) -> Iterator[Any]:
         aws.reset_clients()
         client = aws.client("dynamodb")
         create_identity_table(client, "identity-test")
-        client.create_table(
-            TableName="tenants-test",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk")],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
+        create_tenants_table(client, "tenants-test")
         yield client
         aws.reset_clients()
 
