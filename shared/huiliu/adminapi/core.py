@@ -28,7 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from pydantic import BaseModel, Field
 
-from huiliu.errors import HuiliuError, Unauthorized
+from huiliu.errors import BadRequest, HuiliuError, Unauthorized
 
 API_TITLE = "Huiliu admin API"
 API_VERSION = "1"
@@ -37,6 +37,8 @@ PREFIX = "/admin"
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs"})
 # Largest admin request body (bytes); a definition or a settings document fits easily.
 MAX_BODY_BYTES = 256 * 1024
+# Deepest JSON nesting accepted in a body (DynamoDB stores at most 32 levels).
+MAX_BODY_DEPTH = 24
 
 
 class FieldError(BaseModel):
@@ -139,6 +141,24 @@ def _raw(status: int, code: str, message: str) -> dict[str, Any]:
     }
 
 
+def check_body(body: str | bytes, base64: bool) -> None:
+    """Bodies nested beyond MAX_BODY_DEPTH (json itself gives up at ~1,000 levels) or holding what
+    DynamoDB cannot store (numbers beyond 38 digits, 1e400, lone surrogates) are a 400 before any
+    route sees them; a body that is not JSON is left to the route's validation (400 invalid_json)."""
+    import base64 as b64
+
+    from huiliu.connectors.limits import check_value
+
+    text = b64.b64decode(body) if base64 else body
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise BadRequest("body is nested too deep", reason="too_deep") from exc
+    except ValueError:
+        return
+    check_value(value, "body", max_depth=MAX_BODY_DEPTH)
+
+
 def route_path(event: dict[str, Any]) -> str:
     path = event.get("rawPath") or (event.get("requestContext") or {}).get("http", {}).get("path") or "/"
     return path[len(PREFIX) :] or "/" if path.startswith(PREFIX) else path
@@ -163,6 +183,8 @@ def resolve(app: Any, event: dict[str, Any], context: Any, authenticate: Callabl
         needed = required_scope(method, path)
         if not key.allows(needed):
             raise Forbidden(f"this key's scope is {key.scope}; {method} {path} needs {needed}")
+        if body:
+            check_body(body, bool(event.get("isBase64Encoded")))
     except HuiliuError as exc:
         return _raw(exc.status, exc.reason, exc.message)
     app.append_context(tenant_id=key.tenant_id, key_id=key.key_id, scope=key.scope)
