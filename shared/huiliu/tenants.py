@@ -59,6 +59,8 @@ class TenantSettings(BaseModel):
     # Locale of messages when the person's is unknown.
     default_locale: str = "zh-CN"
     timeline_retention_days: int | None = None
+    # Longest wait a journey may declare (definitions with a longer wait are refused at apply).
+    journey_max_wait_days: int = Field(default=365, ge=1, le=3650)
     # Identity rule overrides, by identifier type: {"email": {"limit": 5, "priority": 5}}.
     identity_rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Extra values that never identify anyone (a shop's placeholder phone, "noemail@x.com" …).
