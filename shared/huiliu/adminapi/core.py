@@ -208,12 +208,20 @@ def openapi_document(app: Any) -> dict[str, Any]:
         security=[{"bearer": []}],
     )
     doc = json.loads(raw)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
+    schemas.setdefault("FieldError", FieldError.model_json_schema())
+    schemas["ErrorBody"].pop("$defs", None)
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for methods in doc.get("paths", {}).values():
         for operation in methods.values():
-            responses = operation.get("responses", {})
+            responses = operation.setdefault("responses", {})
             # we answer request-validation failures with 400 ErrorBody, never 422
             responses.pop("422", None)
-    schemas = doc.get("components", {}).get("schemas", {})
+            # the gate can answer any route with these, whether the route declares them or not
+            for status, spec in ERRORS.items():
+                if status != 200 and str(status) not in responses:
+                    responses[str(status)] = {"description": spec["description"], "content": ref}
     still_used = "HTTPValidationError" in json.dumps(doc.get("paths", {}))
     if not still_used:
         schemas.pop("HTTPValidationError", None)

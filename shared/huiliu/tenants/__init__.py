@@ -17,6 +17,7 @@ from __future__ import annotations
 from huiliu.tenants.directory import TenantDirectory
 from huiliu.tenants.models import (
     Connector,
+    FrequencyCap,
     QuietHours,
     SegmentSecrets,
     ShopifySecrets,
@@ -31,6 +32,7 @@ from huiliu.tenants.repository import TenantRepository, hash_key, secret_name
 
 __all__ = [
     "Connector",
+    "FrequencyCap",
     "QuietHours",
     "SegmentSecrets",
     "ShopifySecrets",
