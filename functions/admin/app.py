@@ -73,8 +73,10 @@ def get_tenant() -> dict[str, Any]:
 
 def _mount_routers() -> None:
     from huiliu.identity.admin_routes import router as profiles_router
+    from huiliu.journeys.admin_routes import router as journeys_router
 
     app.include_router(profiles_router)
+    app.include_router(journeys_router)
 
 
 _mount_routers()
