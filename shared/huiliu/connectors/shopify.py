@@ -95,6 +95,21 @@ def products(lines: Any) -> list[dict[str, Any]]:
     return found
 
 
+def marketing_consent(customer: dict[str, Any]) -> dict[str, bool]:
+    """Shopify's consent fields in Huiliu's vocabulary (marketing consent per channel):
+    ``email_marketing_consent.state`` / ``sms_marketing_consent.state`` (``subscribed`` grants; any
+    other state — not_subscribed, unsubscribed, redacted, pending — does not), else the legacy
+    ``accepts_marketing`` boolean for email."""
+    consent: dict[str, bool] = {}
+    for field, channel in (("email_marketing_consent", "email"), ("sms_marketing_consent", "sms")):
+        entry = customer.get(field)
+        if isinstance(entry, dict) and entry.get("state"):
+            consent[channel] = entry.get("state") == "subscribed"
+    if "email" not in consent and isinstance(customer.get("accepts_marketing"), bool):
+        consent["email"] = customer["accepts_marketing"]
+    return consent
+
+
 class ShopifyConnector(Connector):
     name = NAME
 
@@ -187,9 +202,9 @@ class ShopifyConnector(Connector):
             traits["email"] = email
         if phone:
             traits["phone"] = phone
-        consent = body.get("email_marketing_consent")
-        if isinstance(consent, dict) and consent.get("state"):
-            traits["consent"] = {"email": consent.get("state") == "subscribed"}
+        consent = marketing_consent(body)
+        if consent:
+            traits["consent"] = consent
         return CanonicalEvent(
             type=EventType.IDENTIFY, identifiers=customer_identifiers(body, region), traits=traits, **common
         )
