@@ -26,7 +26,6 @@ from huiliu.connectors.common import (
     digest_id,
     optional_timestamp,
     parse_json_object,
-    require_json_post,
 )
 from huiliu.errors import BadRequest, PayloadTooLarge
 from huiliu.models import CanonicalEvent, EventType, Source, build_identifiers
@@ -53,6 +52,11 @@ _EXTERNAL_ALIASES = {
     "youzan_open_id": "youzan_open_id",
     "shopify_customer_id": "shopify_customer_id",
 }
+
+
+def message_bytes(message: Any) -> int:
+    """A message's size as UTF-8 JSON (what Segment's 32 KB per-call limit counts)."""
+    return len(json.dumps(message, separators=(",", ":"), default=str, ensure_ascii=False).encode())
 
 
 def call_type_from_path(path: str) -> str | None:
@@ -178,7 +182,10 @@ class SegmentConnector(Connector):
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
     ) -> ConnectorResult:
-        require_json_post(request, "Segment calls")
+        if request.method != "POST":
+            raise BadRequest("Segment calls are POST", reason="method_not_allowed", status=405)
+        # No Content-Type check: Segment's API decides by the body, and official clients label
+        # their JSON application/json, text/plain or (gzip, through curl) form-urlencoded.
         kind = call_type_from_path(request.path)
         limit = MAX_CALL_BYTES if kind not in ("batch", None) else MAX_BATCH_BYTES
         if len(request.body) > limit:
@@ -200,15 +207,17 @@ class SegmentConnector(Connector):
             )
         sent_at = body.get("sentAt")
         shared_context = body.get("context") if isinstance(body.get("context"), dict) else None
-        check_each = len(request.body) > MAX_CALL_BYTES  # only then can one event exceed 32 KB
+        # Only then can one message exceed 32 KB: the body holds it, plus the shared context merged in.
+        check_each = len(request.body) > MAX_CALL_BYTES or shared_context is not None
         events: list[CanonicalEvent] = []
         for index, message in enumerate(batch):
-            if check_each and len(json.dumps(message, default=str).encode()) > MAX_CALL_BYTES:
-                raise PayloadTooLarge(
-                    f"batch[{index}] is larger than {MAX_CALL_BYTES} bytes", reason="event_too_large"
-                )
             if shared_context and isinstance(message, dict) and "context" not in message:
                 message = {**message, "context": shared_context}
+            if check_each and message_bytes(message) > MAX_CALL_BYTES:
+                raise PayloadTooLarge(
+                    f"batch[{index}] is larger than {MAX_CALL_BYTES} bytes (UTF-8, with the batch context)",
+                    reason="event_too_large",
+                )
             events.append(translate(message, None, tenant, now, batch_sent_at=sent_at, position=f"[{index}]"))
         delivery = digest_id(*(e.message_id for e in events)) if events else None
         return ConnectorResult(events=events, reply=SUCCESS, delivery_id=delivery)

@@ -34,6 +34,7 @@ from huiliu.connectors.base import (
     HttpRequest,
     TenantContext,
 )
+from huiliu.connectors.limits import check_event
 from huiliu.errors import (
     BadRequest,
     HuiliuError,
@@ -65,6 +66,7 @@ _TENANT = re.compile(TENANT_ID_PATTERN)
 _CORRELATION = re.compile(r"^[\x21-\x7e]{1,128}$")
 # How long a WeChat plain-mode (timestamp, nonce) stays bound to its body (> the ±5 min window).
 REPLAY_GUARD_SECONDS = 900
+GZIP_MAGIC = b"\x1f\x8b"
 NOT_FOUND_BODY = '{"success":false,"code":"not_found","message":"unknown tenant or connector"}'
 
 
@@ -274,7 +276,7 @@ class IngestPipeline:
     ) -> Outcome:
         if len(request.body) > self.max_body_bytes:
             raise PayloadTooLarge(f"body larger than {self.max_body_bytes} bytes")
-        decoded = self._decode(request)
+        decoded = self._decode(request, name)
         hook = request.path.startswith("/v1/hooks/")
         if tenant_id is None:
             tenant_id = self._tenant_for_write_key(decoded)
@@ -292,6 +294,12 @@ class IngestPipeline:
         result = connector.translate(decoded, tenant, now, auth)
         if not result.ingest:
             return Outcome(result.reply, name, tenant_id)
+        many = len(result.events) > 1
+        for index, event in enumerate(result.events):
+            # what later steps can carry (bus entry, DynamoDB item): a 4xx now, not a 5xx or a
+            # dead letter later. The correlation id is part of what gets published.
+            event.correlation_id = correlation_id
+            check_event(event, f"events[{index}]" if many else "")
         # Segment requests carry no signature: archive them decoded (so a body writeKey can be removed).
         archived = decoded if name == "segment" else request
         return self._deliver(archived, result, name, tenant_id, now, force, raw_ref, correlation_id)
@@ -432,8 +440,12 @@ class IngestPipeline:
             self._connectors[name] = found
         return found
 
-    def _decode(self, request: HttpRequest) -> HttpRequest:
+    def _decode(self, request: HttpRequest, connector: str = "") -> HttpRequest:
         encoding = (request.header("content-encoding") or "identity").strip().lower()
+        if encoding in ("identity", "") and connector == "segment" and request.body[:2] == GZIP_MAGIC:
+            # Segment routes decide by the body, not the labels: some official clients send gzip
+            # without Content-Encoding (or labelled form-urlencoded), and Segment's API takes it.
+            encoding = "gzip"
         if encoding in ("identity", ""):
             return request
         if encoding in ("gzip", "x-gzip"):
