@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from huiliu_infra import sources
+from huiliu_infra import journeys_demo, sources
 from huiliu_infra.local.provision import ROOT
 
 EVENTS = ROOT / "events"
@@ -149,7 +149,9 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
     try:
         _print_banner(runtime, say)
         say(f"\n(started in {time.perf_counter() - started:.1f}s)\n")
-        say("== 1. Sample webhooks from events/, signed as each source signs them ==")
+        say("== 0. The three classic journeys: huiliu journeys apply --examples ==")
+        journeys_demo.apply_examples(runtime, say)
+        say("\n== 1. Sample webhooks from events/, signed as each source signs them ==")
         rows = []
         for request in sample_requests(runtime.tenant["connectors"]):
             status, reply = sources.send(request)
@@ -202,6 +204,9 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         for fn in ("JourneyTickFunction", "SegmentSweepFunction"):
             ran = after.get(fn, {}).get("invocations", 0) - before.get(fn, {}).get("invocations", 0)
             say(f"  {fn}: {ran} ticks, clock now {runtime.clock.now():%Y-%m-%d %H:%M} UTC")
+
+        say("\n== 4b. Journeys: enrollments and the messages they requested ==")
+        journeys_demo.story(runtime, say)
 
         say("\n== 5. Dead-letter queues ==")
         depths = runtime.queue_depths()
