@@ -1,0 +1,422 @@
+"""The segments stage: real-time membership on profile events, and the due-time sweep.
+
+``SegmentsService.handle`` (queue: ``profile.changed|merged|unmerged|erased``,
+``profiles.replay_completed``) and ``SegmentsService.tick`` (the sweep schedule). Per event it makes
+one BatchGetItem (the profile's state, plus absorbed profiles' states on a merge) and writes only
+when something segments keep changed: a PutItem of the state, or one TransactWriteItems with the
+membership items and counters when a membership changes. No AWS call lives here: the store does it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from huiliu.clock import Clock, default_clock
+from huiliu.contracts import (
+    BusEvent,
+    ProfileChanged,
+    ProfileErased,
+    ProfileMerged,
+    ProfileSnapshot,
+    ProfileUnmerged,
+    ReplayCompleted,
+    SegmentEntered,
+    SegmentExited,
+    derive_event_id,
+)
+from huiliu.errors import ConditionFailed
+from huiliu.segments.builtin import TenantModels
+from huiliu.segments.engine import (
+    ProfileState,
+    StoredSegment,
+    TenantPlan,
+    changed_keys,
+    evaluate,
+    log_occurrence,
+    merge_logs,
+    prune_log,
+    remember_seen,
+)
+from huiliu.segments.language import parse_definition
+from huiliu.segments.repository import DUE_SHARDS, Commit, SegmentsStore, iso_of
+
+MAX_ATTEMPTS = 8
+SWEEP_PAGE = 200
+
+
+class Contention(Exception):
+    """The state kept changing under us: SQS redelivers the record."""
+
+
+@dataclass
+class Metrics:
+    events: int = 0
+    evaluated: int = 0
+    writes: int = 0
+    dropped_stale: int = 0
+    swept: int = 0
+
+
+def _now_iso(now: float) -> str:
+    return iso_of(now)
+
+
+def _comparable(state: ProfileState) -> dict[str, Any]:
+    item = state.to_item()
+    for key in ("version", "last_event_id", "outbox", "seen"):
+        item.pop(key)
+    return item
+
+
+class SegmentsService:
+    def __init__(
+        self,
+        store: SegmentsStore,
+        *,
+        clock: Clock | None = None,
+        cache_seconds: float = 30.0,
+        include_profile: bool = True,
+    ) -> None:
+        self.store = store
+        self.clock = clock or default_clock()
+        self.cache_seconds = cache_seconds
+        self.include_profile = include_profile
+        self._plans: dict[str, tuple[float, TenantPlan]] = {}
+        self.metrics = Metrics()
+
+    accepts: tuple[type[BusEvent], ...] = (
+        ProfileChanged,
+        ProfileMerged,
+        ProfileUnmerged,
+        ProfileErased,
+        ReplayCompleted,
+    )
+
+    # -- plans ------------------------------------------------------------------------------------
+    def plan(self, tenant: str) -> TenantPlan:
+        cached = self._plans.get(tenant)
+        if cached and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        items, models = self.store.load_definitions(tenant)
+        segments = [
+            StoredSegment(
+                parse_definition(item["definition"]),
+                int(item["version"]),
+                item.get("created_at", ""),
+                item.get("updated_at", ""),
+            )
+            for item in items
+        ]
+        plan = TenantPlan(segments, TenantModels.model_validate(models) if models else TenantModels())
+        self._plans[tenant] = (time.monotonic(), plan)
+        return plan
+
+    def invalidate(self, tenant: str | None = None) -> None:
+        if tenant is None:
+            self._plans.clear()
+        else:
+            self._plans.pop(tenant, None)
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def handle(self, event: BusEvent) -> Sequence[BusEvent]:
+        self.metrics.events += 1
+        if isinstance(event, ProfileChanged):
+            out = self._retry(lambda: self._changed(event))
+            if event.replay and event.replay_id:
+                entered = sum(1 for e in out if isinstance(e, SegmentEntered))
+                self.store.add_progress(event.tenant_id, event.replay_id, 1, entered)
+            return out
+        if isinstance(event, ProfileMerged):
+            return self._retry(
+                lambda: self._end(event, [event.absorbed_id], "merge", tombstone=event.profile_id)
+            )
+        if isinstance(event, ProfileErased):
+            ids = list(dict.fromkeys([event.profile_id, *event.profile_ids]))
+            return self._retry(lambda: self._end(event, ids, "erase"))
+        if isinstance(event, ReplayCompleted):
+            self.store.put_progress(
+                event.tenant_id,
+                event.replay_id,
+                {"status": "completed", "profiles": event.profiles, "completed_at": event.occurred_at},
+            )
+            return []
+        # profile.unmerged: the two profile.changed identity emits with it do the work
+        return []
+
+    def _retry(self, attempt: Callable[[], Sequence[BusEvent]]) -> Sequence[BusEvent]:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except ConditionFailed:
+                continue
+        raise Contention("state kept changing; SQS will redeliver")
+
+    # -- profile.changed --------------------------------------------------------------------------
+    def _changed(self, ev: ProfileChanged) -> Sequence[BusEvent]:
+        tenant, pid = ev.tenant_id, ev.profile_id
+        plan = self.plan(tenant)
+        now = self.clock.now().timestamp()
+        absorbed_ids = [a for a in ev.merged_from if a != pid]
+        loaded = self.store.get_states(tenant, [pid, *absorbed_ids])
+        held, wv = loaded.get(pid, (None, None))
+        if held is not None and held.last_event_id == ev.event_id:
+            return self._rebuild(held, ev)  # redelivered after the commit: publish the same events
+        fresh = held is None or held.merged_into is not None  # a restored (unmerged) profile starts anew
+        state = ProfileState(tenant, pid) if fresh else held.copy()  # type: ignore[union-attr]
+        # a replay of the version we hold is as new as ours (and projected for today's segments)
+        stale = not fresh and (ev.version < state.version or (ev.version == state.version and not ev.replay))
+        keys: set[str] = set()
+        if ev.event is not None and not ev.replay and ev.version not in state.seen:
+            name = ev.event.name or ev.event.type
+            if log_occurrence(plan, state.log, name, ev.event.timestamp, ev.event.properties, now):
+                remember_seen(state, ev.version)
+                keys.add(f"events.{name}")
+        folded: list[ProfileState] = []
+        for aid in absorbed_ids:
+            other = loaded.get(aid)
+            if other is not None and aid not in state.absorbed:
+                merge_logs(state.log, other[0].log)
+                prune_log(plan, state.log, now)
+                state.absorbed = [*state.absorbed, aid][-50:]
+                folded.append(other[0])
+        if stale:
+            if not keys and not (ev.replay and state.revision != plan.revision):
+                self.metrics.dropped_stale += 1
+                return []
+        else:
+            state.snapshot = plan.project(ev.profile)
+            state.version = ev.version
+        due_now = {sid for sid, due in state.dues.items() if due <= now}
+        if fresh or state.revision != plan.revision or absorbed_ids or (ev.replay and not stale):
+            only = None
+        else:
+            if not stale:
+                keys |= changed_keys(ev.changed)
+            keys |= {f"segment.{sid}" for sid in due_now}
+            only = plan.touched(keys) | due_now
+        result = evaluate(plan, state, now, only) if only is None or only else None
+        evaluated = result.evaluated if result else 0
+        self.metrics.evaluated += evaluated
+        out = self._transitions(state, result, ev, "conditions") if result else []
+        if held is not None and not fresh and _comparable(state) == _comparable(held):
+            return out  # nothing segments keep changed: no write
+        state.last_event_id = ev.event_id
+        state.outbox = [[type(e).DETAIL_TYPE, e.segment_id, e.segment_version] for e in out]
+        self.store.commit(
+            Commit(
+                state,
+                wv,
+                entered=[
+                    (e.segment_id, self._member_attrs(e, now)) for e in out if isinstance(e, SegmentEntered)
+                ],
+                exited=[e.segment_id for e in out if isinstance(e, SegmentExited)],
+            )
+        )
+        self.metrics.writes += 1
+        for other in folded:
+            out = [*out, *self._end_state(other, "merge", ev, tombstone=None)]
+        return out
+
+    def _member_attrs(self, event: SegmentEntered, now: float) -> dict[str, Any]:
+        return {
+            "segment_version": event.segment_version,
+            "profile_version": event.profile_version,
+            "entered_at": _now_iso(now),
+            "backfill": event.backfill,
+        }
+
+    def _transitions(self, state: ProfileState, result: Any, ev: BusEvent, reason: str) -> list[BusEvent]:
+        if result is None:
+            return []
+        plan_versions = dict(state.members)
+        out: list[BusEvent] = []
+        snapshot = getattr(ev, "profile", None) if self.include_profile else None
+        occurred = _now_iso(self.clock.now().timestamp())
+        for kind, ids in ((SegmentEntered, result.entered), (SegmentExited, result.exited)):
+            for sid in ids:
+                out.append(
+                    kind(
+                        event_id=derive_event_id(ev.event_id, kind.DETAIL_TYPE, state.profile_id, sid),
+                        tenant_id=state.tenant_id,
+                        correlation_id=ev.correlation_id,
+                        occurred_at=occurred,
+                        segment_id=sid,
+                        segment_version=plan_versions.get(sid, self._version(state.tenant_id, sid)),
+                        profile_id=state.profile_id,
+                        profile_version=state.version,
+                        reason=reason,
+                        backfill=bool(getattr(ev, "replay", False)),
+                        profile=snapshot if kind is SegmentEntered else None,
+                    )
+                )
+        return out
+
+    def _version(self, tenant: str, sid: str) -> int:
+        seg = self.plan(tenant).segments.get(sid)
+        return seg.version if seg else 0
+
+    def _rebuild(self, held: ProfileState, ev: ProfileChanged) -> list[BusEvent]:
+        out: list[BusEvent] = []
+        for detail_type, sid, version in held.outbox:
+            kind = SegmentEntered if detail_type == SegmentEntered.DETAIL_TYPE else SegmentExited
+            out.append(
+                kind(
+                    event_id=derive_event_id(ev.event_id, kind.DETAIL_TYPE, held.profile_id, sid),
+                    tenant_id=held.tenant_id,
+                    correlation_id=ev.correlation_id,
+                    occurred_at=ev.occurred_at,
+                    segment_id=sid,
+                    segment_version=int(version),
+                    profile_id=held.profile_id,
+                    profile_version=held.version,
+                    reason="conditions",
+                    backfill=ev.replay,
+                    profile=ev.profile if kind is SegmentEntered and self.include_profile else None,
+                )
+            )
+        return out
+
+    # -- merge / erase ----------------------------------------------------------------------------
+    def _end(
+        self, ev: BusEvent, profile_ids: list[str], reason: str, tombstone: str | None = None
+    ) -> Sequence[BusEvent]:
+        loaded = self.store.get_states(ev.tenant_id, profile_ids)
+        out: list[BusEvent] = []
+        for pid in profile_ids:
+            if pid in loaded:
+                out += self._end_state(loaded[pid][0], reason, ev, tombstone=tombstone, wv=loaded[pid][1])
+        return out
+
+    def _end_state(
+        self, held: ProfileState, reason: str, ev: BusEvent, *, tombstone: str | None, wv: int | None = None
+    ) -> list[BusEvent]:
+        """End every membership of a profile; keep a tombstone (with its log) or delete the state."""
+        if wv is None:
+            wv = self.store.get_states(held.tenant_id, [held.profile_id]).get(held.profile_id, (None, None))[
+                1
+            ]
+            if wv is None:
+                return []
+        if tombstone is not None and held.merged_into == tombstone and not held.members:
+            return []  # already ended
+        occurred = _now_iso(self.clock.now().timestamp())
+        out: list[BusEvent] = [
+            SegmentExited(
+                event_id=derive_event_id(ev.event_id, SegmentExited.DETAIL_TYPE, held.profile_id, sid),
+                tenant_id=held.tenant_id,
+                correlation_id=ev.correlation_id,
+                occurred_at=occurred,
+                segment_id=sid,
+                segment_version=version,
+                profile_id=held.profile_id,
+                profile_version=held.version,
+                reason=reason,
+            )
+            for sid, version in sorted(held.members.items())
+        ]
+        state = held.copy()
+        exited = list(state.members)
+        state.members, state.dues = {}, {}
+        if tombstone is not None:
+            state.merged_into = tombstone
+        self.store.commit(Commit(state, wv, exited=exited, delete_state=tombstone is None))
+        self.metrics.writes += 1
+        return out
+
+    # -- the sweep --------------------------------------------------------------------------------
+    def tick(self, now: datetime) -> Sequence[BusEvent]:
+        """Re-evaluate exactly the profiles whose due time is at or before ``now`` (no scan)."""
+        moment = now.astimezone(UTC).timestamp()
+        until = _now_iso(moment)
+        out: list[BusEvent] = []
+        for shard in range(DUE_SHARDS):
+            seen: set[tuple[str, str]] = set()
+            while True:
+                keys = [k for k in self.store.due_keys(shard, until, SWEEP_PAGE) if k not in seen]
+                if not keys:
+                    break
+                seen.update(keys)
+                by_tenant: dict[str, list[str]] = {}
+                for tenant, pid in keys:
+                    by_tenant.setdefault(tenant, []).append(pid)
+                for tenant, pids in by_tenant.items():
+                    for start in range(0, len(pids), 100):
+                        out += self._sweep(tenant, pids[start : start + 100], moment)
+        return out
+
+    def _sweep(self, tenant: str, pids: list[str], now: float) -> list[BusEvent]:
+        plan = self.plan(tenant)
+        out: list[BusEvent] = []
+        loaded = self.store.get_states(tenant, pids)
+        for pid in pids:
+            if pid not in loaded:
+                continue
+            for _ in range(MAX_ATTEMPTS):
+                held, wv = loaded[pid]
+                try:
+                    out += self._sweep_one(plan, held, wv, now)
+                    break
+                except ConditionFailed:
+                    loaded.update(self.store.get_states(tenant, [pid]))
+                    if pid not in loaded:
+                        break
+        return out
+
+    def _sweep_one(self, plan: TenantPlan, held: ProfileState, wv: int, now: float) -> list[BusEvent]:
+        self.metrics.swept += 1
+        state = held.copy()
+        due_now = {sid for sid, due in state.dues.items() if due <= now}
+        if not due_now and state.due is not None and state.due <= now:
+            due_now = set(state.dues)
+        only = (
+            None
+            if state.revision != plan.revision
+            else due_now | plan.touched({f"segment.{sid}" for sid in due_now})
+        )
+        prune_log(plan, state.log, now)
+        result = evaluate(plan, state, now, only)
+        self.metrics.evaluated += result.evaluated
+        for sid in [s for s, d in state.dues.items() if d <= now]:
+            state.dues.pop(sid)  # never leave a due in the past (it would be swept forever)
+        due_key = iso_of(min(due for sid, due in held.dues.items() if sid in due_now)) if due_now else "rev"
+        tick_event = _TickCause(
+            event_id=derive_event_id(state.tenant_id, state.profile_id, "time", due_key),
+            tenant_id=state.tenant_id,
+            occurred_at=_now_iso(now),
+        )
+        out = self._transitions(state, result, tick_event, "time")
+        state.outbox = []
+        state.last_event_id = tick_event.event_id
+        self.store.commit(
+            Commit(
+                state,
+                wv,
+                entered=[
+                    (e.segment_id, self._member_attrs(e, now)) for e in out if isinstance(e, SegmentEntered)
+                ],
+                exited=[e.segment_id for e in out if isinstance(e, SegmentExited)],
+            )
+        )
+        self.metrics.writes += 1
+        return out
+
+
+class _TickCause(BusEvent):
+    """The cause of a time-driven transition (ids derive from the profile and the due moment)."""
+
+
+def snapshot_of(state: ProfileState) -> ProfileSnapshot:
+    """The kept projection as a ProfileSnapshot (for why/preview on stored state)."""
+    snap = state.snapshot
+    return ProfileSnapshot(
+        profile_id=state.profile_id,
+        version=state.version,
+        traits=snap.get("traits") or {},
+        tags=snap.get("tags") or [],
+        consent={k: {"granted": v.get("granted", False)} for k, v in (snap.get("consent") or {}).items()},
+        computed=snap.get("computed") or {},
+    )
