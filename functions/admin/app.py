@@ -73,8 +73,10 @@ def get_tenant() -> dict[str, Any]:
 
 def _mount_routers() -> None:
     from huiliu.identity.admin_routes import router as profiles_router
+    from huiliu.segments.admin_routes import router as segments_router
 
     app.include_router(profiles_router)
+    app.include_router(segments_router)
 
 
 _mount_routers()

@@ -71,7 +71,7 @@ class SegmentsAdmin:
 
     # -- reading definitions ----------------------------------------------------------------------
     def _stored(self, tenant: str) -> tuple[dict[str, dict[str, Any]], TenantModels]:
-        items, models = self.store.load_definitions(tenant)
+        items, models, _ = self.store.load_definitions(tenant)
         return {i["id"]: i for i in items}, TenantModels.model_validate(models) if models else TenantModels()
 
     def _plan(self, tenant: str) -> TenantPlan:
@@ -140,6 +140,7 @@ class SegmentsAdmin:
             self.store.put_definitions(tenant, writes)
         except ConditionFailed:
             raise Conflict("a segment changed meanwhile; apply again", reason="changed_meanwhile") from None
+        self.store.bump_generation(tenant)
         changed = sorted(f"{item['id']}@{item['version']}" for item, _ in writes)
         event = self._backfill(tenant, changed, now)
         body["backfill"] = {"replay_id": event.replay_id, "segments": changed}
@@ -211,6 +212,7 @@ class SegmentsAdmin:
         if users:
             raise Conflict(f"segment {sid!r} is used by {', '.join(users)}", reason="segment_in_use")
         self.store.delete_definition(tenant, sid)
+        self.store.bump_generation(tenant)
         now = iso_of(self.clock.now().timestamp())
         # every member leaves as its profile is re-evaluated: the replay does it for all of them
         event = self._backfill(tenant, [f"{sid}@deleted"], now)
@@ -340,6 +342,7 @@ class SegmentsAdmin:
                 f"invalid models: {exc.errors(include_url=False)}", reason="invalid_models"
             ) from None
         self.store.put_models(tenant, models.model_dump(mode="json"))
+        self.store.bump_generation(tenant)
         now = iso_of(self.clock.now().timestamp())
         event = self._backfill(tenant, [f"models@{now}"], now)
         return ApplyResult(

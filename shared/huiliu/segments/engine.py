@@ -53,8 +53,13 @@ class SegmentPlan:
 class TenantPlan:
     """Every segment of a tenant, compiled once, in dependency order, with its read index."""
 
-    def __init__(self, segments: Iterable[StoredSegment], models: TenantModels = DEFAULT_MODELS) -> None:
+    def __init__(
+        self, segments: Iterable[StoredSegment], models: TenantModels = DEFAULT_MODELS, generation: int = 0
+    ) -> None:
         stored = {s.id: s for s in segments}
+        # bumped by every change of the tenant's definitions: a state written by a newer plan makes a
+        # container with an older cached plan reload it
+        self.generation = generation
         self.order = check_definitions({sid: s.definition for sid, s in stored.items()})
         self.models = models
         self.segments: dict[str, SegmentPlan] = {
@@ -150,6 +155,7 @@ class ProfileState:
     members: dict[str, int] = field(default_factory=dict)
     dues: dict[str, float] = field(default_factory=dict)
     revision: str = ""
+    generation: int = 0
     merged_into: str | None = None
     absorbed: list[str] = field(default_factory=list)  # absorbed profiles whose log was folded in
     last_event_id: str | None = None
@@ -171,6 +177,7 @@ class ProfileState:
             "members": self.members,
             "dues": self.dues,
             "revision": self.revision,
+            "generation": self.generation,
             "merged_into": self.merged_into,
             "absorbed": self.absorbed,
             "last_event_id": self.last_event_id,
@@ -189,6 +196,7 @@ class ProfileState:
             members={k: int(v) for k, v in (item.get("members") or {}).items()},
             dues={k: float(v) for k, v in (item.get("dues") or {}).items()},
             revision=str(item.get("revision") or ""),
+            generation=int(item.get("generation") or 0),
             merged_into=item.get("merged_into"),
             absorbed=list(item.get("absorbed") or []),
             last_event_id=item.get("last_event_id"),
@@ -269,21 +277,22 @@ class Evaluation:
     evaluated: int = 0
 
 
-def changed_keys(changed: Any) -> set[str]:
-    """The read keys a ``profile.changed`` ``changed`` block touches."""
-    get = changed.get if isinstance(changed, Mapping) else lambda k, d=None: getattr(changed, k, d)
+def projection_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
+    """The read keys whose values differ between two kept snapshots (exact, whatever the versions
+    in between: ``profile.changed``'s own ``changed`` block is relative to the previous version, which
+    this stage may not have seen yet)."""
     keys: set[str] = set()
-    for name in get("traits") or {}:
-        keys.add(f"traits.{name}")
-    for name in get("computed") or {}:
-        keys.add(name if name.startswith("events.") else f"computed.{name}")
-    if get("tags_added"):
+    for section, prefix in (("traits", "traits."), ("consent", "consent.")):
+        a, b = old.get(section) or {}, new.get(section) or {}
+        keys |= {prefix + k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    a, b = old.get("computed") or {}, new.get("computed") or {}
+    keys |= {f"computed.{k}" for k in set(a) | set(b) if k != "events" and a.get(k) != b.get(k)}
+    ea, eb = a.get("events") or {}, b.get("events") or {}
+    keys |= {f"events.{n}" for n in set(ea) | set(eb) if ea.get(n) != eb.get(n)}
+    if sorted(old.get("tags") or []) != sorted(new.get("tags") or []):
         keys.add("tags")
-    for channel in get("consent") or {}:
-        keys.add(f"consent.{channel}")
-    for identifier in get("identifiers_added") or []:
-        kind = identifier["type"] if isinstance(identifier, Mapping) else identifier.type
-        keys.add(f"identifiers.{kind}")
+    ia, ib = set(old.get("identifier_types") or []), set(new.get("identifier_types") or [])
+    keys |= {f"identifiers.{t}" for t in ia ^ ib}
     return keys
 
 
@@ -323,4 +332,5 @@ def evaluate(plan: TenantPlan, state: ProfileState, now: float, only: set[str] |
     for sid in [s for s in state.dues if s not in plan.segments]:
         del state.dues[sid]
     state.revision = plan.revision
+    state.generation = plan.generation
     return result

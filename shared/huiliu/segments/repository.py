@@ -4,6 +4,7 @@
 |---|---|---|
 | `T#{t}#SEG` | `DEF#{segment}` | definition, version, created_at, updated_at |
 | `T#{t}#SEG` | `MODELS` | the tenant's lifecycle thresholds and RFM breakpoints |
+| `T#{t}#SEG` | `GEN` | generation: bumped by every change of definitions or models |
 | `T#{t}#SEG` | `BACKFILL#{replay id}` | backfill progress: segment, status, profiles, entered |
 | `T#{t}#SEG` | `RFMHIST#{shard}` | RFM histograms: {bucket: count} for recency day, orders, revenue |
 | `T#{t}#P#{profile}` | `STATE` | the profile's state (engine.ProfileState); `due_shard`/`due_at`: a |
@@ -77,7 +78,8 @@ class Commit:
 class SegmentsStore(Protocol):
     stats: CallStats
 
-    def load_definitions(self, tenant: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: ...
+    def load_definitions(self, tenant: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]: ...
+    def bump_generation(self, tenant: str) -> None: ...
     def put_definition(self, tenant: str, item: dict[str, Any], expected_version: int | None) -> None: ...
     def put_definitions(self, tenant: str, writes: Sequence[tuple[dict[str, Any], int | None]]) -> None: ...
     def delete_definition(self, tenant: str, segment_id: str) -> None: ...
@@ -126,14 +128,19 @@ def _member_ops(commit: Commit) -> tuple[list[dict[str, Any]], dict[str, int]]:
 class DynamoSegmentsStore(DynamoRepository):
     """The DynamoDB implementation (one BatchGetItem to read, one write call per change)."""
 
-    def load_definitions(self, tenant: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        defs, models = [], None
-        for item in self.query_all(seg_pk(tenant), consistent=True):
+    def load_definitions(self, tenant: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+        defs, models, generation = [], None, 0
+        for item in self.query_all(seg_pk(tenant), sk_between=("DEF#", "MODELS"), consistent=True):
             if item["sk"].startswith("DEF#"):
                 defs.append(item)
+            elif item["sk"] == "GEN":
+                generation = int(item.get("gen") or 0)
             elif item["sk"] == "MODELS":
                 models = item.get("models")
-        return defs, models
+        return defs, models, generation
+
+    def bump_generation(self, tenant: str) -> None:
+        self.update(seg_pk(tenant), "GEN", "ADD gen :one", values={":one": 1})
 
     def put_definition(self, tenant: str, item: dict[str, Any], expected_version: int | None) -> None:
         full = {"pk": seg_pk(tenant), "sk": f"DEF#{item['id']}", **item}
@@ -306,12 +313,18 @@ class MemorySegmentsStore:
         item = self.items.get((pk, sk))
         return _copy(item) if item is not None else None
 
-    def load_definitions(self, tenant: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def load_definitions(self, tenant: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
         self.stats.record("Query", "read")
         pk = seg_pk(tenant)
         defs = [_copy(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith("DEF#")]
         models = self.items.get((pk, "MODELS"))
-        return defs, _copy(models["models"]) if models else None
+        generation = int(self.items.get((pk, "GEN"), {}).get("gen", 0))
+        return defs, _copy(models["models"]) if models else None, generation
+
+    def bump_generation(self, tenant: str) -> None:
+        self.stats.record("UpdateItem", "write")
+        item = self.items.setdefault((seg_pk(tenant), "GEN"), {"gen": 0})
+        item["gen"] += 1
 
     def put_definition(self, tenant: str, item: dict[str, Any], expected_version: int | None) -> None:
         key = (seg_pk(tenant), f"DEF#{item['id']}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,10 +35,10 @@ from huiliu.segments.engine import (
     ProfileState,
     StoredSegment,
     TenantPlan,
-    changed_keys,
     evaluate,
     log_occurrence,
     merge_logs,
+    projection_diff,
     prune_log,
     remember_seen,
 )
@@ -82,11 +83,17 @@ class SegmentsService:
         include_profile: bool = True,
     ) -> None:
         self.store = store
-        self.clock = clock or default_clock()
+        self._clock = clock
         self.cache_seconds = cache_seconds
         self.include_profile = include_profile
         self._plans: dict[str, tuple[float, TenantPlan]] = {}
+        self._replays: set[str] = set()
         self.metrics = Metrics()
+
+    @property
+    def clock(self) -> Clock:
+        """The injected clock, else the process clock (the local runtime swaps it)."""
+        return self._clock or default_clock()
 
     accepts: tuple[type[BusEvent], ...] = (
         ProfileChanged,
@@ -101,7 +108,7 @@ class SegmentsService:
         cached = self._plans.get(tenant)
         if cached and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
-        items, models = self.store.load_definitions(tenant)
+        items, models, generation = self.store.load_definitions(tenant)
         segments = [
             StoredSegment(
                 parse_definition(item["definition"]),
@@ -111,7 +118,9 @@ class SegmentsService:
             )
             for item in items
         ]
-        plan = TenantPlan(segments, TenantModels.model_validate(models) if models else TenantModels())
+        plan = TenantPlan(
+            segments, TenantModels.model_validate(models) if models else TenantModels(), generation
+        )
         self._plans[tenant] = (time.monotonic(), plan)
         return plan
 
@@ -158,11 +167,17 @@ class SegmentsService:
     # -- profile.changed --------------------------------------------------------------------------
     def _changed(self, ev: ProfileChanged) -> Sequence[BusEvent]:
         tenant, pid = ev.tenant_id, ev.profile_id
+        if ev.replay and ev.replay_id and ev.replay_id not in self._replays:
+            self._replays.add(ev.replay_id)  # a backfill follows a change of definitions: reload them
+            self.invalidate(tenant)
         plan = self.plan(tenant)
         now = self.clock.now().timestamp()
         absorbed_ids = [a for a in ev.merged_from if a != pid]
         loaded = self.store.get_states(tenant, [pid, *absorbed_ids])
         held, wv = loaded.get(pid, (None, None))
+        if held is not None and held.generation > plan.generation:
+            self.invalidate(tenant)  # another container already evaluated with newer definitions
+            plan = self.plan(tenant)
         if held is not None and held.last_event_id == ev.event_id:
             return self._rebuild(held, ev)  # redelivered after the commit: publish the same events
         fresh = held is None or held.merged_into is not None  # a restored (unmerged) profile starts anew
@@ -188,14 +203,14 @@ class SegmentsService:
                 self.metrics.dropped_stale += 1
                 return []
         else:
-            state.snapshot = plan.project(ev.profile)
+            snapshot = plan.project(ev.profile)
+            keys |= projection_diff(state.snapshot, snapshot)
+            state.snapshot = snapshot
             state.version = ev.version
         due_now = {sid for sid, due in state.dues.items() if due <= now}
         if fresh or state.revision != plan.revision or absorbed_ids or (ev.replay and not stale):
             only = None
         else:
-            if not stale:
-                keys |= changed_keys(ev.changed)
             keys |= {f"segment.{sid}" for sid in due_now}
             only = plan.touched(keys) | due_now
         result = evaluate(plan, state, now, only) if only is None or only else None
@@ -333,19 +348,23 @@ class SegmentsService:
         moment = now.astimezone(UTC).timestamp()
         until = _now_iso(moment)
         out: list[BusEvent] = []
-        for shard in range(DUE_SHARDS):
-            seen: set[tuple[str, str]] = set()
-            while True:
-                keys = [k for k in self.store.due_keys(shard, until, SWEEP_PAGE) if k not in seen]
-                if not keys:
-                    break
-                seen.update(keys)
-                by_tenant: dict[str, list[str]] = {}
-                for tenant, pid in keys:
-                    by_tenant.setdefault(tenant, []).append(pid)
-                for tenant, pids in by_tenant.items():
-                    for start in range(0, len(pids), 100):
-                        out += self._sweep(tenant, pids[start : start + 100], moment)
+        seen: set[tuple[str, str]] = set()
+        shards = list(range(DUE_SHARDS))
+        while shards:
+            # the shards are independent partitions: ask them at once (an idle tick is one round trip)
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                pages = list(pool.map(lambda n: self.store.due_keys(n, until, SWEEP_PAGE), shards))
+            full = [n for n, page in zip(shards, pages, strict=True) if len(page) >= SWEEP_PAGE]
+            keys = [k for page in pages for k in page if k not in seen]
+            seen.update(keys)
+            by_tenant: dict[str, list[str]] = {}
+            for tenant, pid in keys:
+                by_tenant.setdefault(tenant, []).append(pid)
+            for tenant, pids in by_tenant.items():
+                for start in range(0, len(pids), 100):
+                    out += self._sweep(tenant, pids[start : start + 100], moment)
+            # a full page may hold more: its profiles now have later dues, so ask that shard again
+            shards = full if keys else []
         return out
 
     def _sweep(self, tenant: str, pids: list[str], now: float) -> list[BusEvent]:
@@ -368,6 +387,9 @@ class SegmentsService:
 
     def _sweep_one(self, plan: TenantPlan, held: ProfileState, wv: int, now: float) -> list[BusEvent]:
         self.metrics.swept += 1
+        if held.generation > plan.generation:
+            self.invalidate(held.tenant_id)
+            plan = self.plan(held.tenant_id)
         state = held.copy()
         due_now = {sid for sid, due in state.dues.items() if due <= now}
         if not due_now and state.due is not None and state.due <= now:
