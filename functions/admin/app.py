@@ -73,10 +73,12 @@ def get_tenant() -> dict[str, Any]:
 
 def _mount_routers() -> None:
     from huiliu.identity.admin_routes import router as profiles_router
+    from huiliu.journeys.admin_routes import router as journeys_router
     from huiliu.segments.admin_routes import router as segments_router
 
     app.include_router(profiles_router)
     app.include_router(segments_router)
+    app.include_router(journeys_router)
 
 
 _mount_routers()

@@ -37,13 +37,30 @@ class QuietHours(BaseModel):
     end: str = "08:00"
 
 
+class FrequencyCap(BaseModel):
+    """At most ``limit`` messages of ``purpose`` on ``channel`` ("*": every channel) per person in
+    ``days`` days. Messages over the cap are deferred to when a slot frees, or dropped (``over_cap``)."""
+
+    channel: Literal["email", "sms", "wechat", "webhook", "*"] = "*"
+    purpose: Literal["marketing", "transactional"] = "marketing"
+    limit: int = Field(default=3, ge=0, le=1000)
+    days: int = Field(default=7, ge=1, le=90)
+
+
 class TenantSettings(BaseModel):
     tenant_id: str = Field(pattern=TENANT_ID_PATTERN)
     name: str = ""
     timezone: str = "Asia/Shanghai"
     default_region: str = "CN"
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    # Marketing-message caps per person (notify); transactional messages are never capped by default.
+    frequency_caps: list[FrequencyCap] = Field(default_factory=lambda: [FrequencyCap()])
+    over_cap: Literal["defer", "drop"] = "defer"
+    # Locale of messages when the person's is unknown.
+    default_locale: str = "zh-CN"
     timeline_retention_days: int | None = None
+    # Longest wait a journey may declare (definitions with a longer wait are refused at apply).
+    journey_max_wait_days: int = Field(default=365, ge=1, le=3650)
     # Identity rule overrides, by identifier type: {"email": {"limit": 5, "priority": 5}}.
     identity_rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Extra values that never identify anyone (a shop's placeholder phone, "noemail@x.com" …).

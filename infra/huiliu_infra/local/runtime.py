@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -46,6 +47,23 @@ STATE_DIR = ROOT / ".huiliu"
 
 
 MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
+# Seconds a connection may sit idle mid-request (a Content-Length larger than the body sent).
+HTTP_READ_TIMEOUT = 10.0
+_DIGITS = re.compile(r"^[0-9]{1,15}$")
+
+
+def content_length(values: list[str] | None) -> int | None:
+    """The request's body length from its Content-Length header(s); None when malformed: not a
+    decimal number, negative, or several different values (RFC 9110 §8.6: answer 400)."""
+    if not values:
+        return 0
+    found = {v.strip() for v in ",".join(values).split(",")}
+    if len(found) != 1:
+        return None
+    (text,) = found
+    return int(text) if _DIGITS.match(text) else None
+
+
 DEMO_TENANT = "demo"
 
 
@@ -122,6 +140,7 @@ class LocalRuntime:
         self.poll_wait = poll_wait
         self.write_state = write_state
         self.quiet = quiet
+        self.http_read_timeout = HTTP_READ_TIMEOUT
         self.clock = OffsetClock()
         self.stats = RuntimeStats()
         self.deployment: Deployment | None = None
@@ -291,6 +310,7 @@ class LocalRuntime:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "huiliu-local"
+            timeout = runtime.http_read_timeout  # a stalled body read ends instead of hanging
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 if not runtime.quiet:
@@ -318,6 +338,12 @@ class LocalRuntime:
         if req.command != "HEAD":
             req.wfile.write(body)
 
+    def _bad_request(self, req: BaseHTTPRequestHandler, code: str, message: str) -> None:
+        """400 and close: after a malformed length the connection cannot be read any further."""
+        with contextlib.suppress(OSError):
+            self._json(req, 400, {"success": False, "code": code, "message": message})
+        req.close_connection = True
+
     def _json(self, req: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
         self._reply(
             req, status, {"Content-Type": "application/json"}, json.dumps(payload, default=str).encode()
@@ -325,7 +351,14 @@ class LocalRuntime:
 
     def _serve(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
-        length = int(req.headers.get("Content-Length") or 0)
+        length = content_length(req.headers.get_all("Content-Length"))
+        if length is None or (length and "chunked" in (req.headers.get("Transfer-Encoding") or "").lower()):
+            self._bad_request(req, "bad_content_length", "Content-Length must be one non-negative integer")
+            return
+        if "chunked" in (req.headers.get("Transfer-Encoding") or "").lower():
+            self._json(req, 411, {"success": False, "code": "length_required", "message": "Length Required"})
+            req.close_connection = True
+            return
         if length > MAX_HTTP_BODY:
             self._json(
                 req,
@@ -334,7 +367,13 @@ class LocalRuntime:
             )
             req.close_connection = True
             return
-        body = req.rfile.read(length) if length else b""
+        try:
+            body = req.rfile.read(length) if length else b""
+        except TimeoutError:
+            body = b""
+        if len(body) < length:  # the client sent less than it announced
+            self._bad_request(req, "incomplete_body", "the body is shorter than Content-Length")
+            return
         if parts.path.startswith("/_huiliu/"):
             self._control(req, parts.path, body)
             return
