@@ -84,7 +84,8 @@ def world(deployed: Any) -> Any:
         published = MemoryPublisher()
 
     stage.configure("segments", service=World.service, publisher=World.published)
-    stage.configure("segment_sweep", service=World.service, publisher=World.published)
+    sweeper = SegmentsService(World.store, clock=World.clock, sweep_publisher=World.published)
+    stage.configure("segment_sweep", service=sweeper, publisher=World.published)
     yield World
     stage.configure("segments")
     stage.configure("segment_sweep")
@@ -125,10 +126,9 @@ def test_the_sweep_handler_ends_the_membership_on_day_31(world: Any) -> None:
     ):
         if event.detail_type == "profile.changed":
             world.service.handle(ProfileChanged.model_validate(event.detail))
-    tick = (T0 + timedelta(days=29)).isoformat()
-    assert sweep({"time": tick}, _Ctx())["published"] == 0
-    tick = (T0 + timedelta(days=31)).isoformat()
-    assert sweep({"time": tick}, _Ctx())["published"] == 1
+    sweep({"time": (T0 + timedelta(days=29)).isoformat()}, _Ctx())
+    assert [e for e in world.published.events if e.detail_type == "segment.exited"] == []
+    sweep({"time": (T0 + timedelta(days=31)).isoformat()}, _Ctx())
     [exited] = [e for e in world.published.events if e.detail_type == "segment.exited"]
     assert exited.detail["reason"] == "time"
     assert world.admin.count(TENANT, "recent_buyers")["count"] == 0

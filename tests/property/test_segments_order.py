@@ -64,7 +64,7 @@ def _final(events: list[Any]) -> tuple[Any, ...]:
     counts = {s["id"]: world.store.count(TENANT, s["id"]) for s in SEGMENTS}
     members = {s["id"] for s in SEGMENTS if "p1" in world.members(s["id"])}
     log = {k: sorted(map(tuple, v)) for k, v in state.log.items()}  # type: ignore[arg-type]
-    return sorted(state.members), members, counts, log, state.snapshot, state.dues
+    return sorted(state.members), members, counts, log, state.snapshot, state.due
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -325,7 +325,7 @@ class SegmentsAdmin:
             "member": sid in state.members,
             "held": report["held"],
             "explain": report,
-            "due_at": iso_of(state.dues[sid]) if sid in state.dues else None,
+            "due_at": iso_of(state.due) if state.due is not None else None,
         }
 
     def models(self, tenant: str) -> dict[str, Any]:

@@ -10,8 +10,8 @@ The segments stage keeps, per profile, one state item (see docs/segments.md):
   "ever", "never", all-time counts and "happened within P30D" exactly, but not windowed counts/sums;
 - ``seen``: the profile versions whose triggering event is in the log (a redelivery or a late,
   stale snapshot never counts one twice);
-- ``members`` {segment id: segment version} and ``dues`` {segment id: next time-only change};
-  the smallest due goes to the sharded due index.
+- ``members`` {segment id: segment version} and ``due``: the earliest moment any segment's answer
+  can change by time alone (every segment's ``next_change``), which goes to the sharded due index.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class ProfileState:
     log: dict[str, list[list[Any]]] = field(default_factory=dict)
     seen: list[int] = field(default_factory=list)
     members: dict[str, int] = field(default_factory=dict)
-    dues: dict[str, float] = field(default_factory=dict)
+    due: float | None = None
     revision: str = ""
     generation: int = 0
     merged_into: str | None = None
@@ -161,10 +161,6 @@ class ProfileState:
     last_event_id: str | None = None
     outbox: list[dict[str, Any]] = field(default_factory=list)
     exists: bool = False  # loaded from the table (vs. new)
-
-    @property
-    def due(self) -> float | None:
-        return min(self.dues.values()) if self.dues else None
 
     def to_item(self) -> dict[str, Any]:
         return {
@@ -175,7 +171,7 @@ class ProfileState:
             "log": self.log,
             "seen": self.seen,
             "members": self.members,
-            "dues": self.dues,
+            "due": self.due,
             "revision": self.revision,
             "generation": self.generation,
             "merged_into": self.merged_into,
@@ -194,7 +190,7 @@ class ProfileState:
             log={k: [list(o) for o in v] for k, v in (item.get("log") or {}).items()},
             seen=[int(v) for v in item.get("seen") or []],
             members={k: int(v) for k, v in (item.get("members") or {}).items()},
-            dues={k: float(v) for k, v in (item.get("dues") or {}).items()},
+            due=float(item["due"]) if item.get("due") is not None else None,
             revision=str(item.get("revision") or ""),
             generation=int(item.get("generation") or 0),
             merged_into=item.get("merged_into"),
@@ -297,40 +293,38 @@ def projection_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
 
 
 def evaluate(plan: TenantPlan, state: ProfileState, now: float, only: set[str] | None) -> Evaluation:
-    """Re-evaluate ``only`` (None: every segment) on the state's snapshot; update members and dues."""
+    """Test ``only`` (None: every segment) on the state's snapshot and update the members; the due
+    time is recomputed over every segment (cheap: no test, one closure each)."""
     result = Evaluation()
     ctx = plan.context(state.snapshot, state.log, now)
     ctx.segments = {sid for sid in state.members if sid in plan.segments}
+    due: float | None = None
     for sid in plan.order:
-        if only is not None and sid not in only:
-            continue
         seg = plan.segments[sid]
-        result.evaluated += 1
-        held = seg.compiled.test(ctx)
-        due = seg.compiled.next_change(ctx)
-        if due is None:
-            state.dues.pop(sid, None)
-        else:
-            state.dues[sid] = due
-        was = sid in state.members
-        if held:
-            ctx.segments.add(sid)
-            if not was:
-                state.members[sid] = seg.version
-                result.entered.append(sid)
-            elif state.members[sid] != seg.version:
-                state.members[sid] = seg.version
-        else:
-            ctx.segments.discard(sid)
-            if was:
-                del state.members[sid]
-                result.exited.append(sid)
+        if only is None or sid in only:
+            result.evaluated += 1
+            held = seg.compiled.test(ctx)
+            was = sid in state.members
+            if held:
+                ctx.segments.add(sid)
+                if not was:
+                    state.members[sid] = seg.version
+                    result.entered.append(sid)
+                elif state.members[sid] != seg.version:
+                    state.members[sid] = seg.version
+            else:
+                ctx.segments.discard(sid)
+                if was:
+                    del state.members[sid]
+                    result.exited.append(sid)
+        moment = seg.compiled.next_change(ctx)
+        if moment is not None and moment > now and (due is None or moment < due):
+            due = moment
     # segments deleted since the state was written
     for sid in [s for s in state.members if s not in plan.segments]:
         del state.members[sid]
         result.exited.append(sid)
-    for sid in [s for s in state.dues if s not in plan.segments]:
-        del state.dues[sid]
+    state.due = due
     state.revision = plan.revision
     state.generation = plan.generation
     return result

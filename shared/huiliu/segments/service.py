@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from huiliu.bus import Publisher
 from huiliu.clock import Clock, default_clock
 from huiliu.contracts import (
     BusEvent,
@@ -81,8 +82,13 @@ class SegmentsService:
         clock: Clock | None = None,
         cache_seconds: float = 30.0,
         include_profile: bool = True,
+        sweep_publisher: Publisher | None = None,
     ) -> None:
         self.store = store
+        # The sweep publishes a profile's transitions BEFORE committing them (same event ids on a
+        # retry, which consumers dedupe): once committed, the profile is no longer due, so events
+        # returned to the runner after the commit would be lost if their publish failed.
+        self.sweep_publisher = sweep_publisher
         self._clock = clock
         self.cache_seconds = cache_seconds
         self.include_profile = include_profile
@@ -207,12 +213,17 @@ class SegmentsService:
             keys |= projection_diff(state.snapshot, snapshot)
             state.snapshot = snapshot
             state.version = ev.version
-        due_now = {sid for sid, due in state.dues.items() if due <= now}
-        if fresh or state.revision != plan.revision or absorbed_ids or (ev.replay and not stale):
+        time_passed = state.due is not None and state.due <= now  # the sweep has not got here yet
+        if (
+            fresh
+            or time_passed
+            or state.revision != plan.revision
+            or absorbed_ids
+            or (ev.replay and not stale)
+        ):
             only = None
         else:
-            keys |= {f"segment.{sid}" for sid in due_now}
-            only = plan.touched(keys) | due_now
+            only = plan.touched(keys)
         result = evaluate(plan, state, now, only) if only is None or only else None
         evaluated = result.evaluated if result else 0
         self.metrics.evaluated += evaluated
@@ -335,7 +346,7 @@ class SegmentsService:
         ]
         state = held.copy()
         exited = list(state.members)
-        state.members, state.dues = {}, {}
+        state.members, state.due = {}, None
         if tombstone is not None:
             state.merged_into = tombstone
         self.store.commit(Commit(state, wv, exited=exited, delete_state=tombstone is None))
@@ -390,27 +401,22 @@ class SegmentsService:
         if held.generation > plan.generation:
             self.invalidate(held.tenant_id)
             plan = self.plan(held.tenant_id)
+        if (held.due is None or held.due > now) and held.revision == plan.revision:
+            return []  # the index lagged behind a write that moved the due time: nothing to do
         state = held.copy()
-        due_now = {sid for sid, due in state.dues.items() if due <= now}
-        if not due_now and state.due is not None and state.due <= now:
-            due_now = set(state.dues)
-        only = (
-            None
-            if state.revision != plan.revision
-            else due_now | plan.touched({f"segment.{sid}" for sid in due_now})
-        )
         prune_log(plan, state.log, now)
-        result = evaluate(plan, state, now, only)
+        # every segment: the due time says "something may change now", not which
+        result = evaluate(plan, state, now, None)
         self.metrics.evaluated += result.evaluated
-        for sid in [s for s, d in state.dues.items() if d <= now]:
-            state.dues.pop(sid)  # never leave a due in the past (it would be swept forever)
-        due_key = iso_of(min(due for sid, due in held.dues.items() if sid in due_now)) if due_now else "rev"
+        due_key = iso_of(held.due) if held.due is not None else "revision"
         tick_event = _TickCause(
             event_id=derive_event_id(state.tenant_id, state.profile_id, "time", due_key),
             tenant_id=state.tenant_id,
             occurred_at=_now_iso(now),
         )
         out = self._transitions(state, result, tick_event, "time")
+        if out and self.sweep_publisher is not None:
+            self.sweep_publisher.publish([e.outgoing() for e in out])
         state.outbox = []
         state.last_event_id = tick_event.event_id
         self.store.commit(
@@ -424,7 +430,7 @@ class SegmentsService:
             )
         )
         self.metrics.writes += 1
-        return out
+        return out if self.sweep_publisher is None else []
 
 
 class _TickCause(BusEvent):

@@ -14,3 +14,11 @@ def build_store() -> DynamoSegmentsStore:
 
 def build_service() -> SegmentsService:
     return SegmentsService(build_store())
+
+
+def build_sweep_service() -> SegmentsService:
+    """The sweep publishes each profile's transitions itself, before committing them."""
+    from huiliu.bus import EventBridgePublisher
+    from huiliu.settings import get_settings
+
+    return SegmentsService(build_store(), sweep_publisher=EventBridgePublisher(get_settings().event_bus_name))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from huiliu.contracts import ProfileErased, ProfileMerged, ReplayCompleted, derive_event_id
 
 from tests.unit.segments.segments_helpers import T0, TENANT, Person, World, iso, kinds, seg
@@ -217,3 +219,32 @@ def test_editing_a_segment_re_evaluates_a_profile_on_its_next_event() -> None:
     world.define(seg("big", {"computed": "revenue_total", "gte": 200}))
     out = world.send(person.set(city="x"))
     assert [(e.segment_id, e.segment_version) for e in out] == [("big", 2)]
+
+
+def test_the_sweep_publishes_before_committing_so_a_failed_publish_is_retried_with_the_same_ids() -> None:
+    from huiliu.bus import MemoryPublisher
+    from huiliu.segments.service import SegmentsService
+
+    class Flaky(MemoryPublisher):
+        fail = True
+
+        def publish(self, events: list[Any]) -> int:
+            if self.fail:
+                self.fail = False
+                raise RuntimeError("PutEvents failed")
+            return super().publish(events)
+
+    world = World()
+    world.define(RECENT)
+    world.send(Person().track("Order Completed", T0))
+    publisher = Flaky()
+    sweeper = SegmentsService(world.store, clock=world.clock, cache_seconds=0, sweep_publisher=publisher)
+    now = world.clock.advance(timedelta(days=31))
+    with pytest.raises(RuntimeError):
+        sweeper.tick(now)
+    assert world.members("recent_buyers") == {"p1"}  # nothing committed
+    assert sweeper.tick(now) == []  # published by the sweeper itself
+    assert [e.detail_type for e in publisher.events] == ["segment.exited"]
+    assert world.members("recent_buyers") == set()
+    assert sweeper.tick(now) == []
+    assert len(publisher.events) == 1
