@@ -207,6 +207,12 @@ class ProfileState:
 
 
 # -- the occurrence log -------------------------------------------------------------------------
+def _occurrence_key(occurrence: Sequence[Any]) -> tuple[Any, str]:
+    """Time first; equal times by their properties, so the log never depends on arrival order."""
+    props = occurrence[1] if len(occurrence) > 1 else {}
+    return occurrence[0], repr(sorted(props.items()))
+
+
 def log_occurrence(
     plan: TenantPlan,
     log: dict[str, list[list[Any]]],
@@ -233,7 +239,7 @@ def log_occurrence(
                 props[prop] = float(value)
     entries = log.setdefault(name, [])
     entries.append([int(at), props] if props else [int(at)])
-    entries.sort(key=lambda o: o[0])
+    entries.sort(key=_occurrence_key)
     prune_log(plan, log, now)
     return True
 
@@ -257,7 +263,7 @@ def prune_log(plan: TenantPlan, log: dict[str, list[list[Any]]], now: float) -> 
 def merge_logs(into: dict[str, list[list[Any]]], other: Mapping[str, Sequence[Sequence[Any]]]) -> None:
     for name, entries in other.items():
         merged = [*into.get(name, []), *(list(e) for e in entries)]
-        merged.sort(key=lambda o: o[0])
+        merged.sort(key=_occurrence_key)
         into[name] = merged[-MAX_LOG_PER_EVENT:]
 
 
