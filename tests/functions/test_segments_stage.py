@@ -270,3 +270,30 @@ def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: 
         assert status == 404
     finally:
         admin_routes.configure()
+
+
+def test_one_definition_routes_for_huiliu_apply(world: Any) -> None:
+    settings = get_settings()
+    TenantRepository(settings.tenants_table).put_admin_key(hash_key(ADMIN_KEY, settings.hash_salt), TENANT)
+    app = _load("admin_app_segments_one", "functions/admin/app.py")
+    admin_routes.configure(admin=SegmentsAdmin(world.store, clock=world.clock), publisher=MemoryPublisher())
+    try:
+
+        def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            answer = app.handler(_admin_event(method, path, body), _Ctx())
+            return answer["statusCode"], json.loads(answer["body"])
+
+        status, body = call("POST", "/admin/segments/validate", {"definition": {**VIP, "colour": 1}})
+        assert (status, body["problems"]) == (400, [{"path": "vip:colour", "reason": "unknown field"}])
+        assert call("POST", "/admin/segments/validate", VIP)[1]["valid"] is True
+        assert call("GET", "/admin/segments/vip")[0] == 404
+        status, body = call("POST", "/admin/segments", VIP)
+        assert (status, body["action"], body["version"]) == (200, "created", 1)
+        assert call("POST", "/admin/segments", VIP)[1]["action"] == "unchanged"
+        assert call("GET", "/admin/segments/vip")[1]["definition"]["condition"] == VIP["condition"]
+        openapi = call("GET", "/admin/openapi.json")[1]
+        assert {"/segments", "/segments/validate", "/segments/{segment_id}/why/{profile_id}"} <= set(
+            openapi["paths"]
+        )
+    finally:
+        admin_routes.configure()

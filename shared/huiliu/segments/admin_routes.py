@@ -3,6 +3,8 @@
 | route | |
 |---|---|
 | `POST /segments/apply?dry_run=true` `{"segments": [...]}` | validate all, save, start the backfill |
+| `POST /segments` body: one definition | save it (new version if changed) and start its backfill |
+| `POST /segments/validate` body: one definition | problems or `{"valid": true}` (saves nothing) |
 | `POST /segments/preview` body: one definition | count and sample over kept profile states |
 | `GET /segments` | every segment with its version and member count |
 | `GET /segments/models` / `PUT /segments/models` | the tenant's lifecycle thresholds and RFM breakpoints |
@@ -126,6 +128,39 @@ def apply_segments() -> Any:
         result = _admin().apply(_tenant(), docs, dry_run=dry_run)
         _publish(result.events)
         return result.body
+
+    return _guarded(run)
+
+
+def _one_definition() -> Any:
+    body = _json()
+    if isinstance(body, dict) and isinstance(body.get("definition"), dict):
+        body = body["definition"]
+    if not isinstance(body, dict):
+        raise BadRequest("the body is one segment definition (a JSON object)", reason="bad_body")
+    return body
+
+
+@router.post("/segments")
+def put_segment() -> Any:
+    document = _one_definition()
+
+    def run() -> Any:
+        result = _admin().apply(_tenant(), [document])
+        _publish(result.events)
+        [segment] = result.body["segments"]
+        return {**segment, "backfill": result.body.get("backfill")}
+
+    return _guarded(run)
+
+
+@router.post("/segments/validate")
+def validate_segment() -> Any:
+    document = _one_definition()
+
+    def run() -> Any:
+        [segment] = _admin().apply(_tenant(), [document], dry_run=True).body["segments"]
+        return {"valid": True, **segment}
 
     return _guarded(run)
 
