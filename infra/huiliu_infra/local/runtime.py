@@ -273,6 +273,8 @@ class LocalRuntime:
             salt=settings.hash_salt,
             name="Demo shop",
             api_url=self.api_url,
+            # a shared LocalStack keeps secrets between runs; the runtime's tables are its own
+            replace_secret=True,
         )
 
     def write_state_file(self, path: Path | None = None) -> None:
