@@ -83,12 +83,20 @@ def world(deployed: Any) -> Any:
         identity = IdentityService(identity_repo, clock=clock, salt="s")
         published = MemoryPublisher()
 
-    stage.configure("segments", service=World.service, publisher=World.published)
-    sweeper = SegmentsService(World.store, clock=World.clock, sweep_publisher=World.published)
-    stage.configure("segment_sweep", service=sweeper, publisher=World.published)
     yield World
     stage.configure("segments")
     stage.configure("segment_sweep")
+
+
+def _handler(world: Any, name: str) -> Any:
+    """Load a stage's Lambda module (which registers its stage afresh), then inject our collaborators."""
+    module = _load(f"{name}_app_under_test", f"functions/{name}/app.py")
+    if name == "segments":
+        stage.configure(name, service=world.service, publisher=world.published)
+    else:
+        sweeper = SegmentsService(world.store, clock=world.clock, sweep_publisher=world.published)
+        stage.configure(name, service=sweeper, publisher=world.published)
+    return module.handler
 
 
 def _identity(world: Any, *identifiers: tuple[str, str], **kwargs: Any) -> list[OutgoingEvent]:
@@ -96,7 +104,7 @@ def _identity(world: Any, *identifiers: tuple[str, str], **kwargs: Any) -> list[
 
 
 def test_identity_events_through_the_handler_enter_a_segment_with_one_read(world: Any) -> None:
-    handler = _load("segments_app_under_test", "functions/segments/app.py").handler
+    handler = _handler(world, "segments")
     world.admin.apply(TENANT, [RECENT, VIP])
     world.service.plan(TENANT)  # a warm container holds the compiled plan
     before = (world.store.stats.reads, world.store.stats.writes)
@@ -119,7 +127,7 @@ def test_identity_events_through_the_handler_enter_a_segment_with_one_read(world
 
 
 def test_the_sweep_handler_ends_the_membership_on_day_31(world: Any) -> None:
-    sweep = _load("segment_sweep_app_under_test", "functions/segment_sweep/app.py").handler
+    sweep = _handler(world, "segment_sweep")
     world.admin.apply(TENANT, [RECENT])
     for event in _identity(
         world, ("email", "li@x.cn"), name="Order Completed", properties={"order_id": "A1"}

@@ -64,12 +64,6 @@ def unload_handlers() -> None:
         for key in list(_modules):
             sys.modules.pop(key, None)
         _modules.clear()
-        # The stage runner keeps each stage's service (and its clients) in the shared library, which
-        # outlives the handler modules: the next runtime builds them afresh for its endpoint.
-        from huiliu import stage
-
-        for name in list(stage._STAGES):
-            stage.configure(name)
 
 
 def make_context(spec: FunctionSpec, region: str, account: str = "123456789012") -> LambdaContext:
