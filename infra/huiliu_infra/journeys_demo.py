@@ -13,20 +13,17 @@ EXAMPLE_TEMPLATES: dict[str, dict[str, Any]] = {
     "winback-email": {"channel": "email", "subject": "We miss you", "body": "Come back for 10% off."},
     "recommend-b": {"channel": "wechat", "body": "You liked A, you will love {{ product }}."},
 }
-DORMANT_SEGMENT = {
-    "id": "dormant-90d",
-    "name": "Dormant 90 days",
-    "condition": {"computed": "last_seen", "older_than": "P90D"},
-}
+# The segment the win-back journey starts from: examples/segments/dormant_90_days.yaml (the demo
+# applies the segment examples first).
+DORMANT_SEGMENT = "dormant_90_days"
 
 
 def seed_references(tenant: str) -> None:
-    """Make the examples' templates and segment exist (when their stages have not created them)."""
+    """Make the examples' templates exist when notify has not created them (the demo tenant)."""
     from huiliu.settings import get_settings
     from huiliu.storage.dynamo import DynamoRepository
 
-    settings = get_settings()
-    tenants = DynamoRepository(settings.tenants_table)
+    tenants = DynamoRepository(get_settings().tenants_table)
     for template_id, body in EXAMPLE_TEMPLATES.items():
         if tenants.get(f"T#{tenant}", f"TEMPLATE#{template_id}") is None:
             tenants.put(
@@ -37,17 +34,6 @@ def seed_references(tenant: str) -> None:
                     "version": 1,
                 }
             )
-    segments = DynamoRepository(settings.segments_table)
-    if segments.get(f"T#{tenant}#SEG", f"DEF#{DORMANT_SEGMENT['id']}") is None:
-        segments.put(
-            {
-                "pk": f"T#{tenant}#SEG",
-                "sk": f"DEF#{DORMANT_SEGMENT['id']}",
-                "id": DORMANT_SEGMENT["id"],
-                "definition": DORMANT_SEGMENT,
-                "version": 1,
-            }
-        )
 
 
 def apply_examples(runtime: Any, say: Any) -> None:
@@ -118,14 +104,14 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
     track("hua", "Signed Up")
     runtime.drain(timeout=60)
     ids = {u: profile_id(u) for u in ("mei", "lei", "jun", "hua")}
-    say("  day 1: hua enters the segment dormant-90d (as the segments stage announces it)")
+    say("  day 1: hua enters the segment dormant_90_days (as the segments stage announces it)")
     EventBridgePublisher(get_settings().event_bus_name).publish(
         [
             SegmentEntered(
                 event_id=f"demo-dormant-{ids['hua'][:12]}",
                 tenant_id="demo",
                 occurred_at=runtime.clock.now().isoformat(),
-                segment_id=DORMANT_SEGMENT["id"],
+                segment_id=DORMANT_SEGMENT,
                 profile_id=ids["hua"],
                 reason="time",
             ).outgoing()
