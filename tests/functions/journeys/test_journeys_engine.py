@@ -90,7 +90,9 @@ def test_bought_a_recommends_b_fifteen_days_later_once_per_order(engine: Engine)
 
 
 def test_entering_dormant_sends_the_winback_but_a_backfill_entry_does_not(engine: Engine) -> None:
-    engine.send("segment.entered", segment_event("segment.entered", "p-000004", "dormant_90_days", backfill=True))
+    engine.send(
+        "segment.entered", segment_event("segment.entered", "p-000004", "dormant_90_days", backfill=True)
+    )
     assert engine.requested() == []
     engine.send("segment.entered", segment_event("segment.entered", "p-000005", "dormant_90_days"))
     [email] = engine.requested()
