@@ -124,27 +124,27 @@ def action_event(
     action: Action, e: Enrollment, profile: ProfileView, now: datetime, correlation: str | None
 ) -> OutgoingEvent:
     """The bus event an action becomes: notification.requested, or a canonical event for identity."""
-    base = {
-        "event_id": action.idempotency_key,
-        "tenant_id": e.tenant_id,
-        "correlation_id": correlation,
-        "occurred_at": iso(now),
-    }
     if action.kind in ("send", "webhook"):
-        detail = {
-            **base,
-            "replay": False,
-            "idempotency_key": action.idempotency_key,
-            "profile_id": e.profile_id,
-            "locale": profile.traits.get("locale") if isinstance(profile.traits.get("locale"), str) else None,
-            "journey_id": e.journey_id,
-            "journey_version": e.journey_version,
-            "enrollment_id": e.enrollment_id,
-            "step_id": action.step_id,
+        from huiliu.contracts import NotificationRequested
+
+        locale = profile.traits.get("locale")
+        return NotificationRequested(
+            event_id=action.idempotency_key,
+            tenant_id=e.tenant_id,
+            correlation_id=correlation,
+            occurred_at=iso(now),
+            idempotency_key=action.idempotency_key,
+            profile_id=e.profile_id,
+            locale=locale if isinstance(locale, str) else None,
+            journey_id=e.journey_id,
+            journey_version=e.journey_version,
+            enrollment_id=e.enrollment_id,
+            step_id=action.step_id,
             **action.params,
-        }
-        return OutgoingEvent(SOURCE, "notification.requested", detail)
+        ).outgoing(SOURCE)
     # tag / set_trait: back in through identity, the one writer of profiles (DESIGN §8)
+    from huiliu.models import CanonicalEvent
+
     traits: dict[str, Any] = {}
     if action.kind == "tag":
         if action.params["add"]:
@@ -153,27 +153,27 @@ def action_event(
             traits["tags_remove"] = list(action.params["remove"])
     else:
         traits = dict(action.params["traits"])
-    detail = {
-        "tenant_id": e.tenant_id,
-        "message_id": f"journeys-{action.idempotency_key}",
-        "type": "identify",
-        "event": None,
-        "timestamp": iso(now),
-        "received_at": iso(now),
-        "source": {"connector": INTERNAL_CONNECTOR, "account": e.journey_id},
-        "identifiers": _routing_identifiers(profile),
-        "traits": traits,
-        "properties": {},
-        "context": {
-            "journey": {
-                "journey_id": e.journey_id,
-                "enrollment_id": e.enrollment_id,
-                "step_id": action.step_id,
-            }
-        },
-        "correlation_id": correlation,
-    }
-    return OutgoingEvent(SOURCE, "event.ingested", detail)
+    event = CanonicalEvent.model_validate(
+        {
+            "tenant_id": e.tenant_id,
+            "message_id": f"journeys-{action.idempotency_key}",
+            "type": "identify",
+            "timestamp": now,
+            "received_at": now,
+            "source": {"connector": INTERNAL_CONNECTOR, "account": e.journey_id},
+            "identifiers": _routing_identifiers(profile),
+            "traits": traits,
+            "context": {
+                "journey": {
+                    "journey_id": e.journey_id,
+                    "enrollment_id": e.enrollment_id,
+                    "step_id": action.step_id,
+                }
+            },
+            "correlation_id": correlation,
+        }
+    )
+    return OutgoingEvent(SOURCE, "event.ingested", event.model_dump(mode="json"))
 
 
 ROUTING_PRIORITY = (
@@ -295,6 +295,24 @@ class JourneysService:
 
     def env(self, tenant: str) -> Env:
         return Env(tenant_timezone=self.tenant_env(tenant).timezone)
+
+    @property
+    def accepts(self) -> tuple[type[Any], ...]:
+        from huiliu.contracts import (
+            ProfileChanged,
+            ProfileErased,
+            ProfileMerged,
+            SegmentEntered,
+            SegmentExited,
+        )
+
+        return (ProfileChanged, ProfileMerged, ProfileErased, SegmentEntered, SegmentExited)
+
+    def handle(self, event: Any) -> list[OutgoingEvent]:
+        """The stage runner's entry (huiliu.stage). Actions are published here, *before* each
+        conditional commit (exactly-once, see the module docstring), so nothing is returned."""
+        self.last = self.handle_detail(event.DETAIL_TYPE, event.model_dump(mode="json"))
+        return []
 
     def handle_detail(self, detail_type: str, detail: dict[str, Any]) -> Outcome | None:
         tenant = str(detail["tenant_id"])
@@ -654,6 +672,31 @@ class JourneyTicker:
         report.conflicts += outcome.conflicts
         report.actions += outcome.actions
         report.published += outcome.published
+
+
+class JourneyTickService:
+    """The stage runner's TickService: steps what is due and publishes itself (returns nothing)."""
+
+    def __init__(self, ticker: JourneyTicker) -> None:
+        self.ticker = ticker
+        self.last: TickReport | None = None
+
+    def tick(self, now: datetime) -> list[OutgoingEvent]:
+        report = self.ticker.tick(now)
+        self.last = report
+        logger.info(
+            "journey tick",
+            extra={
+                "tick": report.now,
+                "due": report.due,
+                "stepped": report.stepped,
+                "conflicts": report.conflicts,
+                "parked": report.parked,
+                "actions": report.actions,
+                "seconds": round(report.seconds, 3),
+            },
+        )
+        return []
 
 
 def _parse(text: str) -> datetime:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from huiliu.journeys.repository import JourneysRepository
-from huiliu.journeys.service import Definitions, JourneysService, JourneyTicker, TenantEnv
+from huiliu.journeys.service import Definitions, JourneysService, JourneyTicker, JourneyTickService, TenantEnv
 
 
 def tenant_env_lookup() -> Callable[[str], TenantEnv]:
@@ -43,3 +43,7 @@ def build_service() -> JourneysService:
 def build_ticker() -> JourneyTicker:
     repo = build_repository()
     return JourneyTicker(repo, _publisher(), definitions=Definitions(repo), tenant_env=tenant_env_lookup())
+
+
+def build_tick_service() -> JourneyTickService:
+    return JourneyTickService(build_ticker())

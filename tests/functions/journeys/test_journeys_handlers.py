@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from huiliu import stage
+from huiliu.journeys.service import JourneyTickService
 from huiliu_infra.local.provision import ROOT
 
 from tests.functions.journeys.engine_helpers import Engine, make_engine, profile_changed
@@ -56,29 +58,41 @@ def engine(deployed: Any) -> Engine:
 
 def test_a_batch_enrolls_from_good_records_and_fails_only_the_bad_one(engine: Engine) -> None:
     app = _load("journeys")
-    app.configure(engine.service)
+    stage.configure("journeys", service=engine.service, publisher=engine.bus)
     good = _envelope("profile.changed", profile_changed("p-300001", 1, event="Signed Up", created=True))
-    ignored = json.dumps({"source": "x", "detail-type": "something.else", "detail": {"tenant_id": "acme"}})
+    not_ours = json.dumps(
+        {
+            "source": "huiliu.notify",
+            "detail-type": "notification.sent",
+            "detail": {
+                "event_id": "n1",
+                "tenant_id": "acme",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "idempotency_key": "k",
+                "profile_id": "p",
+                "channel": "sms",
+            },
+        }
+    )
     result = app.handler(
-        {"Records": [_record("ok", good), _record("skip", ignored), _record("bad", "not json")]}, _Ctx()
+        {"Records": [_record("ok", good), _record("skip", not_ours), _record("bad", "not json")]}, _Ctx()
     )
     assert result == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
     assert engine.repo.enrollments_of("acme", "p-300001")[0].step_id == "wait-3d"
-    app.configure()
+    stage.configure("journeys")
 
 
 def test_the_tick_steps_what_is_due_at_the_schedules_time_not_the_wall_clock(engine: Engine) -> None:
     engine.send("profile.changed", profile_changed("p-300002", 1, event="Signed Up", created=True))
     tick = _load("journey_tick")
-    tick.configure(engine.ticker)
+    service = JourneyTickService(engine.ticker)
+    stage.configure("journey_tick", service=service, publisher=engine.bus)
     early = (T0 + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert tick.handler({"time": early}, _Ctx())["stepped"] == 0
+    tick.handler({"time": early}, _Ctx())
+    assert service.last is not None
+    assert service.last.stepped == 0
     due = (T0 + timedelta(days=3, minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert tick.handler({"time": due}, _Ctx()) == {
-        "tick": f"{due[:-1]}.000000Z",
-        "due": 1,
-        "stepped": 1,
-        "actions": 2,
-    }
+    tick.handler({"time": due}, _Ctx())
+    assert (service.last.due, service.last.stepped, service.last.actions) == (1, 1, 2)
     assert len(engine.requested()) == 1
-    tick.configure()
+    stage.configure("journey_tick")
