@@ -47,10 +47,7 @@ scan: venv ## checkov on template.yaml (own .checkov-venv); every check passes o
 localstack: venv ## Start LocalStack (host mode, Python 3.13 venv) in the foreground on :4566
 	@infra/scripts/localstack.sh run
 
-test-scan: venv ## checkov on template.yaml (own .checkov-venv); every check passes or is skipped in the template with a reason
-	@infra/scripts/checkov.sh
-
-localstack: venv ## Integration tests against LocalStack (started here in host mode unless LOCALSTACK_ENDPOINT is set)
+test-localstack: venv ## Integration tests against LocalStack (started here in host mode unless LOCALSTACK_ENDPOINT is set)
 	@infra/scripts/localstack.sh test
 
 bench: venv ## Benchmarks: cold start, ingest, identity — prints a table
