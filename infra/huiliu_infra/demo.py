@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from huiliu_infra import sources
+from huiliu_infra import journeys_demo, sources
 from huiliu_infra.local.provision import ROOT
 
 EVENTS = ROOT / "events"
@@ -85,16 +85,29 @@ def _profiles(runtime: Any) -> list[dict[str, Any]]:
     return items
 
 
+def run_command(argv: list[str]) -> int:
+    """Run one `huiliu` command module's subcommand in process (the demo shows what the CLI prints),
+    without importing the CLI entry point (which imports this module)."""
+    import argparse
+
+    from huiliu_infra import cli_profiles
+
+    parser = argparse.ArgumentParser(prog="huiliu")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (cli_profiles,):
+        module.register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
 def _profile_view(runtime: Any, phone: str) -> str:
     """What the CLI prints for one person (run in process, its output captured)."""
     import contextlib
     import io
 
-    from huiliu_infra.cli import main
-
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        main(
+        run_command(
             [
                 "profiles",
                 "get",
@@ -131,8 +144,9 @@ def run_demo(*, http_port: int = 3000, aws_port: int = 4566, keep_running: bool 
 
 
 def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
-    from huiliu_infra.cli import _print_banner
+    from huiliu_infra.local.banner import print_banner
     from huiliu_infra.local.runtime import LocalRuntime
+    from huiliu_infra.local.support import UnsupportedTemplateFeature
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("huiliu.local").setLevel(logging.ERROR)
@@ -140,16 +154,22 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
     runtime = LocalRuntime(http_port=http_port, aws_port=aws_port, quiet=True)
     try:
         runtime.start()
-    except OSError as exc:
+    except (OSError, UnsupportedTemplateFeature) as exc:
         say(
             f"cannot start the local runtime: {exc}. Is `make local` already running? "
             "Stop it or set HUILIU_HTTP_PORT / HUILIU_AWS_PORT."
         )
         return 1
     try:
-        _print_banner(runtime, say)
+        print_banner(runtime, say)
         say(f"\n(started in {time.perf_counter() - started:.1f}s)\n")
-        say("== 1. Sample webhooks from events/, signed as each source signs them ==")
+        from huiliu_infra import demo_segments
+
+        say("== 0. Segments from examples/segments/: huiliu segments apply -f examples/segments ==")
+        say(demo_segments.indent(demo_segments.apply_examples(runtime)))
+        say("\n== 0b. The three classic journeys: huiliu journeys apply --examples ==")
+        journeys_demo.apply_examples(runtime, say)
+        say("\n== 1. Sample webhooks from events/, signed as each source signs them ==")
         rows = []
         for request in sample_requests(runtime.tenant["connectors"]):
             status, reply = sources.send(request)
@@ -195,6 +215,15 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         say("\n== 3b. One person's 360 view: huiliu profiles get --phone 13800138000 ==")
         say(_profile_view(runtime, "13800138000"))
 
+        say("\n== 3c. Segments: a new order now, then the audiences (huiliu segments list) ==")
+        demo_segments.order_now(runtime)
+        runtime.drain(timeout=60)
+        say(demo_segments.indent(demo_segments.audiences(runtime)))
+        say("\n  huiliu segments why vip --phone 13800138000")
+        say(demo_segments.indent(demo_segments.why(runtime, "vip", "13800138000")))
+        say("\n  Transitions on the bus:")
+        say(demo_segments.indent("\n".join(demo_segments.transitions(runtime))))
+
         say("\n== 4. Time moves: three days in one-hour steps (journey tick, segment sweep) ==")
         before = runtime.stats.summary()
         runtime.advance(timedelta(days=3), step=timedelta(hours=1))
@@ -203,13 +232,19 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
             ran = after.get(fn, {}).get("invocations", 0) - before.get(fn, {}).get("invocations", 0)
             say(f"  {fn}: {ran} ticks, clock now {runtime.clock.now():%Y-%m-%d %H:%M} UTC")
 
+        say("\n== 4b. 28 more days in one-day steps: 'ordered in the last 30 days' ends by time alone ==")
+        demo_segments.leave_by_time(runtime, say)
+
+        say("\n== 4c. Journeys: enrollments and the messages they requested ==")
+        journeys_demo.story(runtime, say)
+
         say("\n== 5. Dead-letter queues ==")
         depths = runtime.queue_depths()
         say("  " + ", ".join(f"{k}={v}" for k, v in depths.items() if k.endswith("DLQ")))
 
         say("\n== 6. Messages sent ==")
         say(
-            "  none yet: the segments, journeys and notify stages are wired (their queues and handlers\n"
+            "  none yet: the journeys and notify stages are wired (their queues and handlers\n"
             "  receive every event above) but their logic is still to come — see the open issues."
         )
         say(

@@ -10,9 +10,10 @@ A stage is a service object; its Lambda handler is built here::
 picks the typed contract by ``detail-type`` (:mod:`huiliu.contracts`), acknowledges and logs the
 types the service does not accept, binds the correlation id, calls ``service.handle(event)`` and
 publishes what it returns. A record that fails fails alone (Powertools BatchProcessor, partial batch
-response); the message is redelivered and, after ``maxReceiveCount``, lands in the DLQ. A record
-that can never succeed (a body that is not a valid contract) is reported as a failure too: it
-reaches the DLQ with its reason in the log, never silently dropped.
+response); the message is redelivered and, on its last attempt (``maxReceiveCount``), the runner
+moves it to the DLQ itself with a ``failure_reason`` message attribute (:mod:`huiliu.dead_letters`;
+``huiliu dlq show`` prints it). A record that can never succeed (a body that is not a valid
+contract) is reported as a failure too: it reaches the DLQ with its reason, never silently dropped.
 
 Deduplication: within one container, event ids already handled are remembered (an LRU), so a batch
 that carries the same event twice, or a quick redelivery, costs nothing. Across containers the
@@ -163,13 +164,23 @@ def event_key(event: BaseModel) -> str | None:
 
 
 def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -> Handler:
-    """The Lambda handler of a queue-fed stage (SQS records of bus events, partial batch response)."""
-    state = _STAGES.setdefault(stage, _Stage(stage, build))
-    if build is not None and state.build is None:
-        state.build = build
+    """The Lambda handler of a queue-fed stage (SQS records of bus events, partial batch response).
+
+    Called when the handler module is imported — a new container: it starts with no service, no
+    publisher and no memory of events (a local runtime that re-imports handlers gets fresh ones)."""
+    state = _STAGES[stage] = _Stage(stage, build)
     processor = BatchProcessor(event_type=EventType.SQS)
 
     def record_handler(record: Any) -> None:
+        try:
+            handle_record(record)
+        except Exception as exc:
+            from huiliu.dead_letters import forward_if_last_attempt
+
+            if not forward_if_last_attempt(record, exc, stage):
+                raise
+
+    def handle_record(record: Any) -> None:
         try:
             detail_type, event = parse_record_body(record.body)
         except BadRecord as exc:
@@ -222,9 +233,7 @@ def tick_time(event: dict[str, Any]) -> datetime:
 
 def tick_handler(stage: str, build: Callable[[], TickService] | None = None) -> Handler:
     """The Lambda handler of a scheduled stage: processes everything due at or before the tick."""
-    state = _STAGES.setdefault(stage, _Stage(stage, build))
-    if build is not None and state.build is None:
-        state.build = build
+    state = _STAGES[stage] = _Stage(stage, build)
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler

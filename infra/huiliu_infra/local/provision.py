@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from huiliu_infra import ROOT, cfn
+from huiliu_infra.local import support
 
 TEMPLATE = ROOT / "template.yaml"
 # Function env keys that differ per function are applied per invocation, not process-wide.
@@ -149,6 +150,7 @@ def provision(
     params = {"Stage": stage, "HashSalt": LOCAL_HASH_SALT, **(parameters or {})}
     template = cfn.load_template(template_path)
     translated = cfn.translate(template, params, region)
+    support.check(translated)  # refuse what the runtime does not model, before creating anything
     resources: dict[str, Any] = translated["Resources"]
     names = cfn.Names(region=region, stack=stack)
     resolver = cfn.Resolver(translated, names, params)

@@ -97,6 +97,27 @@ class RuntimeStats:
         return out
 
 
+class PortInUse(OSError):
+    """A port the local runtime needs is taken (another `huiliu local` or `make demo` running?)."""
+
+
+def check_ports(host: str, ports: list[int]) -> None:
+    """Fail at once, with the message, when a port is taken (instead of a server thread that dies
+    with "Address already in use" while start-up waits)."""
+    import socket
+
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                raise PortInUse(
+                    f"port {port} on {host} is already in use ({exc.strerror}); stop what holds it or "
+                    "pick other ports: --port / --aws-port (HUILIU_HTTP_PORT / HUILIU_AWS_PORT)"
+                ) from exc
+
+
 def schedule_event(sched: ScheduleSpec, due: datetime, region: str) -> dict[str, Any]:
     """What EventBridge Scheduler hands the target: the schedule's Input with its context
     attributes filled in, or (no Input) an EventBridge-style scheduled event."""
@@ -157,6 +178,7 @@ class LocalRuntime:
         # correlation id) in process-wide state, so concurrent handlers would mix their log context.
         self._invoke_lock = threading.Lock()
         self._next_fire: dict[str, datetime] = {}
+        self._env_of: str | None = None  # the function whose environment settings were read with
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -164,6 +186,7 @@ class LocalRuntime:
         return f"http://{self.http_host}:{self.http_port}"
 
     def start(self) -> LocalRuntime:
+        check_ports(self.http_host, [p for p in (self.http_port, 0 if self.endpoint else self.aws_port) if p])
         self._start_aws()
         region = os.environ.setdefault("AWS_REGION", "ap-east-1")
         os.environ.setdefault("AWS_DEFAULT_REGION", region)
@@ -290,7 +313,7 @@ class LocalRuntime:
             self._busy += 1
         started = time.perf_counter()
         try:
-            with self._invoke_lock:
+            with self._invoke_lock, self._function_env(spec):
                 result = load_handler(spec)(event, context)
         except Exception as exc:
             self.stats.add(
@@ -304,6 +327,33 @@ class LocalRuntime:
         failures = len(result.get("batchItemFailures", [])) if isinstance(result, dict) else 0
         self.stats.add(Invocation(function, True, (time.perf_counter() - started) * 1000, failures=failures))
         return result
+
+    @contextlib.contextmanager
+    def _function_env(self, spec: Any) -> Any:
+        """Run a handler with its own environment from the template: the process's base variables
+        (endpoint, region, credentials), its own variables and service name, none of another
+        function's. Settings are re-read when the function changes."""
+        from huiliu.settings import get_settings
+
+        assert self.deployment is not None
+        saved = dict(os.environ)
+        others = {k for fn in self.deployment.functions.values() for k in fn.env}
+        for key in others - set(spec.env):
+            os.environ.pop(key, None)
+        os.environ.update(spec.env)
+        if self._env_of != spec.logical:
+            get_settings.cache_clear()
+            self._env_of = spec.logical
+        try:
+            yield
+        finally:
+            # Put back what changed, key by key: pollers and HTTP threads read the environment
+            # meanwhile (endpoint, credentials), which must never be missing, even for a moment.
+            for key in set(os.environ) - set(saved):
+                os.environ.pop(key, None)
+            for key, value in saved.items():
+                if os.environ.get(key) != value:
+                    os.environ[key] = value
 
     # ------------------------------------------------------------------ HTTP
     def _start_http(self) -> None:
