@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from huiliu.errors import ConditionFailed, NotFound
 from huiliu.models import TENANT_ID_PATTERN
+from huiliu.notify.settings import NotifySecrets, NotifySettings
 from huiliu.storage.dynamo import DynamoRepository
 
 
@@ -49,6 +50,8 @@ class TenantSettings(BaseModel):
     # Extra values that never identify anyone (a shop's placeholder phone, "noemail@x.com" …).
     blocked_values: list[str] = Field(default_factory=list)
     enabled_connectors: list[Connector] = Field(default_factory=lambda: list(Connector))
+    # Senders, SMS provider, frequency caps (huiliu.notify.settings).
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 class YouzanSecrets(BaseModel):
@@ -98,6 +101,7 @@ class TenantSecrets(BaseModel):
     shopify: ShopifySecrets | None = None
     signed_json: SignedJsonSecrets | None = Field(default=None, alias="signed-json")
     segment: SegmentSecrets | None = None
+    notify: NotifySecrets | None = None
 
     model_config = {"populate_by_name": True}
 
