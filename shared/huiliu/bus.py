@@ -49,7 +49,8 @@ def _chunks(entries: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
     chunk: list[dict[str, Any]] = []
     size = 0
     for entry in entries:
-        entry_size = len(entry["Detail"]) + len(entry["DetailType"]) + len(entry["Source"])
+        # EventBridge counts UTF-8 bytes (a Chinese character is 3), not characters.
+        entry_size = sum(len(entry[k].encode()) for k in ("Detail", "DetailType", "Source"))
         if chunk and (len(chunk) == MAX_ENTRIES or size + entry_size > MAX_REQUEST_BYTES):
             yield chunk
             chunk, size = [], 0

@@ -70,6 +70,9 @@ class ScheduleSpec:
     expression: str
     function: str
     seconds: int
+    # The target's Input (JSON text) as in the template; ``<aws.scheduler.scheduled-time>`` is
+    # replaced by the tick's time when it fires, as EventBridge Scheduler does.
+    input: str | None = None
 
 
 @dataclass
@@ -351,7 +354,11 @@ def provision(
         expression = props["ScheduleExpression"]
         deployment.schedules.append(
             ScheduleSpec(
-                logical=logical, expression=expression, function=fn_logical, seconds=rate_seconds(expression)
+                logical=logical,
+                expression=expression,
+                function=fn_logical,
+                seconds=rate_seconds(expression),
+                input=props["Target"].get("Input"),
             )
         )
 

@@ -39,7 +39,7 @@ from huiliu_infra.local.lambda_runtime import (
     make_context,
     unload_handlers,
 )
-from huiliu_infra.local.provision import ROOT, Deployment, MappingSpec, provision
+from huiliu_infra.local.provision import ROOT, Deployment, MappingSpec, ScheduleSpec, provision
 
 log = logging.getLogger("huiliu.local")
 STATE_DIR = ROOT / ".huiliu"
@@ -77,6 +77,28 @@ class RuntimeStats:
                 row["errors"] += 0 if inv.ok else 1
                 row["record_failures"] += inv.failures
         return out
+
+
+def schedule_event(sched: ScheduleSpec, due: datetime, region: str) -> dict[str, Any]:
+    """What EventBridge Scheduler hands the target: the schedule's Input with its context
+    attributes filled in, or (no Input) an EventBridge-style scheduled event."""
+    scheduled = due.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if sched.input is not None:
+        text = sched.input.replace("<aws.scheduler.scheduled-time>", scheduled)
+        text = text.replace("<aws.scheduler.schedule-arn>", sched.logical)
+        text = text.replace("<aws.scheduler.execution-id>", secrets.token_hex(8))
+        return json.loads(text)
+    return {
+        "version": "0",
+        "id": secrets.token_hex(8),
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": scheduled,
+        "region": region,
+        "resources": [sched.logical],
+        "detail": {},
+    }
 
 
 class LocalRuntime:
@@ -471,17 +493,7 @@ class LocalRuntime:
                 # A long jump fires once, at the latest due time (as Scheduler catching up would).
                 periods = int((now - due).total_seconds() // sched.seconds)
                 due = due + timedelta(seconds=periods * sched.seconds)
-                event = {
-                    "version": "0",
-                    "id": secrets.token_hex(8),
-                    "detail-type": "Scheduled Event",
-                    "source": "aws.scheduler",
-                    "account": "123456789012",
-                    "time": due.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "region": self.deployment.region,
-                    "resources": [sched.logical],
-                    "detail": {},
-                }
+                event = schedule_event(sched, due, self.deployment.region)
                 # A failing tick is logged by invoke; Scheduler's retries are AWS-side.
                 with contextlib.suppress(Exception):
                     self.invoke(sched.function, event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,17 +14,53 @@ from huiliu.errors import BadRequest, UnsupportedMediaType
 JSON_TYPES = frozenset({"application/json", "text/json", "application/vnd.api+json", "text/plain", ""})
 
 
+# A \uD800-\uDFFF escape: the only way a lone surrogate gets into parsed JSON (raw UTF-8 cannot hold one).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _NumberOverflow(ValueError):
+    pass
+
+
 def _no_constants(value: str) -> Any:
     raise ValueError(f"invalid JSON constant {value}")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: beyond a double; json would make it inf (stored as null)
+        raise _NumberOverflow(text[:40])
+    return value
+
+
+def replace_lone_surrogates(value: Any) -> Any:
+    """Lone UTF-16 surrogates (from ``"\\ud800"`` escapes) → U+FFFD, in keys and strings, as Go's and
+    JavaScript's JSON decoders do; they cannot be encoded as UTF-8 (nor stored, nor published)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {replace_lone_surrogates(k): replace_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_lone_surrogates(v) for v in value]
+    return value
+
+
 def parse_json_bytes(body: bytes, *, what: str = "body") -> Any:
-    """Parse JSON bytes (UTF-8, BOM tolerated); BadRequest(invalid_json) for anything else."""
+    """Parse JSON bytes (UTF-8, BOM tolerated); BadRequest(invalid_json) for anything else.
+
+    A number beyond a double (``1e400``) → BadRequest(invalid_number); lone surrogates → U+FFFD.
+    """
     try:
         text = body.decode("utf-8-sig")
-        return json.loads(text, parse_constant=_no_constants)
+        value = json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
+    except _NumberOverflow as exc:
+        raise BadRequest(f"{what} holds a number beyond a double: {exc}", reason="invalid_number") from exc
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest(f"{what} is not valid JSON", reason="invalid_json") from exc
+    if _SURROGATE_ESCAPE.search(body):
+        value = replace_lone_surrogates(value)
+    return value
 
 
 def parse_json_object(body: bytes, *, what: str = "body") -> dict[str, Any]:
@@ -110,4 +147,6 @@ def money(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) else None
+    if not math.isfinite(number):  # "1e400" / "Infinity": an amount, not text to ignore (was 0)
+        raise BadRequest(f"amount {str(value)[:40]!r} is not a finite number", reason="invalid_amount")
+    return number

@@ -55,6 +55,11 @@ _EXTERNAL_ALIASES = {
 }
 
 
+def message_bytes(message: Any) -> int:
+    """A message's size as UTF-8 JSON (what Segment's 32 KB per-call limit counts)."""
+    return len(json.dumps(message, separators=(",", ":"), default=str, ensure_ascii=False).encode())
+
+
 def call_type_from_path(path: str) -> str | None:
     """The call type of ``/v1/{type}``; None on the hooks route (the body says: ``type`` or ``batch``)."""
     if path.startswith("/v1/hooks/"):
@@ -200,15 +205,17 @@ class SegmentConnector(Connector):
             )
         sent_at = body.get("sentAt")
         shared_context = body.get("context") if isinstance(body.get("context"), dict) else None
-        check_each = len(request.body) > MAX_CALL_BYTES  # only then can one event exceed 32 KB
+        # Only then can one message exceed 32 KB: the body holds it, plus the shared context merged in.
+        check_each = len(request.body) > MAX_CALL_BYTES or shared_context is not None
         events: list[CanonicalEvent] = []
         for index, message in enumerate(batch):
-            if check_each and len(json.dumps(message, default=str).encode()) > MAX_CALL_BYTES:
-                raise PayloadTooLarge(
-                    f"batch[{index}] is larger than {MAX_CALL_BYTES} bytes", reason="event_too_large"
-                )
             if shared_context and isinstance(message, dict) and "context" not in message:
                 message = {**message, "context": shared_context}
+            if check_each and message_bytes(message) > MAX_CALL_BYTES:
+                raise PayloadTooLarge(
+                    f"batch[{index}] is larger than {MAX_CALL_BYTES} bytes (UTF-8, with the batch context)",
+                    reason="event_too_large",
+                )
             events.append(translate(message, None, tenant, now, batch_sent_at=sent_at, position=f"[{index}]"))
         delivery = digest_id(*(e.message_id for e in events)) if events else None
         return ConnectorResult(events=events, reply=SUCCESS, delivery_id=delivery)

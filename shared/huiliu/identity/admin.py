@@ -13,6 +13,15 @@ from typing import Any
 
 from huiliu.bus import OutgoingEvent
 from huiliu.clock import Clock, default_clock
+from huiliu.contracts import (
+    ChangeSet,
+    IdentifierRef,
+    ProfileChanged,
+    ProfileErased,
+    ProfileSnapshot,
+    ProfileUnmerged,
+    derive_event_id,
+)
 from huiliu.errors import BadRequest, Conflict, NotFound
 from huiliu.identifiers import InvalidIdentifier, is_valid_type
 from huiliu.identity.profile import (
@@ -33,8 +42,8 @@ from huiliu.identity.repository import (
     valid_cursor,
 )
 from huiliu.identity.rules import IdentityRules, TraitStrategy
-from huiliu.identity.service import SOURCE, profile_summary
-from huiliu.models import DetailType, Identifier
+from huiliu.identity.service import profile_summary
+from huiliu.models import Identifier
 from huiliu.tenants import TenantSettings
 
 MAX_CHAIN = 16
@@ -202,35 +211,29 @@ class ProfileAdmin:
         record = dict(record, status="undone", undone_at=now)
         writes.merge_updates.append((record["pk"], record["sk"], record))
         self.repo.commit(tenant, writes)
-        detail = {"tenant_id": tenant, "correlation_id": record.get("correlation_id"), "occurred_at": now}
+        base = {"tenant_id": tenant, "correlation_id": record.get("correlation_id"), "occurred_at": now}
+        cause = f"{tenant}#unmerge#{record['merge_id']}"
         events = [
-            OutgoingEvent(
-                SOURCE,
-                DetailType.PROFILE_UNMERGED,
-                detail
-                | {
-                    "profile_id": profile_id,
-                    "restored_id": restored.profile_id,
-                    "merge_id": record["merge_id"],
-                    "identifiers_returned": [
-                        {"type": i.type, "value": i.value} for i in restored.identifiers
-                    ],
-                },
-            ),
+            ProfileUnmerged(
+                **base,
+                event_id=derive_event_id(cause, ProfileUnmerged.DETAIL_TYPE),
+                profile_id=profile_id,
+                version=after.version,
+                restored_id=restored.profile_id,
+                merge_id=record["merge_id"],
+                identifiers_returned=[
+                    IdentifierRef(type=i.type, value=i.value) for i in restored.identifiers
+                ],
+            ).outgoing(),
             *(
-                OutgoingEvent(
-                    SOURCE,
-                    DetailType.PROFILE_CHANGED,
-                    detail
-                    | {
-                        "profile_id": p.profile_id,
-                        "created": False,
-                        "changed": {"unmerged": record["merge_id"]},
-                        "merged_from": [],
-                        "event": None,
-                        "profile": profile_summary(p),
-                    },
-                )
+                ProfileChanged(
+                    **base,
+                    event_id=derive_event_id(cause, ProfileChanged.DETAIL_TYPE, p.profile_id),
+                    profile_id=p.profile_id,
+                    version=p.version,
+                    changed=ChangeSet(unmerged=record["merge_id"]),
+                    profile=ProfileSnapshot.model_validate(profile_summary(p)),
+                ).outgoing()
                 for p in (after, restored)
             ),
         ]
@@ -297,18 +300,15 @@ class ProfileAdmin:
             erased_at=now,
             rewrites=rewrites,
         )
-        event = OutgoingEvent(
-            SOURCE,
-            DetailType.PROFILE_ERASED,
-            {
-                "tenant_id": tenant,
-                "profile_id": live.profile_id,
-                "profile_ids": ids,
-                "correlation_id": None,
-                "occurred_at": now,
-                "identifier_count": len(identifiers),
-            },
-        )
+        event = ProfileErased(
+            event_id=derive_event_id(tenant, "erase", live.profile_id, now),
+            tenant_id=tenant,
+            occurred_at=now,
+            profile_id=live.profile_id,
+            version=live.version + 1,
+            profile_ids=ids,
+            identifier_count=len(identifiers),
+        ).outgoing()
         body = {
             "profile_id": live.profile_id,
             "profile_ids": ids,

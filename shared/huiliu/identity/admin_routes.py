@@ -62,6 +62,7 @@ def _tenant() -> str:
 
 
 MAX_LIMIT = 200
+MAX_BODY_DEPTH = 4
 
 
 def _body(name: str) -> Any:
@@ -72,7 +73,14 @@ def _body(name: str) -> Any:
 
     model = getattr(admin_bodies, name)
     try:
-        return model.model_validate(router.current_event.json_body or {})
+        raw = router.current_event.json_body or {}
+    except RecursionError as exc:  # thousands of levels: json itself gives up
+        raise BadRequest("invalid body: nested too deep", reason="bad_body") from exc
+    from huiliu.connectors.limits import check_value
+
+    check_value(raw, "body", max_depth=MAX_BODY_DEPTH)  # admin bodies are flat: 400 too_deep
+    try:
+        return model.model_validate(raw)
     except ValidationError as exc:
         # a short field/reason list, not pydantic's full text (with its documentation URLs)
         problems = []

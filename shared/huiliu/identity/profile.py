@@ -7,6 +7,8 @@ newer value, and merging two profiles combines them trait by trait with the same
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,17 @@ ORDER_EVENTS = frozenset({"Order Completed", "Order Paid"})
 REFUND_EVENT = "Order Refunded"
 MAX_PRODUCTS = 100
 MAX_EVENT_NAMES = 200
+# A product id in ``products_bought`` keeps at most this many characters.
+MAX_PRODUCT_ID = 200
+# A profile's traits (with their survivorship stamps) and tags take at most this many bytes (UTF-8
+# JSON). An event's trait values and tags that would go beyond are not stored — the event is still
+# processed (timeline, computed attributes, consent, identifiers) — and a merge folds the absorbed
+# profile's traits in only while they fit (docs/identity.md, "Profile size"). With the event bound
+# at ingest (64 KB) this keeps the profile item, the merge record (two profiles) and profile.changed
+# (the profile next to the event) within DynamoDB's 400 KB and EventBridge's 256 KB.
+MAX_TRAIT_BYTES = 32 * 1024
+# Sums (revenue_total, SUM traits) saturate here: DynamoDB numbers end at 9.99E+125.
+MAX_SUM = 9.9e125
 # Traits with a special home on the profile rather than in ``traits``.
 CONSENT_KEY = "consent"
 TAGS_KEY = "tags"
@@ -32,14 +45,26 @@ def _num(value: Any) -> float:
     if isinstance(value, bool) or value is None:
         return 0.0
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return 0.0
+    return number if math.isfinite(number) else 0.0  # "NaN" / "inf" as text: not an amount
 
 
 def _round(value: float) -> float | int:
+    """A sum as DynamoDB can hold it: saturated at ±MAX_SUM, an int only while exact (< 2**53)."""
+    if not math.isfinite(value) or abs(value) > MAX_SUM:
+        value = math.copysign(MAX_SUM, value) if not math.isnan(value) else 0.0
     rounded = round(value, 6)
-    return int(rounded) if rounded == int(rounded) else rounded
+    return int(rounded) if rounded == int(rounded) and abs(rounded) < 2**53 else rounded
+
+
+def _bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def _trait_bytes(name: str, value: Any, meta: Any) -> int:
+    return _bytes(name) * 2 + _bytes(value) + _bytes(meta) + 2
 
 
 def _dup(value: Any) -> Any:
@@ -80,6 +105,8 @@ class Profile:
     merge_count: int = 0
     version: int = 0
     updated_at: str | None = None
+    # trait names (and tags) not stored because the profile was at MAX_TRAIT_BYTES (not persisted)
+    dropped_traits: list[str] = field(default_factory=list, compare=False, repr=False)
 
     # -- (de)serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -183,6 +210,49 @@ class Profile:
         self.trait_meta[name] = stamp
         return changed
 
+    def trait_bytes(self) -> int:
+        """What the trait budget counts: traits with their stamps, and tags."""
+        return sum(_trait_bytes(n, v, self.trait_meta.get(n)) for n, v in self.traits.items()) + _bytes(
+            self.tags
+        )
+
+    def offer_trait(
+        self, name: str, value: Any, stamp: list[str], strategy: TraitStrategy, used: int
+    ) -> tuple[bool, int]:
+        """``set_trait`` within MAX_TRAIT_BYTES: (changed, bytes used after); a value that does not
+        fit is not stored (the previous one stays)."""
+        had = name in self.traits
+        old, old_meta = self.traits.get(name), self.trait_meta.get(name)
+        before = _trait_bytes(name, old, old_meta) if had else 0
+        if not self.set_trait(name, value, stamp, strategy):
+            return False, used
+        after = _trait_bytes(name, self.traits[name], self.trait_meta.get(name))
+        if used - before + after <= MAX_TRAIT_BYTES:
+            return True, used - before + after
+        if had:
+            self.traits[name] = old
+            self.trait_meta[name] = old_meta  # type: ignore[assignment]
+        else:
+            self.traits.pop(name, None)
+            self.trait_meta.pop(name, None)
+        self.dropped_traits.append(name)
+        return False, used
+
+    def add_tags(self, tags: list[str], used: int) -> tuple[list[str], int]:
+        """New tags, in order, while they fit MAX_TRAIT_BYTES: (added, bytes used after)."""
+        fresh = sorted(set(tags) - set(self.tags))
+        added = []
+        for tag in fresh:
+            size = _bytes(tag) + 1
+            if used + size > MAX_TRAIT_BYTES:
+                self.dropped_traits.append(f"tags:{tag[:40]}")
+                continue
+            added.append(tag)
+            used += size
+        if added:
+            self.tags = sorted(set(self.tags) | set(added))
+        return added, used
+
     def set_consent(self, channel: str, granted: bool, at: str) -> bool:
         held = self.consent.get(channel)
         if held and held.get("at", "") >= at:
@@ -235,7 +305,7 @@ def order_facts(event: CanonicalEvent) -> OrderFacts | None:
         if isinstance(product, dict):
             pid = product.get("product_id") or product.get("sku") or product.get("name")
             if pid is not None:
-                products.append(str(pid))
+                products.append(str(pid)[:MAX_PRODUCT_ID])
     order_id = props.get("order_id")
     return OrderFacts(
         order_id=str(order_id) if order_id not in (None, "") else None,
@@ -257,12 +327,14 @@ def apply_event(
     changes = Changes()
     when = iso(event.timestamp)
     stamp = [when, event.message_id]
+    used = profile.trait_bytes() if event.traits else 0
     for name, value in event.traits.items():
         if name == CONSENT_KEY and isinstance(value, dict):
             continue
         if name == TAGS_KEY and isinstance(value, list):
             continue
-        if profile.set_trait(name, value, stamp, rules.strategy(name)):
+        changed, used = profile.offer_trait(name, value, stamp, rules.strategy(name), used)
+        if changed:
             changes.traits[name] = profile.traits[name]
     consent: dict[str, Any] = {}
     for source in (event.context.get(CONSENT_KEY), event.traits.get(CONSENT_KEY)):
@@ -273,11 +345,17 @@ def apply_event(
             changes.consent[str(channel)] = granted
     tags = event.traits.get(TAGS_KEY)
     if isinstance(tags, list):
-        fresh = sorted({str(t) for t in tags} - set(profile.tags))
+        fresh, used = profile.add_tags([str(t) for t in tags], used)
         if fresh:
-            profile.tags = sorted(set(profile.tags) | set(fresh))
             changes.tags_added = fresh
     _apply_computed(profile, event, when, changes, count_order=count_order, count_refund=count_refund)
+    if profile.dropped_traits:
+        from huiliu.observability import logger
+
+        logger.warning(
+            "profile trait budget reached: values not stored",
+            extra={"profile_id": profile.profile_id, "dropped": profile.dropped_traits[:20]},
+        )
     return changes
 
 
@@ -390,6 +468,7 @@ def merge_computed(a: dict[str, Any], b: dict[str, Any], *, sign: int = 1) -> di
 def merge_profiles(survivor: Profile, loser: Profile, rules: IdentityRules) -> None:
     """Fold ``loser`` into ``survivor`` (identifiers, traits by strategy, tags, consent, computed)."""
     survivor.add_identifiers(loser.identifiers)
+    used = survivor.trait_bytes()
     for name, value in loser.traits.items():
         stamp = loser.trait_meta.get(name, ["", ""])
         strategy = rules.strategy(name)
@@ -397,9 +476,9 @@ def merge_profiles(survivor: Profile, loser: Profile, rules: IdentityRules) -> N
             survivor.traits[name] = _round(_num(survivor.traits.get(name)) + _num(value))
             held = survivor.trait_meta.get(name)
             survivor.trait_meta[name] = max(held, stamp) if held else stamp
-        else:
-            survivor.set_trait(name, value, stamp, strategy)
-    survivor.tags = sorted(set(survivor.tags) | set(loser.tags))
+        else:  # the absorbed profile's traits fold in while they fit the budget
+            _changed, used = survivor.offer_trait(name, value, stamp, strategy, used)
+    survivor.add_tags(loser.tags, used)
     for channel, entry in loser.consent.items():
         survivor.set_consent(channel, bool(entry.get("granted")), str(entry.get("at", "")))
     survivor.computed = merge_computed(survivor.computed, loser.computed)

@@ -13,6 +13,11 @@ T#{t}#MSG#{connector}#{msg}     PROCESSED           processed marker + its event
 T#{t}#ORDER#{order_id}          COUNTED / REFUNDED  an order counted once per order id
 T#{t}#ERASED#{hmac}             ERASED              salted hash of an erased identifier
 ==============================  ==================  =============================================
+
+A live profile item also carries ``gsi2pk = T#{t}#PROFILES#{shard}`` / ``gsi2sk = profile_id``: the
+per-tenant profile index (``gsi2``, keys only, 16 shards so a big tenant's index writes spread over
+partitions) that snapshot replay pages through without a table scan. A tombstone leaves the index.
+Keys-only: a profile update that keeps the keys writes nothing to the index.
 """
 
 from __future__ import annotations
@@ -81,6 +86,16 @@ def merge_of_pk(tenant: str, absorbed_id: str) -> str:
 
 
 MAX_CURSOR = 400
+PROFILE_INDEX = "gsi2"
+PROFILE_SHARDS = 16
+
+
+def profile_shard(profile_id: str) -> int:
+    return int(hashlib.sha256(profile_id.encode()).hexdigest()[:8], 16) % PROFILE_SHARDS
+
+
+def profile_index_pk(tenant: str, shard: int) -> str:
+    return f"T#{tenant}#PROFILES#{shard:02d}"
 
 
 def valid_cursor(cursor: str) -> bool:
@@ -188,11 +203,13 @@ class IdentityRepository(DynamoRepository):
         items = self.batch_get([(pk, ERASED_SK) for pk in by_erased])
         return {by_erased[i["pk"]]: i["erased_at"] for i in items}
 
-    def load_profiles(self, tenant: str, profile_ids: Iterable[str]) -> dict[str, Profile]:
+    def load_profiles(
+        self, tenant: str, profile_ids: Iterable[str], *, consistent: bool = True
+    ) -> dict[str, Profile]:
         ids = list(dict.fromkeys(profile_ids))
         if not ids:
             return {}
-        items = self.batch_get([(profile_pk(tenant, p), PROFILE_SK) for p in ids])
+        items = self.batch_get([(profile_pk(tenant, p), PROFILE_SK) for p in ids], consistent=consistent)
         return {i["profile_id"]: Profile.from_dict(i) for i in items}
 
     def commit(self, tenant: str, writes: WriteSet) -> None:
@@ -200,6 +217,9 @@ class IdentityRepository(DynamoRepository):
         ops: list[dict[str, Any]] = []
         for profile, expected in writes.profiles:
             item = {"pk": profile_pk(tenant, profile.profile_id), "sk": PROFILE_SK, **profile.to_dict()}
+            if not profile.merged_into:
+                item["gsi2pk"] = profile_index_pk(tenant, profile_shard(profile.profile_id))
+                item["gsi2sk"] = profile.profile_id
             ops.append(_conditional_put(item, "version", expected))
         for ident, owner, expected_owner in writes.claims:
             item = {
@@ -227,6 +247,30 @@ class IdentityRepository(DynamoRepository):
             self.put(ops[0]["Put"]["item"])
         else:
             self.transact(ops)
+
+    def profile_ids_page(
+        self, tenant: str, shard: int, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[str], str | None]:
+        """One page of a tenant's live profile ids in one index shard, and the last id if more remain."""
+        page = self.query(
+            profile_index_pk(tenant, shard),
+            index=PROFILE_INDEX,
+            pk_name="gsi2pk",
+            sk_name="gsi2sk",
+            limit=limit,
+            start_key=(
+                {
+                    "pk": profile_pk(tenant, after),
+                    "sk": PROFILE_SK,
+                    "gsi2pk": profile_index_pk(tenant, shard),
+                    "gsi2sk": after,
+                }
+                if after
+                else None
+            ),
+        )
+        ids = [str(i["gsi2sk"]) for i in page.items]
+        return ids, (ids[-1] if page.next_key and ids else None)
 
     # -- reads for the admin side --------------------------------------------------------------
     def claim_owner(self, tenant: str, ident: Identifier) -> str | None:

@@ -27,6 +27,16 @@ from typing import Any
 
 from huiliu.bus import OutgoingEvent
 from huiliu.clock import Clock, default_clock
+from huiliu.contracts import (
+    ChangeSet,
+    IdentifierRef,
+    IdentityConflict,
+    ProfileChanged,
+    ProfileMerged,
+    ProfileSnapshot,
+    TriggerEvent,
+    derive_event_id,
+)
 from huiliu.errors import ConditionFailed
 from huiliu.identity.profile import (
     ORDER_EVENTS,
@@ -48,7 +58,7 @@ from huiliu.identity.repository import (
 )
 from huiliu.identity.resolution import resolve
 from huiliu.identity.rules import IdentityRules
-from huiliu.models import CanonicalEvent, DetailType, Identifier
+from huiliu.models import CanonicalEvent, Identifier
 from huiliu.tenants import TenantSettings
 
 SOURCE = "huiliu.identity"
@@ -74,31 +84,34 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, 0.005 * (2 ** min(attempt, 6))))  # jitter, not crypto
 
 
-def _event_detail(
-    tenant: str, profile_id: str, source: CanonicalEvent | None, now: str, **extra: Any
-) -> dict[str, Any]:
+def _base(tenant: str, source: CanonicalEvent, now: str, kind: str, index: int) -> dict[str, Any]:
+    """Fields every out-event of one canonical event shares; ``event_id`` is derived from the
+    event's dedupe key, so reprocessing the same event republishes the same ids."""
     return {
+        "event_id": derive_event_id(source.dedupe_key, kind, index),
         "tenant_id": tenant,
-        "profile_id": profile_id,
-        "correlation_id": source.correlation_id if source else extra.pop("correlation_id", None),
+        "correlation_id": source.correlation_id,
         "occurred_at": now,
-        **extra,
     }
 
 
-def event_summary(event: CanonicalEvent) -> dict[str, Any]:
-    return {
-        "message_id": event.message_id,
-        "type": str(event.type),
-        "name": event.event,
-        "timestamp": event.timestamp.astimezone(UTC).isoformat(),
-        "source": event.source.connector,
-        "properties": event.properties,
-    }
+def event_summary(event: CanonicalEvent) -> TriggerEvent:
+    return TriggerEvent(
+        message_id=event.message_id,
+        type=str(event.type),
+        name=event.event,
+        timestamp=event.timestamp.astimezone(UTC).isoformat(),
+        source=event.source.connector,
+        properties=event.properties,
+    )
 
 
 def profile_summary(profile: Profile) -> dict[str, Any]:
+    """The snapshot ``profile.changed`` carries (:class:`huiliu.contracts.ProfileSnapshot`)."""
     return {
+        "profile_id": profile.profile_id,
+        "version": profile.version,
+        "created_at": profile.created_at,
         "identifiers": [{"type": i.type, "value": i.value} for i in profile.identifiers],
         "traits": profile.traits,
         "tags": profile.tags,
@@ -166,6 +179,8 @@ def decode_events(
         kind, detail = row[0], _map_identifiers(row[1], lambda r: _deref(r, ids))
         if len(row) > 2 and row[2]:
             detail["profile"] = profile_summary(profile) if profile is not None else None
+            if profile is not None:
+                detail["version"] = profile.version  # the live snapshot's version goes with it
         out.append(OutgoingEvent(SOURCE, kind, detail))
     return out
 
@@ -356,19 +371,14 @@ class IdentityService:
             writes.profiles.append((tomb, loser.version))
             writes.claims += [(i, survivor.profile_id, loser.profile_id) for i in loser.identifiers]
             out.append(
-                OutgoingEvent(
-                    SOURCE,
-                    DetailType.PROFILE_MERGED,
-                    _event_detail(
-                        tenant,
-                        survivor.profile_id,
-                        event,
-                        now,
-                        absorbed_id=loser.profile_id,
-                        merge_id=merge_id,
-                        linking_identifiers=[{"type": i.type, "value": i.value} for i in linking],
-                    ),
-                )
+                ProfileMerged(
+                    **_base(tenant, event, now, ProfileMerged.DETAIL_TYPE, len(out)),
+                    profile_id=survivor.profile_id,
+                    version=(expected or 0) + 1,
+                    absorbed_id=loser.profile_id,
+                    merge_id=merge_id,
+                    linking_identifiers=[IdentifierRef(type=i.type, value=i.value) for i in linking],
+                ).outgoing()
             )
         moved = {c[0] for c in writes.claims}
         settled = {survivor.profile_id, *(p.profile_id for p in losers)}
@@ -414,40 +424,31 @@ class IdentityService:
             "correlation_id": event.correlation_id,
             "ttl": ttl,
         }
+        version = survivor.version
         for conflict in plan.conflicts:
             out.append(
-                OutgoingEvent(
-                    SOURCE,
-                    DetailType.IDENTITY_CONFLICT,
-                    _event_detail(
-                        tenant,
-                        survivor.profile_id,
-                        event,
-                        now,
-                        identifier={"type": conflict.identifier.type, "value": conflict.identifier.value},
-                        reason=conflict.reason,
-                        held_by=conflict.held_by,
-                        message_id=event.message_id,
-                    ),
-                )
+                IdentityConflict(
+                    **_base(tenant, event, now, IdentityConflict.DETAIL_TYPE, len(out)),
+                    profile_id=survivor.profile_id,
+                    version=version,
+                    identifier=IdentifierRef(type=conflict.identifier.type, value=conflict.identifier.value),
+                    reason=conflict.reason,
+                    held_by=conflict.held_by,
+                    message_id=event.message_id,
+                ).outgoing()
             )
         out.insert(
             0,
-            OutgoingEvent(
-                SOURCE,
-                DetailType.PROFILE_CHANGED,
-                _event_detail(
-                    tenant,
-                    survivor.profile_id,
-                    event,
-                    now,
-                    created=expected is None,
-                    changed=changes.to_dict(),
-                    merged_from=[p.profile_id for p in losers],
-                    event=event_summary(event),
-                    profile=profile_summary(survivor),
-                ),
-            ),
+            ProfileChanged(
+                **_base(tenant, event, now, ProfileChanged.DETAIL_TYPE, 0),
+                profile_id=survivor.profile_id,
+                version=version,
+                created=expected is None,
+                changed=ChangeSet.model_validate(changes.to_dict()),
+                merged_from=[p.profile_id for p in losers],
+                event=event_summary(event),
+                profile=ProfileSnapshot.model_validate(profile_summary(survivor)),
+            ).outgoing(),
         )
         writes.marker = {
             "pk": marker_pk(tenant, event.source.connector, event.message_id),

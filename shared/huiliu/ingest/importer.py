@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from huiliu.bus import OutgoingEvent, PartialPublishFailed, Publisher
 from huiliu.connectors.common import money, parse_timestamp
+from huiliu.connectors.limits import check_event
 from huiliu.errors import BadRequest, HuiliuError
 from huiliu.identifiers import KNOWN_TYPES, InvalidIdentifier, normalize
 from huiliu.ingest.idempotency import DedupeStore
@@ -638,7 +639,11 @@ class CsvImporter:
                 continue  # done by an earlier invocation (resumed by line number)
             report.rows += 1
             try:
-                chunk.append(translator.translate(first_line, row))
+                event = translator.translate(first_line, row)
+                check_event(event)  # what the bus and DynamoDB can carry (docs/connectors.md, Bounds)
+                chunk.append(event)
+            except HuiliuError as exc:
+                report.reject(first_line, f"{exc.reason}: {exc.message}"[:300])
             except RowRejected as exc:
                 report.reject(first_line, exc.reason)
             except (ValidationError, ValueError) as exc:

@@ -34,6 +34,7 @@ from huiliu.connectors.base import (
     HttpRequest,
     TenantContext,
 )
+from huiliu.connectors.limits import check_event
 from huiliu.errors import (
     BadRequest,
     HuiliuError,
@@ -292,6 +293,12 @@ class IngestPipeline:
         result = connector.translate(decoded, tenant, now, auth)
         if not result.ingest:
             return Outcome(result.reply, name, tenant_id)
+        many = len(result.events) > 1
+        for index, event in enumerate(result.events):
+            # what later steps can carry (bus entry, DynamoDB item): a 4xx now, not a 5xx or a
+            # dead letter later. The correlation id is part of what gets published.
+            event.correlation_id = correlation_id
+            check_event(event, f"events[{index}]" if many else "")
         # Segment requests carry no signature: archive them decoded (so a body writeKey can be removed).
         archived = decoded if name == "segment" else request
         return self._deliver(archived, result, name, tenant_id, now, force, raw_ref, correlation_id)

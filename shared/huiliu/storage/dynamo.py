@@ -5,6 +5,7 @@ Every table uses generic ``pk`` / ``sk`` keys with the tenant id first (DESIGN Â
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,6 +18,11 @@ from huiliu.errors import ConditionFailed
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
+# Cancellation reasons that mean "another writer got there first": retrying from a fresh read can
+# succeed. Any other reason (ValidationError, ItemCollectionSizeLimitExceeded, throttling â€¦) is not a
+# race and must not be retried as one.
+RACE_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+_REASONS_IN_MESSAGE = re.compile(r"\[([^\]]*)\]\s*$")
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -33,7 +39,11 @@ def _to_dynamo(value: Any) -> Any:
 
 def _from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        # An integral number of up to 38 digits is an int; a larger one (1E+50, written from a
+        # float) stays a float, so writing it back does not need more than 38 digits.
+        if value == value.to_integral_value() and value.adjusted() < 38:
+            return int(value)
+        return float(value)
     if isinstance(value, dict):
         return {k: _from_dynamo(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -53,6 +63,22 @@ def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def serialize_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(_to_dynamo(v)) for k, v in values.items()}
+
+
+def cancellation_reasons(exc: ClientError) -> list[str]:
+    """The per-item reason codes of a TransactionCanceledException (``"None"`` for items that
+    were fine), from the response's ``CancellationReasons`` or, failing that, from the message."""
+    reasons = exc.response.get("CancellationReasons")
+    if isinstance(reasons, list):
+        return [str(r.get("Code") or "None") for r in reasons if isinstance(r, dict)]
+    found = _REASONS_IN_MESSAGE.search(str(exc.response.get("Error", {}).get("Message", "")))
+    return [code.strip() for code in found.group(1).split(",")] if found else []
+
+
+def is_race(exc: ClientError) -> bool:
+    """True when a cancelled transaction lost a race and nothing else went wrong."""
+    codes = {c for c in cancellation_reasons(exc) if c not in ("None", "")}
+    return bool(codes) and codes <= RACE_REASONS
 
 
 @dataclass
@@ -251,6 +277,10 @@ class DynamoRepository:
     def transact(self, operations: list[dict[str, Any]]) -> None:
         """TransactWriteItems with plain-python items; ConditionFailed if any condition fails.
 
+        Only a lost race (conditional check failed, transaction conflict) becomes ConditionFailed;
+        a transaction cancelled for any other reason (a validation error, an item too large,
+        throttling) re-raises the ClientError, so callers fail instead of retrying it as contention.
+
         Each operation is ``{"Put": {"item": {...}, "condition": ...}}``,
         ``{"Update": {"pk":, "sk":, "expression":, "condition":, "names":, "values":}}``,
         ``{"Delete": {"pk":, "sk":, "condition":}}`` or ``{"ConditionCheck": {...}}``.
@@ -270,7 +300,7 @@ class DynamoRepository:
         try:
             resp = self.client.transact_write_items(TransactItems=items, ReturnConsumedCapacity="TOTAL")
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+            if exc.response["Error"]["Code"] == "TransactionCanceledException" and is_race(exc):
                 raise ConditionFailed(str(exc)) from exc
             raise
         self.stats.record("TransactWriteItems", "write", resp)

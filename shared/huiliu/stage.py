@@ -1,0 +1,240 @@
+"""The stage runner: one shape for every bus consumer and every scheduled tick.
+
+A stage is a service object; its Lambda handler is built here::
+
+    # functions/segments/app.py
+    from huiliu.stage import queue_handler
+    handler = queue_handler("segments", build=build_segments_service)
+
+**Queue consumers** (SQS fed by a bus rule): each record's body is an EventBridge event; the runner
+picks the typed contract by ``detail-type`` (:mod:`huiliu.contracts`), acknowledges and logs the
+types the service does not accept, binds the correlation id, calls ``service.handle(event)`` and
+publishes what it returns. A record that fails fails alone (Powertools BatchProcessor, partial batch
+response); the message is redelivered and, after ``maxReceiveCount``, lands in the DLQ. A record
+that can never succeed (a body that is not a valid contract) is reported as a failure too: it
+reaches the DLQ with its reason in the log, never silently dropped.
+
+Deduplication: within one container, event ids already handled are remembered (an LRU), so a batch
+that carries the same event twice, or a quick redelivery, costs nothing. Across containers the
+services are idempotent themselves — version checks, conditional writes, idempotency keys — and
+return the same out-events (same derived ``event_id``) when they see an input again, so a republish
+is deduplicated downstream. The runner adds no DynamoDB write per event.
+
+**Ticks** (EventBridge Scheduler): the schedule's input is ``{"time": "<aws.scheduler.scheduled-time>"}``
+(template.yaml), so AWS and the local runtime hand the tick the same time; ``service.tick(now)``
+processes everything due at or before it (a tick that ran late, or missed ticks collapsed by the
+local runtime, catch up in one call).
+
+Collaborators are injected with :func:`configure` (tests, the local runtime, benchmarks); the real
+ones are built on first use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from pydantic import BaseModel
+
+from huiliu.bus import OutgoingEvent, Publisher
+from huiliu.observability import bind_correlation, logger, metrics, tracer
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+Out = BaseModel | OutgoingEvent
+SEEN_LIMIT = 10_000
+
+
+@runtime_checkable
+class StageService(Protocol):
+    """A queue-fed stage: the contracts it accepts and what it does with one event."""
+
+    accepts: tuple[type[BaseModel], ...]
+
+    def handle(self, event: Any) -> Sequence[Out]: ...
+
+
+@runtime_checkable
+class TickService(Protocol):
+    """A scheduled stage: process everything due at or before ``now``."""
+
+    def tick(self, now: datetime) -> Sequence[Out]: ...
+
+
+class BadRecord(ValueError):
+    """The record is not a bus event of any contract (it goes to the DLQ with this reason)."""
+
+
+@dataclass
+class _Stage:
+    name: str
+    build: Callable[[], Any] | None
+    service: Any = None
+    publisher: Publisher | None = None
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def get_service(self) -> Any:
+        if self.service is None:
+            if self.build is None:
+                raise RuntimeError(f"stage {self.name} has no service")
+            self.service = self.build()
+        return self.service
+
+    def get_publisher(self) -> Publisher:
+        if self.publisher is None:
+            from huiliu.bus import EventBridgePublisher
+            from huiliu.settings import get_settings
+
+            self.publisher = EventBridgePublisher(get_settings().event_bus_name)
+        return self.publisher
+
+    def remember(self, event_id: str) -> None:
+        self.seen[event_id] = None
+        self.seen.move_to_end(event_id)
+        while len(self.seen) > SEEN_LIMIT:
+            self.seen.popitem(last=False)
+
+
+_STAGES: dict[str, _Stage] = {}
+
+
+def configure(
+    stage: str,
+    *,
+    service: Any | None = None,
+    publisher: Publisher | None = None,
+    build: Callable[[], Any] | None = None,
+) -> None:
+    """Inject a stage's collaborators (None: built on first use). Forgets the events it has seen."""
+    state = _STAGES.setdefault(stage, _Stage(stage, build))
+    state.service = service
+    state.publisher = publisher
+    if build is not None:
+        state.build = build
+    state.seen.clear()
+
+
+def stage_state(stage: str) -> _Stage:
+    return _STAGES[stage]
+
+
+def to_outgoing(items: Sequence[Out]) -> list[OutgoingEvent]:
+    out: list[OutgoingEvent] = []
+    for item in items:
+        if isinstance(item, OutgoingEvent):
+            out.append(item)
+        else:
+            out.append(item.outgoing())  # type: ignore[attr-defined]
+    return out
+
+
+def publish(state: _Stage, items: Sequence[Out]) -> int:
+    events = to_outgoing(items)
+    if events:
+        state.get_publisher().publish(events)
+    return len(events)
+
+
+def parse_record_body(body: str) -> tuple[str, BaseModel]:
+    """(detail-type, typed event) of an SQS body holding an EventBridge event."""
+    from pydantic import ValidationError
+
+    from huiliu.contracts import UnknownDetailType, parse_detail
+
+    try:
+        envelope = json.loads(body)
+        detail_type = envelope["detail-type"]
+        detail = envelope.get("detail") or {}
+        return detail_type, parse_detail(detail_type, detail)
+    except (ValueError, KeyError, TypeError, UnknownDetailType, ValidationError) as exc:
+        raise BadRecord(f"not a valid bus event: {exc}"[:2000]) from exc
+
+
+def event_key(event: BaseModel) -> str | None:
+    event_id = getattr(event, "event_id", None)
+    if event_id:
+        return str(event_id)
+    dedupe_key = getattr(event, "dedupe_key", None)  # a CanonicalEvent (event.ingested)
+    return str(dedupe_key) if dedupe_key else None
+
+
+def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -> Handler:
+    """The Lambda handler of a queue-fed stage (SQS records of bus events, partial batch response)."""
+    state = _STAGES.setdefault(stage, _Stage(stage, build))
+    if build is not None and state.build is None:
+        state.build = build
+    processor = BatchProcessor(event_type=EventType.SQS)
+
+    def record_handler(record: Any) -> None:
+        try:
+            detail_type, event = parse_record_body(record.body)
+        except BadRecord as exc:
+            logger.error("bad record", extra={"stage": stage, "reason": str(exc)})
+            metrics.add_metric(name=f"{stage}_bad_records", unit="Count", value=1)
+            raise
+        bind_correlation(getattr(event, "correlation_id", None), tenant_id=getattr(event, "tenant_id", None))
+        service = state.get_service()
+        if not isinstance(event, service.accepts):
+            logger.debug("not for this stage", extra={"stage": stage, "detail_type": detail_type})
+            metrics.add_metric(name=f"{stage}_ignored", unit="Count", value=1)
+            return
+        key = event_key(event)
+        if key and key in state.seen:
+            logger.info("duplicate event", extra={"stage": stage, "event_id": key})
+            metrics.add_metric(name=f"{stage}_duplicates", unit="Count", value=1)
+            return
+        out = service.handle(event)
+        published = publish(state, out)
+        if key:
+            state.remember(key)
+        logger.info(
+            "handled",
+            extra={"stage": stage, "detail_type": detail_type, "event_id": key, "published": published},
+        )
+        metrics.add_metric(name=f"{stage}_handled", unit="Count", value=1)
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+    return handler
+
+
+def tick_time(event: dict[str, Any]) -> datetime:
+    """The time a schedule asked to process (its input's ``time``; an EventBridge event's too)."""
+    raw = event.get("time") if isinstance(event, dict) else None
+    if not raw:
+        raise BadRecord("the tick has no time (set the schedule's input to the scheduled time)")
+    try:
+        when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRecord(f"bad tick time {raw!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def tick_handler(stage: str, build: Callable[[], TickService] | None = None) -> Handler:
+    """The Lambda handler of a scheduled stage: processes everything due at or before the tick."""
+    state = _STAGES.setdefault(stage, _Stage(stage, build))
+    if build is not None and state.build is None:
+        state.build = build
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        now = tick_time(event)
+        out = state.get_service().tick(now)
+        published = publish(state, out)
+        logger.info("tick", extra={"stage": stage, "tick": now.isoformat(), "published": published})
+        metrics.add_metric(name=f"{stage}_ticks", unit="Count", value=1)
+        return {"tick": now.isoformat(), "published": published}
+
+    return handler

@@ -1,0 +1,161 @@
+"""The stage runner: typed parsing, skip of foreign types, in-container dedupe, DLQ-bound bad records,
+publishing what the service returns, and ticks that take their time from the schedule's input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from huiliu import stage
+from huiliu.bus import MemoryPublisher
+from huiliu.contracts import NotificationRequested, ProfileChanged, SegmentEntered, derive_event_id
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class _Context:
+    function_name = "test-stage"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:test-stage"
+    aws_request_id = "req-1"
+
+
+CTX = _Context()
+
+
+class _Recorder:
+    accepts = (ProfileChanged,)
+
+    def __init__(self) -> None:
+        self.seen: list[ProfileChanged] = []
+        self.ticks: list[datetime] = []
+
+    def handle(self, event: ProfileChanged) -> list[Any]:
+        self.seen.append(event)
+        return [
+            SegmentEntered(
+                event_id=derive_event_id(event.event_id, "vip"),
+                tenant_id=event.tenant_id,
+                correlation_id=event.correlation_id,
+                occurred_at=event.occurred_at,
+                segment_id="vip",
+                profile_id=event.profile_id,
+                profile_version=event.version,
+                reason="conditions",
+            )
+        ]
+
+    def tick(self, now: datetime) -> list[Any]:
+        self.ticks.append(now)
+        return []
+
+
+def _record(body: Any, message_id: str) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": "r",
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:q",
+        "awsRegion": "ap-east-1",
+    }
+
+
+def _sample(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "events" / name).read_text())
+
+
+@pytest.fixture
+def wired() -> Iterator[tuple[Any, _Recorder, MemoryPublisher]]:
+    service, publisher = _Recorder(), MemoryPublisher()
+    handler = stage.queue_handler("test-stage")
+    stage.configure("test-stage", service=service, publisher=publisher)
+    yield handler, service, publisher
+    stage.configure("test-stage")
+
+
+def test_handles_accepted_contracts_and_publishes_their_out_events(wired: Any) -> None:
+    handler, service, publisher = wired
+    changed = _sample("identity/profile.changed.json")
+    result = handler({"Records": [_record(changed, "1")]}, CTX)
+    assert result == {"batchItemFailures": []}
+    assert [e.profile_id for e in service.seen] == [changed["detail"]["profile_id"]]
+    (out,) = publisher.events
+    assert out.detail_type == "segment.entered"
+    assert out.source == "huiliu.segments"
+    assert out.detail["event_id"] == derive_event_id(changed["detail"]["event_id"], "vip")
+
+
+def test_acknowledges_types_the_stage_does_not_consume(wired: Any) -> None:
+    handler, service, publisher = wired
+    merged = _sample("identity/profile.merged.json")
+    assert handler({"Records": [_record(merged, "1")]}, CTX) == {"batchItemFailures": []}
+    assert service.seen == []
+    assert publisher.events == []
+
+
+def test_same_event_twice_is_handled_once(wired: Any) -> None:
+    handler, service, publisher = wired
+    changed = _sample("identity/profile.changed.json")
+    handler({"Records": [_record(changed, "1"), _record(changed, "2")]}, CTX)
+    handler({"Records": [_record(changed, "3")]}, CTX)  # a redelivery to the warm container
+    assert len(service.seen) == 1
+    assert len(publisher.events) == 1
+
+
+def test_bad_records_fail_alone_and_name_their_reason(wired: Any, caplog: Any) -> None:
+    handler, service, _ = wired
+    changed = _sample("identity/profile.changed.json")
+    broken = dict(changed, detail={**changed["detail"], "version": "not-a-number"})
+    unknown = dict(changed, **{"detail-type": "profile.exploded"})
+    records = [_record("{not json", "a"), _record(broken, "b"), _record(unknown, "c"), _record(changed, "d")]
+    result = handler({"Records": records}, CTX)
+    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == ["a", "b", "c"]
+    assert len(service.seen) == 1
+
+
+def test_a_failing_service_is_retried_not_remembered(wired: Any) -> None:
+    handler, service, publisher = wired
+    changed = _sample("identity/profile.changed.json")
+    calls = {"n": 0}
+    original = service.handle
+
+    def flaky(event: Any) -> list[Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("throttled")
+        return original(event)
+
+    service.handle = flaky
+    with pytest.raises(BatchProcessingError):  # every record failed: Lambda retries the batch
+        handler({"Records": [_record(changed, "1")]}, CTX)
+    assert handler({"Records": [_record(changed, "1")]}, CTX) == {"batchItemFailures": []}
+    assert len(publisher.events) == 1
+
+
+def test_contract_models_round_trip_through_the_bus_shape() -> None:
+    sample = _sample("journeys/notification.requested.json")
+    event = NotificationRequested.model_validate(sample["detail"])
+    again = NotificationRequested.model_validate(event.outgoing().detail)
+    assert again == event
+
+
+def test_tick_takes_its_time_from_the_schedule_input() -> None:
+    service = _Recorder()
+    handler = stage.tick_handler("test-tick")
+    stage.configure("test-tick", service=service, publisher=MemoryPublisher())
+    try:
+        assert handler({"time": "2026-03-04T05:06:00Z"}, CTX)["published"] == 0
+        assert service.ticks == [datetime(2026, 3, 4, 5, 6, tzinfo=UTC)]
+        with pytest.raises(stage.BadRecord):
+            handler({}, CTX)
+    finally:
+        stage.configure("test-tick")
