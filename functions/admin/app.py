@@ -1,83 +1,42 @@
-"""Admin API Lambda (HttpApi ``/admin/{proxy+}``): authenticated per tenant by a bearer admin key.
+"""Admin API Lambda (HttpApi ``/admin/{proxy+}``): one authenticated, documented surface.
 
-Routes are mounted from the stages that own them (profiles: huiliu.identity.admin_routes); domain
-errors map to HTTP responses in one place (``_domain_error``).
+Routers are mounted from the modules that own them (``_mount_routers``); the resolver, the error
+shape, ``/admin/openapi.json`` and ``/admin/docs`` come from ``huiliu.adminapi.core``; a request is
+authenticated by its bearer key and checked against the key's scope before it is routed.
+See docs/admin.md.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from huiliu.errors import HuiliuError
+from huiliu.adminapi.core import build_app, resolve
 from huiliu.observability import CORRELATION_HEADER, bind_correlation, logger, metrics, tracer
 
-app = APIGatewayHttpResolver(strip_prefixes=["/admin"])
-_auth: Any = None
-
-
-def authenticator() -> Any:
-    global _auth
-    if _auth is None:
-        from huiliu.admin_auth import AdminAuthenticator
-        from huiliu.settings import get_settings
-        from huiliu.tenants import TenantRepository
-
-        settings = get_settings()
-        _auth = AdminAuthenticator(TenantRepository(settings.tenants_table), settings.hash_salt)
-    return _auth
-
-
-def _error(status: int, reason: str, message: str) -> Response:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body={"success": False, "code": reason, "message": message},
-    )
-
-
-def require_tenant(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-    try:
-        tenant = authenticator().tenant_for(app.current_event.headers.get("authorization"))
-    except HuiliuError as exc:
-        return _error(exc.status, exc.reason, exc.message)
-    app.append_context(tenant_id=tenant)
-    logger.append_keys(tenant_id=tenant)
-    return next_middleware(app)
-
-
-app.use(middlewares=[require_tenant])
-
-
-@app.exception_handler(HuiliuError)
-def _domain_error(exc: HuiliuError) -> Response:
-    return _error(exc.status, exc.reason, exc.message)
-
-
-@app.exception_handler(ValueError)
-def _bad_value(exc: ValueError) -> Response:
-    return _error(400, "bad_request", str(exc))
-
-
-@app.get("/tenant")
-def get_tenant() -> dict[str, Any]:
-    """The authenticated tenant's settings (never its secrets)."""
-    from huiliu.settings import get_settings
-    from huiliu.tenants import TenantRepository
-
-    tenant_id = app.context["tenant_id"]
-    settings = TenantRepository(get_settings().tenants_table).get_settings(tenant_id)
-    return {"tenant": settings.model_dump(mode="json") if settings else {"tenant_id": tenant_id}}
+app = build_app()
 
 
 def _mount_routers() -> None:
+    from huiliu.adminapi.routes_keys import router as keys_router
+    from huiliu.adminapi.routes_tenant import router as tenant_router
     from huiliu.identity.admin_routes import router as profiles_router
+    from huiliu.journeys.admin_routes import router as journeys_router
 
+    app.include_router(tenant_router)
+    app.include_router(keys_router)
     app.include_router(profiles_router)
+    app.include_router(journeys_router)
 
 
 _mount_routers()
+
+
+def authenticate(authorization: str | None) -> Any:
+    from huiliu.adminapi.wiring import authenticator
+
+    key = authenticator().authenticate(authorization)
+    logger.append_keys(tenant_id=key.tenant_id, key_id=key.key_id)
+    return key
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -88,4 +47,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId")
     bind_correlation(headers.get(CORRELATION_HEADER) or request_id)
     metrics.add_metric(name="admin_requests", unit="Count", value=1)
-    return app.resolve(event, context)
+    return resolve(app, event, context, authenticate)

@@ -155,6 +155,12 @@ class Resolver:
                 return left == right
             if key == "Fn::Not":
                 return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
+            if key.startswith("Fn::"):
+                raise KeyError(f"intrinsic {key} is not modelled by the local runtime")
             if key == "Condition":
                 return self.condition(arg)
         return {k: self.resolve(v) for k, v in value.items()}

@@ -46,33 +46,6 @@ def _control(path: str, payload: dict[str, Any] | None = None, api: str = DEFAUL
         ) from exc
 
 
-def _print_banner(runtime: Any, out: Any = print) -> None:
-    info = runtime.describe()
-    tenant = info["tenant"]
-    segment = tenant["connectors"]["segment"]
-    lines = [
-        "Huiliu local runtime is up.",
-        f"  HTTP API        {info['api_url']}   (API Gateway v2 payloads; control under /_huiliu/)",
-        f"  AWS endpoint    {info['aws_endpoint']}   (export AWS_ENDPOINT_URL={info['aws_endpoint']})",
-        f"  Event bus       {', '.join(info['bus'].values())}",
-        f"  Tables          {', '.join(info['tables'].values())}",
-        f"  Raw bucket      {', '.join(info['buckets'].values())}",
-        f"  Schedules       {', '.join(f'{k} {v}' for k, v in info['schedules'].items())}",
-        "  Routes",
-        *[f"    {r}" for r in info["routes"]],
-        f"  Tenant          {tenant['tenant_id']}   admin key {tenant['admin_key']}",
-        f"  Segment         write key {segment['write_key']}   url {segment['url']}",
-        *[
-            f"  {name:<15} {conf['url']}"
-            for name, conf in tenant["connectors"].items()
-            if name != "segment" and "url" in conf
-        ],
-        "  Connector secrets: `huiliu local tenant --json`; move time: `huiliu local advance 3d`.",
-        "  Ctrl-C stops.",
-    ]
-    out("\n".join(lines))
-
-
 def cmd_local(args: argparse.Namespace) -> int:
     action = getattr(args, "local_action", None)
     if action == "tenant":
@@ -94,12 +67,19 @@ def cmd_local(args: argparse.Namespace) -> int:
     if action == "state":
         print(json.dumps(_control("state", api=args.api), indent=2))
         return 0
+    from huiliu_infra.local.banner import print_banner
     from huiliu_infra.local.runtime import LocalRuntime
+    from huiliu_infra.local.support import UnsupportedTemplateFeature
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     runtime = LocalRuntime(http_port=args.port, aws_port=args.aws_port, quiet=not args.verbose)
-    runtime.start()
-    _print_banner(runtime)
+    try:
+        runtime.start()
+    except (OSError, UnsupportedTemplateFeature) as exc:
+        print(f"huiliu local: {exc}", file=sys.stderr)
+        runtime.stop()
+        return 2
+    print_banner(runtime)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -175,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-running", action="store_true", help="leave the runtime up afterwards")
     demo.set_defaults(func=cmd_demo)
 
-    from huiliu_infra import cli_profiles, cli_replay, cli_tenants
+    from huiliu_infra import cli_apply, cli_journeys, cli_profiles, cli_replay, cli_tenants
 
-    for module in (cli_profiles, cli_replay, cli_tenants):
+    for module in (cli_profiles, cli_replay, cli_tenants, cli_journeys, cli_apply):
         module.register(sub)
     return parser
 

@@ -63,7 +63,7 @@ def call(
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            detail = json.loads(detail)["error"]["message"]
+            detail = json.loads(detail)["message"]
         raise CliError(f"{method} {path} -> HTTP {exc.code}: {detail}") from exc
     except urllib.error.URLError as exc:
         raise CliError(f"cannot reach {api}: {exc.reason}") from exc

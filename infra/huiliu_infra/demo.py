@@ -85,16 +85,29 @@ def _profiles(runtime: Any) -> list[dict[str, Any]]:
     return items
 
 
+def run_command(argv: list[str]) -> int:
+    """Run one `huiliu` command module's subcommand in process (the demo shows what the CLI prints),
+    without importing the CLI entry point (which imports this module)."""
+    import argparse
+
+    from huiliu_infra import cli_profiles
+
+    parser = argparse.ArgumentParser(prog="huiliu")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (cli_profiles,):
+        module.register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
 def _profile_view(runtime: Any, phone: str) -> str:
     """What the CLI prints for one person (run in process, its output captured)."""
     import contextlib
     import io
 
-    from huiliu_infra.cli import main
-
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        main(
+        run_command(
             [
                 "profiles",
                 "get",
@@ -131,8 +144,9 @@ def run_demo(*, http_port: int = 3000, aws_port: int = 4566, keep_running: bool 
 
 
 def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
-    from huiliu_infra.cli import _print_banner
+    from huiliu_infra.local.banner import print_banner
     from huiliu_infra.local.runtime import LocalRuntime
+    from huiliu_infra.local.support import UnsupportedTemplateFeature
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("huiliu.local").setLevel(logging.ERROR)
@@ -140,14 +154,14 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
     runtime = LocalRuntime(http_port=http_port, aws_port=aws_port, quiet=True)
     try:
         runtime.start()
-    except OSError as exc:
+    except (OSError, UnsupportedTemplateFeature) as exc:
         say(
             f"cannot start the local runtime: {exc}. Is `make local` already running? "
             "Stop it or set HUILIU_HTTP_PORT / HUILIU_AWS_PORT."
         )
         return 1
     try:
-        _print_banner(runtime, say)
+        print_banner(runtime, say)
         say(f"\n(started in {time.perf_counter() - started:.1f}s)\n")
         say("== 1. Sample webhooks from events/, signed as each source signs them ==")
         rows = []

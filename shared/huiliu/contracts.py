@@ -152,6 +152,7 @@ class ChangeSet(ContractModel):
     tags_added: list[str] = Field(default_factory=list)
     consent: dict[str, Any] = Field(default_factory=dict)
     identifiers_added: list[IdentifierRef] = Field(default_factory=list)
+    tags_removed: list[str] = Field(default_factory=list, description="Tags an internal source removed.")
     # set when an admin unmerge produced this snapshot
     unmerged: str | None = None
 

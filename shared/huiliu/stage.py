@@ -163,10 +163,11 @@ def event_key(event: BaseModel) -> str | None:
 
 
 def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -> Handler:
-    """The Lambda handler of a queue-fed stage (SQS records of bus events, partial batch response)."""
-    state = _STAGES.setdefault(stage, _Stage(stage, build))
-    if build is not None and state.build is None:
-        state.build = build
+    """The Lambda handler of a queue-fed stage (SQS records of bus events, partial batch response).
+
+    Called when the handler module is imported — a new container: it starts with no service, no
+    publisher and no memory of events (a local runtime that re-imports handlers gets fresh ones)."""
+    state = _STAGES[stage] = _Stage(stage, build)
     processor = BatchProcessor(event_type=EventType.SQS)
 
     def record_handler(record: Any) -> None:
@@ -222,9 +223,7 @@ def tick_time(event: dict[str, Any]) -> datetime:
 
 def tick_handler(stage: str, build: Callable[[], TickService] | None = None) -> Handler:
     """The Lambda handler of a scheduled stage: processes everything due at or before the tick."""
-    state = _STAGES.setdefault(stage, _Stage(stage, build))
-    if build is not None and state.build is None:
-        state.build = build
+    state = _STAGES[stage] = _Stage(stage, build)
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler

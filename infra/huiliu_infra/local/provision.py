@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from huiliu_infra import ROOT, cfn
+from huiliu_infra.local import support
 
 TEMPLATE = ROOT / "template.yaml"
 # Function env keys that differ per function are applied per invocation, not process-wide.
@@ -126,6 +127,9 @@ def _physical(stack: str, logical: str, limit: int = 80) -> str:
     return f"{stack}-{logical}"[:limit]
 
 
+LOCAL_HASH_SALT = "huiliu-local-only-salt-not-a-secret-0000"
+
+
 def provision(
     *,
     stack: str = "huiliu-local",
@@ -141,9 +145,12 @@ def provision(
         from huiliu import aws
 
         clients = aws.client
-    params = {"Stage": stage, **(parameters or {})}
+    # HashSalt has no default in the template (a deploy must give its own, >= 32 characters);
+    # the local runtime's tables are throw-away, so a fixed local salt is fine here.
+    params = {"Stage": stage, "HashSalt": LOCAL_HASH_SALT, **(parameters or {})}
     template = cfn.load_template(template_path)
     translated = cfn.translate(template, params, region)
+    support.check(translated)  # refuse what the runtime does not model, before creating anything
     resources: dict[str, Any] = translated["Resources"]
     names = cfn.Names(region=region, stack=stack)
     resolver = cfn.Resolver(translated, names, params)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -46,6 +47,23 @@ STATE_DIR = ROOT / ".huiliu"
 
 
 MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
+# Seconds a connection may sit idle mid-request (a Content-Length larger than the body sent).
+HTTP_READ_TIMEOUT = 10.0
+_DIGITS = re.compile(r"^[0-9]{1,15}$")
+
+
+def content_length(values: list[str] | None) -> int | None:
+    """The request's body length from its Content-Length header(s); None when malformed: not a
+    decimal number, negative, or several different values (RFC 9110 §8.6: answer 400)."""
+    if not values:
+        return 0
+    found = {v.strip() for v in ",".join(values).split(",")}
+    if len(found) != 1:
+        return None
+    (text,) = found
+    return int(text) if _DIGITS.match(text) else None
+
+
 DEMO_TENANT = "demo"
 
 
@@ -77,6 +95,27 @@ class RuntimeStats:
                 row["errors"] += 0 if inv.ok else 1
                 row["record_failures"] += inv.failures
         return out
+
+
+class PortInUse(OSError):
+    """A port the local runtime needs is taken (another `huiliu local` or `make demo` running?)."""
+
+
+def check_ports(host: str, ports: list[int]) -> None:
+    """Fail at once, with the message, when a port is taken (instead of a server thread that dies
+    with "Address already in use" while start-up waits)."""
+    import socket
+
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                raise PortInUse(
+                    f"port {port} on {host} is already in use ({exc.strerror}); stop what holds it or "
+                    "pick other ports: --port / --aws-port (HUILIU_HTTP_PORT / HUILIU_AWS_PORT)"
+                ) from exc
 
 
 def schedule_event(sched: ScheduleSpec, due: datetime, region: str) -> dict[str, Any]:
@@ -122,6 +161,7 @@ class LocalRuntime:
         self.poll_wait = poll_wait
         self.write_state = write_state
         self.quiet = quiet
+        self.http_read_timeout = HTTP_READ_TIMEOUT
         self.clock = OffsetClock()
         self.stats = RuntimeStats()
         self.deployment: Deployment | None = None
@@ -138,6 +178,7 @@ class LocalRuntime:
         # correlation id) in process-wide state, so concurrent handlers would mix their log context.
         self._invoke_lock = threading.Lock()
         self._next_fire: dict[str, datetime] = {}
+        self._env_of: str | None = None  # the function whose environment settings were read with
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -145,6 +186,7 @@ class LocalRuntime:
         return f"http://{self.http_host}:{self.http_port}"
 
     def start(self) -> LocalRuntime:
+        check_ports(self.http_host, [p for p in (self.http_port, 0 if self.endpoint else self.aws_port) if p])
         self._start_aws()
         region = os.environ.setdefault("AWS_REGION", "ap-east-1")
         os.environ.setdefault("AWS_DEFAULT_REGION", region)
@@ -231,6 +273,8 @@ class LocalRuntime:
             salt=settings.hash_salt,
             name="Demo shop",
             api_url=self.api_url,
+            # a shared LocalStack keeps secrets between runs; the runtime's tables are its own
+            replace_secret=True,
         )
 
     def write_state_file(self, path: Path | None = None) -> None:
@@ -269,7 +313,7 @@ class LocalRuntime:
             self._busy += 1
         started = time.perf_counter()
         try:
-            with self._invoke_lock:
+            with self._invoke_lock, self._function_env(spec):
                 result = load_handler(spec)(event, context)
         except Exception as exc:
             self.stats.add(
@@ -284,6 +328,33 @@ class LocalRuntime:
         self.stats.add(Invocation(function, True, (time.perf_counter() - started) * 1000, failures=failures))
         return result
 
+    @contextlib.contextmanager
+    def _function_env(self, spec: Any) -> Any:
+        """Run a handler with its own environment from the template: the process's base variables
+        (endpoint, region, credentials), its own variables and service name, none of another
+        function's. Settings are re-read when the function changes."""
+        from huiliu.settings import get_settings
+
+        assert self.deployment is not None
+        saved = dict(os.environ)
+        others = {k for fn in self.deployment.functions.values() for k in fn.env}
+        for key in others - set(spec.env):
+            os.environ.pop(key, None)
+        os.environ.update(spec.env)
+        if self._env_of != spec.logical:
+            get_settings.cache_clear()
+            self._env_of = spec.logical
+        try:
+            yield
+        finally:
+            # Put back what changed, key by key: pollers and HTTP threads read the environment
+            # meanwhile (endpoint, credentials), which must never be missing, even for a moment.
+            for key in set(os.environ) - set(saved):
+                os.environ.pop(key, None)
+            for key, value in saved.items():
+                if os.environ.get(key) != value:
+                    os.environ[key] = value
+
     # ------------------------------------------------------------------ HTTP
     def _start_http(self) -> None:
         runtime = self
@@ -291,6 +362,7 @@ class LocalRuntime:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "huiliu-local"
+            timeout = runtime.http_read_timeout  # a stalled body read ends instead of hanging
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 if not runtime.quiet:
@@ -318,6 +390,12 @@ class LocalRuntime:
         if req.command != "HEAD":
             req.wfile.write(body)
 
+    def _bad_request(self, req: BaseHTTPRequestHandler, code: str, message: str) -> None:
+        """400 and close: after a malformed length the connection cannot be read any further."""
+        with contextlib.suppress(OSError):
+            self._json(req, 400, {"success": False, "code": code, "message": message})
+        req.close_connection = True
+
     def _json(self, req: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
         self._reply(
             req, status, {"Content-Type": "application/json"}, json.dumps(payload, default=str).encode()
@@ -325,7 +403,14 @@ class LocalRuntime:
 
     def _serve(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
-        length = int(req.headers.get("Content-Length") or 0)
+        length = content_length(req.headers.get_all("Content-Length"))
+        if length is None or (length and "chunked" in (req.headers.get("Transfer-Encoding") or "").lower()):
+            self._bad_request(req, "bad_content_length", "Content-Length must be one non-negative integer")
+            return
+        if "chunked" in (req.headers.get("Transfer-Encoding") or "").lower():
+            self._json(req, 411, {"success": False, "code": "length_required", "message": "Length Required"})
+            req.close_connection = True
+            return
         if length > MAX_HTTP_BODY:
             self._json(
                 req,
@@ -334,7 +419,13 @@ class LocalRuntime:
             )
             req.close_connection = True
             return
-        body = req.rfile.read(length) if length else b""
+        try:
+            body = req.rfile.read(length) if length else b""
+        except TimeoutError:
+            body = b""
+        if len(body) < length:  # the client sent less than it announced
+            self._bad_request(req, "incomplete_body", "the body is shorter than Content-Length")
+            return
         if parts.path.startswith("/_huiliu/"):
             self._control(req, parts.path, body)
             return

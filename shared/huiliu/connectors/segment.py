@@ -26,7 +26,6 @@ from huiliu.connectors.common import (
     digest_id,
     optional_timestamp,
     parse_json_object,
-    require_json_post,
 )
 from huiliu.errors import BadRequest, PayloadTooLarge
 from huiliu.models import CanonicalEvent, EventType, Source, build_identifiers
@@ -183,7 +182,10 @@ class SegmentConnector(Connector):
     def translate(
         self, request: HttpRequest, tenant: TenantContext, now: datetime, auth: Authenticated
     ) -> ConnectorResult:
-        require_json_post(request, "Segment calls")
+        if request.method != "POST":
+            raise BadRequest("Segment calls are POST", reason="method_not_allowed", status=405)
+        # No Content-Type check: Segment's API decides by the body, and official clients label
+        # their JSON application/json, text/plain or (gzip, through curl) form-urlencoded.
         kind = call_type_from_path(request.path)
         limit = MAX_CALL_BYTES if kind not in ("batch", None) else MAX_BATCH_BYTES
         if len(request.body) > limit:

@@ -1,8 +1,8 @@
 """Shopify webhooks → canonical events.
 
 ``X-Shopify-Hmac-Sha256`` = base64 HMAC-SHA256 of the raw body with the app secret (the previous
-secret is accepted too, for the hour after a rotation). Dedupe on ``X-Shopify-Webhook-Id``
-(older docs: ``X-Shopify-Event-Id``). Any 2xx is success.
+secret is accepted too, for the hour after a rotation). Dedupe on a digest of the topic and the
+signed body — not ``X-Shopify-Webhook-Id``, which the HMAC does not cover. Any 2xx is success.
 """
 
 from __future__ import annotations
@@ -95,6 +95,21 @@ def products(lines: Any) -> list[dict[str, Any]]:
     return found
 
 
+def marketing_consent(customer: dict[str, Any]) -> dict[str, bool]:
+    """Shopify's consent fields in Huiliu's vocabulary (marketing consent per channel):
+    ``email_marketing_consent.state`` / ``sms_marketing_consent.state`` (``subscribed`` grants; any
+    other state — not_subscribed, unsubscribed, redacted, pending — does not), else the legacy
+    ``accepts_marketing`` boolean for email."""
+    consent: dict[str, bool] = {}
+    for field, channel in (("email_marketing_consent", "email"), ("sms_marketing_consent", "sms")):
+        entry = customer.get(field)
+        if isinstance(entry, dict) and entry.get("state"):
+            consent[channel] = entry.get("state") == "subscribed"
+    if "email" not in consent and isinstance(customer.get("accepts_marketing"), bool):
+        consent["email"] = customer["accepts_marketing"]
+    return consent
+
+
 class ShopifyConnector(Connector):
     name = NAME
 
@@ -113,10 +128,13 @@ class ShopifyConnector(Connector):
         if not topic:
             raise BadRequest("X-Shopify-Topic is required", reason="missing_topic")
         body = parse_json_object(request.body)
-        delivery = request.header("x-shopify-webhook-id") or request.header("x-shopify-event-id")
-        message_id = as_text(delivery, field="webhook_id", required=False) or "shp-" + digest_id(
-            topic, request.body
-        )
+        webhook_id = as_text(request.header("x-shopify-webhook-id"), field="webhook_id", required=False)
+        # The HMAC covers the body only: X-Shopify-Webhook-Id (and the topic) are not signed, so a
+        # captured body re-sent under a new id must not be a new event. Dedupe on what is signed.
+        # The topic is part of the key (orders/create and orders/paid may carry the same body);
+        # replaying a body under another topic gives at most one event per topic, and identity
+        # counts an order's revenue once per order_id whatever the topic.
+        message_id = "shp-" + digest_id(topic, hashlib.sha256(request.body).hexdigest())
         shop = request.header("x-shopify-shop-domain") or None
         context: dict[str, Any] = {
             "shopify": {
@@ -127,6 +145,7 @@ class ShopifyConnector(Connector):
                     "api_version": request.header("x-shopify-api-version"),
                     "triggered_at": request.header("x-shopify-triggered-at"),
                     "event_id": request.header("x-shopify-event-id"),
+                    "webhook_id": webhook_id,
                 }.items()
                 if v
             }
@@ -156,7 +175,7 @@ class ShopifyConnector(Connector):
             event = CanonicalEvent(
                 type=EventType.TRACK, event=f"Shopify {topic}"[:200], properties={"payload": body}, **common
             )
-        return ConnectorResult(events=[event], reply=SUCCESS, delivery_id=message_id)
+        return ConnectorResult(events=[event], reply=SUCCESS, delivery_id=webhook_id or message_id)
 
     @staticmethod
     def _customer(body: dict[str, Any], region: str, common: dict[str, Any]) -> CanonicalEvent:
@@ -183,9 +202,9 @@ class ShopifyConnector(Connector):
             traits["email"] = email
         if phone:
             traits["phone"] = phone
-        consent = body.get("email_marketing_consent")
-        if isinstance(consent, dict) and consent.get("state"):
-            traits["consent"] = {"email": consent.get("state") == "subscribed"}
+        consent = marketing_consent(body)
+        if consent:
+            traits["consent"] = consent
         return CanonicalEvent(
             type=EventType.IDENTIFY, identifiers=customer_identifiers(body, region), traits=traits, **common
         )

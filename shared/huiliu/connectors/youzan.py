@@ -263,6 +263,10 @@ class YouzanConnector(Connector):
         version_number = parse_version(body.get("version"))
         msg_id = as_text(body.get("msg_id"), field="msg_id", required=False)
         message_id = msg_id or "yz-" + digest_id(kind, biz_id, version_number, status)
+        if isinstance(auth.state, dict):
+            # Authenticated by the body ``sign``, which covers ``msg`` only: ``msg_id`` is not
+            # signed, so a replay under a new msg_id must not be new. Dedupe on the signed msg.
+            message_id = "yz-msg-" + digest_id(body.get("msg"))
         msg = decode_msg(body.get("msg"))
         events = self._translate(kind, status, biz_id, msg, body, tenant, now, message_id)
         version_key = f"{tenant.tenant_id}#{NAME}#version#{kind}#{biz_id}" if biz_id else None

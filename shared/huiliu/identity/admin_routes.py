@@ -1,28 +1,47 @@
 """Admin HTTP routes for profiles, mounted by the admin app under ``/admin``.
 
-The admin app authenticates the caller and puts the tenant on ``router.context["tenant_id"]``.
+The admin handler authenticates the caller and puts the key's tenant on the context
+(``tenant_of(router)``); parameters and bodies are validated from the type hints below and the
+OpenAPI document is generated from them (see docs/admin.md).
 
 - ``GET  /profiles/lookup?phone=|email=|user_id=|type=&value=&cursor=&limit=`` -> 360 view
 - ``GET  /profiles/{id}?cursor=&limit=``                          -> 360 view (timeline page)
-
-``limit`` is an integer 1..200 (else 400 ``bad_limit``); ``cursor`` is a ``next_cursor`` from an
-earlier page (else 400 ``bad_cursor``).
 - ``POST /profiles/{id}/unmerge``  body ``{"merge_id": ...}`` or ``{"absorbed_id": ...}``
 - ``POST /profiles/erase``         body ``{"type": ..., "value": ...}``
 - ``GET  /profiles/{id}/export``                                  -> everything, as JSON
+
+``limit`` is an integer 1..200; ``cursor`` is a ``next_cursor`` from an earlier page (else 400
+``bad_cursor``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from huiliu.errors import BadRequest, Unauthorized
+from huiliu.adminapi.core import ERRORS, tenant_of
+from huiliu.errors import BadRequest
+from huiliu.identity.admin_bodies import (
+    EraseResult,
+    ExportDocument,
+    IdentifierBody,
+    ProfileView,
+    UnmergeBody,
+    UnmergeResult,
+)
 
 router = APIGatewayHttpRouter()
 _deps: dict[str, Any] = {}
 LOOKUP_KEYS = ("phone", "email", "user_id", "member_id", "anonymous_id", "wechat_openid", "wechat_unionid")
+MAX_LIMIT = 200
+TAGS = ["profiles"]
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="timeline items per page")]
+Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of an earlier page")]
+Value = Annotated[str | None, Query(min_length=1, max_length=256)]
+ProfileId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 def configure(admin: Any | None = None, publisher: Any | None = None) -> None:
@@ -54,96 +73,65 @@ def _publish(events: list[Any]) -> None:
     _deps["publisher"].publish(events)
 
 
-def _tenant() -> str:
-    tenant = router.context.get("tenant_id")
-    if not tenant:
-        raise Unauthorized("no tenant on the request")
-    return str(tenant)
-
-
-MAX_LIMIT = 200
-MAX_BODY_DEPTH = 4
-
-
-def _body(name: str) -> Any:
-    """Validate the JSON body with one of ``admin_bodies``' models (pydantic: first use, not import)."""
-    from pydantic import ValidationError
-
-    from huiliu.identity import admin_bodies
-
-    model = getattr(admin_bodies, name)
-    try:
-        raw = router.current_event.json_body or {}
-    except RecursionError as exc:  # thousands of levels: json itself gives up
-        raise BadRequest("invalid body: nested too deep", reason="bad_body") from exc
-    from huiliu.connectors.limits import check_value
-
-    check_value(raw, "body", max_depth=MAX_BODY_DEPTH)  # admin bodies are flat: 400 too_deep
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        # a short field/reason list, not pydantic's full text (with its documentation URLs)
-        problems = []
-        for error in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in error.get("loc", ())) or "body"
-            problems.append(f"{where}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}")
-        raise BadRequest("invalid body: " + "; ".join(problems), reason="bad_body") from exc
-    except ValueError as exc:
-        raise BadRequest("invalid body: not a JSON object", reason="bad_body") from exc
-
-
-def _query() -> dict[str, str]:
-    return dict(router.current_event.query_string_parameters or {})
-
-
-def _limit(params: dict[str, str]) -> int:
-    raw = params.get("limit")
-    if raw is None or raw == "":
-        return 50
-    text = raw.strip()
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", reason="bad_limit")
-    return int(text)
-
-
-@router.get("/profiles/lookup")
-def lookup_profile() -> dict[str, Any]:
-    tenant, params, admin = _tenant(), _query(), _admin()
-    if params.get("type") and params.get("value"):
-        kind, value = params["type"], params["value"]
+@router.get("/profiles/lookup", tags=TAGS, responses=ERRORS, summary="Find a person's 360 view")
+def lookup_profile(
+    phone: Value = None,
+    email: Value = None,
+    user_id: Value = None,
+    member_id: Value = None,
+    anonymous_id: Value = None,
+    wechat_openid: Value = None,
+    wechat_unionid: Value = None,
+    type: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+    value: Value = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> ProfileView:
+    """Give exactly one identifier (``phone``, ``email``, ``user_id`` …) or ``type`` and ``value``."""
+    tenant, admin = tenant_of(router), _admin()
+    given = {
+        "phone": phone,
+        "email": email,
+        "user_id": user_id,
+        "member_id": member_id,
+        "anonymous_id": anonymous_id,
+        "wechat_openid": wechat_openid,
+        "wechat_unionid": wechat_unionid,
+    }
+    if type and value:
+        kind, found = type, value
     else:
-        found = [(k, params[k]) for k in LOOKUP_KEYS if params.get(k)]
-        if len(found) != 1:
+        present = [(k, v) for k, v in given.items() if v]
+        if len(present) != 1:
             raise BadRequest("give exactly one of phone, email, user_id … or type and value")
-        kind, value = found[0]
-    limit = _limit(params)
-    profile_id = admin.lookup(tenant, admin.identifier(tenant, kind, value))
-    return admin.view(tenant, profile_id, cursor=params.get("cursor") or None, limit=limit)
+        kind, found = present[0]
+    profile_id = admin.lookup(tenant, admin.identifier(tenant, kind, found))
+    return ProfileView.model_validate(admin.view(tenant, profile_id, cursor=cursor or None, limit=limit))
 
 
-@router.get("/profiles/<profile_id>")
-def get_profile(profile_id: str) -> dict[str, Any]:
-    params = _query()
-    limit = _limit(params)
-    return _admin().view(_tenant(), profile_id, cursor=params.get("cursor") or None, limit=limit)
+@router.get("/profiles/<profile_id>", tags=TAGS, responses=ERRORS, summary="A profile's 360 view")
+def get_profile(profile_id: ProfileId, cursor: Cursor = None, limit: Limit = 50) -> ProfileView:
+    view = _admin().view(tenant_of(router), profile_id, cursor=cursor or None, limit=limit)
+    return ProfileView.model_validate(view)
 
 
-@router.post("/profiles/<profile_id>/unmerge")
-def unmerge_profile(profile_id: str) -> dict[str, Any]:
-    body = _body("UnmergeBody")
-    result = _admin().unmerge(_tenant(), profile_id, merge_id=body.merge_id, absorbed_id=body.absorbed_id)
+@router.post("/profiles/<profile_id>/unmerge", tags=TAGS, responses=ERRORS, summary="Undo a merge")
+def unmerge_profile(profile_id: ProfileId, body: UnmergeBody) -> UnmergeResult:
+    result = _admin().unmerge(
+        tenant_of(router), profile_id, merge_id=body.merge_id, absorbed_id=body.absorbed_id
+    )
     _publish(result.events)
-    return result.body
+    return UnmergeResult.model_validate(result.body)
 
 
-@router.post("/profiles/erase")
-def erase_profile() -> dict[str, Any]:
-    tenant, body, admin = _tenant(), _body("IdentifierBody"), _admin()
+@router.post("/profiles/erase", tags=TAGS, responses=ERRORS, summary="Erase a person (PIPL/GDPR)")
+def erase_profile(body: IdentifierBody) -> EraseResult:
+    tenant, admin = tenant_of(router), _admin()
     result = admin.erase(tenant, admin.identifier(tenant, body.type, body.value))
     _publish(result.events)
-    return result.body
+    return EraseResult.model_validate(result.body)
 
 
-@router.get("/profiles/<profile_id>/export")
-def export_profile(profile_id: str) -> dict[str, Any]:
-    return _admin().export(_tenant(), profile_id)
+@router.get("/profiles/<profile_id>/export", tags=TAGS, responses=ERRORS, summary="Export a person")
+def export_profile(profile_id: ProfileId) -> ExportDocument:
+    return ExportDocument.model_validate(_admin().export(tenant_of(router), profile_id))

@@ -34,6 +34,8 @@ MAX_SUM = 9.9e125
 # Traits with a special home on the profile rather than in ``traits``.
 CONSENT_KEY = "consent"
 TAGS_KEY = "tags"
+# Internal sources (a journey's "remove tag" action) remove tags with this trait key.
+TAGS_REMOVE_KEY = "tags_remove"
 
 
 def iso(value: datetime) -> str:
@@ -270,12 +272,14 @@ class Changes:
     tags_added: list[str] = field(default_factory=list)
     consent: dict[str, Any] = field(default_factory=dict)
     identifiers_added: list[Identifier] = field(default_factory=list)
+    tags_removed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "traits": self.traits,
             "computed": self.computed,
             "tags_added": self.tags_added,
+            **({"tags_removed": self.tags_removed} if self.tags_removed else {}),
             "consent": self.consent,
             "identifiers_added": [{"type": i.type, "value": i.value} for i in self.identifiers_added],
         }
@@ -331,7 +335,7 @@ def apply_event(
     for name, value in event.traits.items():
         if name == CONSENT_KEY and isinstance(value, dict):
             continue
-        if name == TAGS_KEY and isinstance(value, list):
+        if name in (TAGS_KEY, TAGS_REMOVE_KEY) and isinstance(value, list):
             continue
         changed, used = profile.offer_trait(name, value, stamp, rules.strategy(name), used)
         if changed:
@@ -348,6 +352,12 @@ def apply_event(
         fresh, used = profile.add_tags([str(t) for t in tags], used)
         if fresh:
             changes.tags_added = fresh
+    removed = event.traits.get(TAGS_REMOVE_KEY)
+    if isinstance(removed, list):
+        gone = sorted({str(t) for t in removed} & set(profile.tags))
+        if gone:
+            profile.tags = [t for t in profile.tags if t not in gone]
+            changes.tags_removed = gone
     _apply_computed(profile, event, when, changes, count_order=count_order, count_refund=count_refund)
     if profile.dropped_traits:
         from huiliu.observability import logger

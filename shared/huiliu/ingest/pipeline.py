@@ -66,6 +66,7 @@ _TENANT = re.compile(TENANT_ID_PATTERN)
 _CORRELATION = re.compile(r"^[\x21-\x7e]{1,128}$")
 # How long a WeChat plain-mode (timestamp, nonce) stays bound to its body (> the ±5 min window).
 REPLAY_GUARD_SECONDS = 900
+GZIP_MAGIC = b"\x1f\x8b"
 NOT_FOUND_BODY = '{"success":false,"code":"not_found","message":"unknown tenant or connector"}'
 
 
@@ -275,7 +276,7 @@ class IngestPipeline:
     ) -> Outcome:
         if len(request.body) > self.max_body_bytes:
             raise PayloadTooLarge(f"body larger than {self.max_body_bytes} bytes")
-        decoded = self._decode(request)
+        decoded = self._decode(request, name)
         hook = request.path.startswith("/v1/hooks/")
         if tenant_id is None:
             tenant_id = self._tenant_for_write_key(decoded)
@@ -439,8 +440,12 @@ class IngestPipeline:
             self._connectors[name] = found
         return found
 
-    def _decode(self, request: HttpRequest) -> HttpRequest:
+    def _decode(self, request: HttpRequest, connector: str = "") -> HttpRequest:
         encoding = (request.header("content-encoding") or "identity").strip().lower()
+        if encoding in ("identity", "") and connector == "segment" and request.body[:2] == GZIP_MAGIC:
+            # Segment routes decide by the body, not the labels: some official clients send gzip
+            # without Content-Encoding (or labelled form-urlencoded), and Segment's API takes it.
+            encoding = "gzip"
         if encoding in ("identity", ""):
             return request
         if encoding in ("gzip", "x-gzip"):

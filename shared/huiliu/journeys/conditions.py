@@ -1,9 +1,10 @@
 """Branch conditions in the segment language, evaluated against journeys' own profile projection.
 
-Journeys compiles a branch's condition with the segments stage's pure compiler when it is
-installed (``huiliu.segments``), else with the small evaluator below, which understands the
-common core of the language: ``all`` / ``any`` / ``not`` and leaf comparisons on ``trait``,
-``computed``, ``tag`` and ``in_segment``.
+The segments stage's pure compiler (:mod:`huiliu.segments`) does the work; journeys adds the
+profile context from its projection (traits, computed attributes, tags, identifiers, segment
+memberships from ``segment.entered|exited``). Conditions that need the segments stage's own
+per-profile event log (an event count or sum within a window) are refused at apply time: journeys
+keeps no such log — reference a segment (``segment: id``) or use ``did_event`` instead.
 """
 
 from __future__ import annotations
@@ -12,56 +13,35 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from huiliu.journeys.definition import PropertyFilter
-from huiliu.journeys.matching import filter_matches
+from huiliu.segments import EvalContext
+from huiliu.segments import compile_condition as compile_segment_condition
 
 Predicate = Callable[[dict[str, Any], datetime], bool]
-_LEAF_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists")
 
 
 def compile_condition(condition: dict[str, Any]) -> Predicate:
-    """A predicate over a profile snapshot; ValueError (with the reason) for a bad condition."""
-    segments_compile = _segments_compiler()
-    if segments_compile is not None:
-        return segments_compile(condition)
-    return _compile(condition, "condition")
+    """A predicate over a profile snapshot; ValueError (with the path and reason) for a bad one."""
+    compiled = compile_segment_condition(condition)
+    if compiled.log_events:
+        names = ", ".join(sorted(compiled.log_events))
+        raise ValueError(
+            f"event windows ({names}) need the segments stage's event log: "
+            "reference a segment (segment: id) or use did_event"
+        )
+
+    def predicate(snapshot: dict[str, Any], now: datetime) -> bool:
+        events = {
+            name: [[_epoch(entry.get("last_at")), {}]]
+            for name, entry in (snapshot.get("computed", {}).get("events") or {}).items()
+            if isinstance(entry, dict) and entry.get("last_at")
+        }
+        ctx = EvalContext.of(
+            snapshot, now=now.timestamp(), events=events, segments=set(snapshot.get("segments") or ())
+        )
+        return bool(compiled(ctx))
+
+    return predicate
 
 
-def _segments_compiler() -> Callable[[dict[str, Any]], Predicate] | None:
-    try:
-        from huiliu.journeys.segments_adapter import compile_with_segments
-    except ImportError:
-        return None
-    return compile_with_segments
-
-
-def _compile(node: Any, where: str) -> Predicate:
-    if not isinstance(node, dict) or not node:
-        raise ValueError(f"{where}: a condition is a non-empty mapping")
-    if "all" in node or "any" in node:
-        key = "all" if "all" in node else "any"
-        parts = node[key]
-        if not isinstance(parts, list) or not parts:
-            raise ValueError(f"{where}.{key}: a non-empty list")
-        compiled = [_compile(p, f"{where}.{key}[{i}]") for i, p in enumerate(parts)]
-        if key == "all":
-            return lambda snap, now: all(c(snap, now) for c in compiled)
-        return lambda snap, now: any(c(snap, now) for c in compiled)
-    if "not" in node:
-        inner = _compile(node["not"], f"{where}.not")
-        return lambda snap, now: not inner(snap, now)
-    if "tag" in node:
-        tag = str(node["tag"])
-        return lambda snap, now: tag in (snap.get("tags") or [])
-    if "in_segment" in node or "segment" in node:
-        seg = str(node.get("in_segment") or node.get("segment"))
-        return lambda snap, now: seg in (snap.get("segments") or [])
-    for scope in ("trait", "computed"):
-        if scope in node:
-            op = node.get("op", "eq")
-            if op not in _LEAF_OPS:
-                raise ValueError(f"{where}.op: unknown operator {op!r}")
-            flt = PropertyFilter(property=str(node[scope]), op=op, value=node.get("value"))
-            bag = "traits" if scope == "trait" else "computed"
-            return lambda snap, now: filter_matches(flt, snap.get(bag) or {})
-    raise ValueError(f"{where}: unknown condition {sorted(node)}")
+def _epoch(value: Any) -> float:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()

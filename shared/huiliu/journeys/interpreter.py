@@ -116,6 +116,8 @@ class Enrollment:
     trigger: dict[str, Any] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
     ended_at: str | None = None
+    # Ids of the bus events already applied (a redelivered event is not applied twice).
+    applied: list[str] = field(default_factory=list)
 
     def copy(self) -> Enrollment:
         return copy.deepcopy(self)

@@ -45,7 +45,7 @@ from huiliu.notify.channels.base import OutboundMessage, ProviderError, Sender
 from huiliu.notify.models import Contact, SendRecord, State
 from huiliu.notify.policy import PolicyInput, Verdict, check_cap, decide, zone
 from huiliu.notify.repository import ClaimResult, MessagesRepository
-from huiliu.notify.settings import NotifySettings
+from huiliu.notify.settings import NotifySettings, cap_rule
 from huiliu.notify.templates import Template, render
 from huiliu.notify.unsubscribe import UnsubscribeClaim, unsubscribe_url
 
@@ -187,7 +187,7 @@ class NotifyService:
             return self._defer(req, base, decision.until, decision.reason, now)
 
         try:
-            message = self._message(req, template, contact, address, ns)
+            message = self._message(req, template, contact, address, ns, tenant.default_locale)
         except TemplateError as exc:
             return self._final(req, base, State.FAILED, f"render_error: {exc}"[:300], now)
         sender = self._sender(req.channel, ns)
@@ -195,7 +195,7 @@ class NotifyService:
             assert held is not None
             return self._finish(req, held, State.FAILED, now, reason="unknown_outcome")
 
-        rule = ns.cap_for(req.channel.value, req.purpose.value)
+        rule = cap_rule(tenant, req.channel.value, req.purpose.value)
         cap_state = loaded.cap
         claimed: SendRecord | None = None
         for _ in range(8):
@@ -258,6 +258,7 @@ class NotifyService:
         contact: Contact | None,
         address: str | None,
         ns: NotifySettings,
+        default_locale: str,
     ) -> OutboundMessage:
         unsubscribe = None
         if req.channel == Channel.EMAIL and self.config.public_api_url and address:
@@ -279,7 +280,7 @@ class NotifyService:
             "vars": req.variables,
             "unsubscribe_url": unsubscribe or "",
         }
-        locale = template.pick_locale(req.locale, contact.locale if contact else None, ns.default_locale)
+        locale = template.pick_locale(req.locale, contact.locale if contact else None, default_locale)
         out = render(template, context, locale)
         extra: dict[str, Any] = {}
         if template.wechat and template.wechat.miniprogram_appid:

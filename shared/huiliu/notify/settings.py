@@ -1,36 +1,15 @@
-"""A tenant's notify settings (``TenantSettings.notify``): senders, SMS provider, caps, quiet hours
-for transactional mail. Quiet hours themselves and the time zone are the tenant's own settings."""
+"""A tenant's notify settings (``TenantSettings.notify``): senders and providers. Quiet hours, time
+zone, frequency caps, ``over_cap`` and ``default_locale`` are tenant settings of their own
+(huiliu.tenants.models); :func:`cap_rule` turns a tenant's caps into the policy's rule."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from huiliu.notify.policy import CapRule
-
-
-class FrequencyCap(BaseModel):
-    """At most ``limit`` messages of ``purpose`` per ``window_days`` per profile on ``channel``."""
-
-    channel: Literal["email", "sms", "wechat", "webhook", "*"] = "*"
-    purpose: Literal["marketing", "transactional"] = "marketing"
-    limit: int = Field(default=3, ge=0)
-    window_days: float = Field(default=7, gt=0)
-    # Slots kept for messages of priority ≥ high_priority: the important journey wins the last one.
-    reserved: int = Field(default=1, ge=0)
-    high_priority: int = Field(default=50, ge=0, le=100)
-    over_cap: Literal["defer", "drop"] = "defer"
-
-    def rule(self) -> CapRule:
-        return CapRule(
-            limit=self.limit,
-            window=timedelta(days=self.window_days),
-            reserved=min(self.reserved, self.limit),
-            priority_threshold=self.high_priority,
-            over_cap=self.over_cap,
-        )
 
 
 class NotifySettings(BaseModel):
@@ -40,16 +19,7 @@ class NotifySettings(BaseModel):
     sms_provider: Literal["aws", "aliyun"] = "aws"
     sms_sign_name: str | None = None  # Aliyun: the approved signature (签名)
     webhook_url: str | None = None  # default target of webhook-channel templates
-    caps: list[FrequencyCap] = Field(default_factory=lambda: [FrequencyCap()])
     quiet_hours_transactional: bool = False  # transactional messages (OTP, receipts) ignore quiet hours
-    default_locale: str = "zh-CN"
-
-    def cap_for(self, channel: str, purpose: str) -> CapRule | None:
-        for wanted in (channel, "*"):  # a channel's own cap wins over the catch-all
-            for cap in self.caps:
-                if cap.purpose == purpose and cap.channel == wanted:
-                    return cap.rule()
-        return None
 
 
 class NotifySecrets(BaseModel):
@@ -59,3 +29,18 @@ class NotifySecrets(BaseModel):
     aliyun_access_key_id: str | None = None
     aliyun_access_key_secret: str | None = None
     webhook_secret: str | None = None  # whsec_<base64>
+
+
+def cap_rule(tenant: Any, channel: str, purpose: str) -> CapRule | None:
+    """The cap for (channel, purpose): a channel's own cap wins over the catch-all ``*``."""
+    for wanted in (channel, "*"):
+        for cap in tenant.frequency_caps:
+            if cap.purpose == purpose and cap.channel == wanted:
+                return CapRule(
+                    limit=cap.limit,
+                    window=timedelta(days=cap.days),
+                    reserved=min(cap.reserved, cap.limit),
+                    priority_threshold=cap.high_priority,
+                    over_cap=tenant.over_cap,
+                )
+    return None

@@ -24,13 +24,13 @@ from huiliu.notify.delivery import MemoryRequeue
 from huiliu.notify.fakes import FakeProviders
 from huiliu.notify.repository import DynamoTokenStore, MessagesRepository
 from huiliu.notify.service import NotifyConfig, NotifyService
-from huiliu.notify.settings import FrequencyCap, NotifySecrets, NotifySettings
+from huiliu.notify.settings import NotifySecrets, NotifySettings
 from huiliu.notify.template_store import TemplateRepository
 from huiliu.notify.templates import Template
 from huiliu.notify.unsubscribe import signing_key
 from huiliu.notify.wiring import NotifyEnv, build_senders
 from huiliu.storage.dynamo import CallStats
-from huiliu.tenants import TenantSecrets, TenantSettings, WeChatSecrets
+from huiliu.tenants import FrequencyCap, TenantSecrets, TenantSettings, WeChatSecrets
 
 TENANT = "acme"
 REGION = "ap-east-1"
@@ -258,7 +258,7 @@ def request(
     )
 
 
-def new_stage(endpoint: str, fake: FakeProviders, **notify: Any) -> Stage:
+def new_stage(endpoint: str, fake: FakeProviders, caps: list[Any] | None = None, **notify: Any) -> Stage:
     table, tenants_table = f"messages-{uuid.uuid4().hex[:8]}", f"tenants-{uuid.uuid4().hex[:8]}"
     create_table(endpoint, table)
     create_table(endpoint, tenants_table)
@@ -270,9 +270,9 @@ def new_stage(endpoint: str, fake: FakeProviders, **notify: Any) -> Stage:
             email_from="hello@shop.example",
             ses_configuration_set="huiliu-events",
             webhook_url=f"{fake.url}/webhook/crm",
-            caps=notify.pop("caps", [FrequencyCap(channel="*", limit=3, window_days=7, reserved=1)]),
             **notify,
         ),
+        frequency_caps=caps if caps is not None else [FrequencyCap(channel="*", limit=3, days=7, reserved=1)],
     )
     tenant_secrets = TenantSecrets(
         wechat=WeChatSecrets(token="t", app_id="wx-app", app_secret="wx-secret"),

@@ -126,7 +126,7 @@ def test_random_provider_faults_and_redeliveries_never_send_a_key_twice(stage: S
     rng = random.Random(seed)
     address = f"faults-{seed}@example.com"
     stage.service().handle(stage.profile(email=address, phone="+8613900000000", openid="o-faults"))
-    stage.tenant_settings.notify.caps = []
+    stage.tenant_settings.frequency_caps = []
     plans = []
     for n in range(8):
         channel = rng.choice(["email", "wechat", "webhook", "sms"])

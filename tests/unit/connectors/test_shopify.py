@@ -30,7 +30,8 @@ def test_given_a_customers_create_when_handled_then_identify_with_customer_id_em
     assert event.identifier("email") == "ada@example.com"
     assert event.identifier("phone") == "+14155550123"
     assert event.traits["first_name"] == "Ada"
-    assert event.message_id == "wh-1"
+    assert event.message_id.startswith("shp-")  # a digest of the signed body, not the unsigned id
+    assert event.context["shopify"]["webhook_id"] == "wh-1"
     assert event.source.account == "acme.myshopify.com"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from huiliu import aws
-from huiliu.admin_auth import AdminAuthenticator
+from huiliu.adminapi.auth import KeyAuthenticator
 from huiliu.errors import Unauthorized
 from huiliu.settings import get_settings
 from huiliu.tenants import TenantDirectory, TenantRepository
@@ -55,7 +55,7 @@ def test_create_with_table_and_prefix_prints_keys_that_work(
     directory = _directory()
     assert directory.tenant_for_write_key(printed["connectors"]["segment"]["write_key"]) == "shop-9"
     assert directory.secrets("shop-9").shopify.secret == "shpss_real"  # type: ignore[union-attr]
-    auth = AdminAuthenticator(TenantRepository(settings.tenants_table), settings.hash_salt)
+    auth = KeyAuthenticator(TenantRepository(settings.tenants_table), settings.hash_salt)
     assert auth.tenant_for(f"Bearer {printed['admin_key']}") == "shop-9"
     with pytest.raises(Unauthorized):
         auth.tenant_for("Bearer hl_admin_other")

@@ -17,6 +17,7 @@ from huiliu.tenants import (
     new_demo_secrets,
     provision_tenant,
 )
+from huiliu.tenants.provisioning import TenantExists, update_secrets
 
 
 def _provision(tenant_id: str = "shop-1") -> tuple[TenantDirectory, Any]:
@@ -58,10 +59,33 @@ def test_unknown_tenants_are_not_found_for_settings_and_secrets(deployed: Any) -
         directory.secrets("ghost")
 
 
-def test_reprovisioning_updates_the_secret_in_place(deployed: Any) -> None:
-    _provision()
+def test_reprovisioning_an_existing_tenant_is_refused_and_keeps_its_secrets(deployed: Any) -> None:
     directory, secrets = _provision()
+    with pytest.raises(TenantExists):
+        _provision()
     assert directory.secrets("shop-1").shopify.secret == secrets.shopify.secret  # type: ignore[union-attr]
+
+
+def test_set_secrets_replaces_only_the_named_connector_and_moves_the_write_key(deployed: Any) -> None:
+    _directory, secrets = _provision()
+    settings = get_settings()
+    update_secrets(
+        "shop-1",
+        {"shopify": {"secret": "shpss_new"}, "segment": {"write_key": "wk-new"}},
+        repo=TenantRepository(settings.tenants_table),
+        secrets_client=aws.client("secretsmanager"),
+        secrets_prefix=settings.secrets_prefix,
+        salt=settings.hash_salt,
+    )
+    fresh = TenantDirectory(
+        TenantRepository(settings.tenants_table),
+        secrets_prefix=settings.secrets_prefix,
+        salt=settings.hash_salt,
+    )
+    assert fresh.secrets("shop-1").shopify.secret == "shpss_new"  # type: ignore[union-attr]
+    assert fresh.secrets("shop-1").wechat.token == secrets.wechat.token  # type: ignore[union-attr]
+    assert fresh.tenant_for_write_key("wk-new") == "shop-1"
+    assert fresh.tenant_for_write_key(secrets.segment.write_key) is None  # type: ignore[union-attr]
 
 
 def _admin_event(path: str, key: str | None) -> dict[str, Any]:

@@ -27,4 +27,4 @@ def test_deep_admin_bodies_are_a_400(world: dict[str, Any], depth: int) -> None:
     unmerge = _post(world["app"], unmerge_path, '{"merge_id":' + _deep(depth) + "}")
     for status, body in (erase, unmerge):
         assert status == 400, body
-        assert body["code"] in ("too_deep", "bad_body")
+        assert body["code"] in ("too_deep", "invalid_request")

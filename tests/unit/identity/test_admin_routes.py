@@ -11,15 +11,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from huiliu.adminapi.core import build_app, resolve
 from huiliu.bus import MemoryPublisher
 from huiliu.clock import ManualClock
-from huiliu.errors import HuiliuError
+from huiliu.errors import Unauthorized
 from huiliu.identity import admin_routes
 from huiliu.identity.admin import ProfileAdmin
 from huiliu.identity.repository import IdentityRepository
 from huiliu.identity.service import IdentityService
 from huiliu.models import DetailType
+from huiliu.tenants.models import ApiKey
 from huiliu_infra import cli_profiles
 
 from tests.unit.identity.identity_helpers import TENANT, make_event
@@ -27,24 +28,27 @@ from tests.unit.identity.identity_helpers import TENANT, make_event
 ADMIN_KEY = "hl_admin_test"
 
 
-def _build_app() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(strip_prefixes=["/admin"])
+class _Keys:
+    """One admin key of TENANT (the real authenticator is tested in tests/unit/core)."""
 
-    def auth(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
-        if app.current_event.headers.get("authorization") != f"Bearer {ADMIN_KEY}":
-            return Response(401, "application/json", json.dumps({"error": {"message": "no"}}))
-        app.append_context(tenant_id=TENANT)
-        return next_middleware(app)
+    def __call__(self, authorization: str | None) -> ApiKey:
+        if authorization != f"Bearer {ADMIN_KEY}":
+            raise Unauthorized("invalid key", reason="invalid_credentials")
+        return ApiKey(key_id="k1", key_hash="h", tenant_id=TENANT, scope="admin", created_at="2026-01-01")
 
-    app.use(middlewares=[auth])
 
-    @app.exception_handler(HuiliuError)
-    def _error(exc: HuiliuError) -> Response:
-        body = {"error": {"message": exc.message}, "code": exc.reason}
-        return Response(exc.status, "application/json", json.dumps(body))
+class _App:
+    """The admin resolver with the profile routes, resolved through the admin gate."""
 
-    app.include_router(admin_routes.router)
-    return app
+    def __init__(self) -> None:
+        self.app = build_app(routers=[admin_routes.router])
+
+    def resolve(self, event: dict, context: Any) -> dict:
+        return resolve(self.app, event, context, _Keys())
+
+
+def _build_app() -> Any:
+    return _App()
 
 
 def _apigw_event(method: str, raw_path: str, query: str, headers: dict[str, str], body: str | None) -> dict:
@@ -90,7 +94,7 @@ def world(repo: IdentityRepository, service: IdentityService, clock: ManualClock
     admin_routes.configure()
 
 
-def _call(app: APIGatewayHttpResolver, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def _call(app: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     parts = urlsplit(path)
     event = _apigw_event(
         method,
@@ -128,20 +132,21 @@ def test_given_a_bad_body_then_the_400_lists_fields_briefly_without_pydantic_url
     status, body = _call(world["app"], "POST", "/admin/profiles/erase", {"type": "email", "oops": 1})
 
     assert status == 400
-    message = body["error"]["message"]
+    message = body["message"]
     assert "http" not in message
-    assert "value: Field required" in message
-    assert "oops: Extra inputs are not permitted" in message
+    assert {"field": "body.value", "reason": "Field required"} in body["errors"]
+    assert {"field": "body.oops", "reason": "Extra inputs are not permitted"} in body["errors"]
 
 
 @pytest.mark.parametrize("limit", ["abc", "0", "201", "-3", "1.5"])
-def test_given_a_bad_limit_then_400_bad_limit(world: dict, limit: str) -> None:
+def test_given_a_bad_limit_then_400_naming_query_limit(world: dict, limit: str) -> None:
     for path in (f"/admin/profiles/{world['survivor']}", "/admin/profiles/lookup?email=li@x.cn&x=1"):
         sep = "&" if "?" in path else "?"
         status, body = _call(world["app"], "GET", f"{path}{sep}limit={limit}")
 
         assert status == 400
-        assert body["code"] == "bad_limit"
+        assert body["code"] == "invalid_request"
+        assert [e["field"] for e in body["errors"]] == ["query.limit"]
 
 
 def test_given_a_cursor_before_the_timeline_then_400_bad_cursor(world: dict) -> None:

@@ -95,7 +95,7 @@ def test_segment_language_condition_in_a_branch() -> None:
                 {
                     "id": "b",
                     "type": "branch",
-                    "condition": {"all": [{"trait": "city", "value": "Shanghai"}, {"tag": "vip"}]},
+                    "condition": {"all": [{"trait": "city", "eq": "Shanghai"}, {"tag": "vip"}]},
                     "then": "s",
                 },
                 {"id": "s", "type": "send", "channel": "email", "template": "t"},

@@ -1,0 +1,151 @@
+"""What the local runtime models of a translated template — and the refusal of everything else.
+
+The local runtime derives its resources from template.yaml. A feature it cannot honour must stop
+start-up with a clear message rather than be dropped silently (a queue filter that is ignored
+locally would deliver events the deployed function never sees). :func:`check` lists every such
+feature at once.
+
+To support a new feature: model it in ``provision.py`` / ``runtime.py`` and add it here; for a
+resource with no local effect (alarms, permissions …) add its type to ``AWS_ONLY`` with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Types the local runtime creates on the emulator or runs in process.
+MODELLED = {
+    "AWS::Lambda::Function",
+    "AWS::Lambda::EventSourceMapping",
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::S3::Bucket",
+    "AWS::Events::EventBus",
+    "AWS::Events::Rule",
+    "AWS::Scheduler::Schedule",
+    "AWS::ApiGatewayV2::Api",
+}
+# Types with no local effect, and why that is safe.
+AWS_ONLY = {
+    "AWS::IAM::Role": "in-process handlers run with the emulator's credentials (tests walk the policies)",
+    "AWS::Lambda::Permission": "in-process invocation needs no resource policy",
+    "AWS::Lambda::LayerVersion": "the layer is the installed huiliu package",
+    "AWS::Logs::LogGroup": "handler logs go to the local log file",
+    "AWS::Logs::ResourcePolicy": "no CloudWatch Logs locally",
+    "AWS::SQS::QueuePolicy": "the emulator does not enforce queue policies",
+    "AWS::S3::BucketPolicy": "the emulator does not enforce bucket policies",
+    "AWS::SNS::Topic": "alarm notifications only",
+    "AWS::CloudWatch::Alarm": "no CloudWatch alarms locally",
+    "AWS::ApiGatewayV2::Stage": "one local stage serves every route",
+}
+# Properties the runtime honours, per type; anything else in these types is refused.
+MAPPING_PROPERTIES = {
+    "BatchSize",
+    "EventSourceArn",
+    "FunctionName",
+    "FunctionResponseTypes",
+    "MaximumBatchingWindowInSeconds",
+    "Enabled",
+    # one handler runs at a time locally, which honours any maximum concurrency
+    "ScalingConfig",
+}
+RULE_TARGET_PROPERTIES = {"Id", "Arn"}
+QUEUE_REFUSED = {"FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
+TABLE_REFUSED = {"StreamSpecification", "KinesisStreamSpecification"}
+SCHEDULE_TARGET_PROPERTIES = {"Arn", "Input", "RetryPolicy", "RoleArn", "DeadLetterConfig"}
+
+
+class UnsupportedTemplateFeature(RuntimeError):
+    """template.yaml uses something the local runtime does not model."""
+
+
+def check(translated: dict[str, Any]) -> None:
+    """Raise UnsupportedTemplateFeature naming every unmodelled feature of the translated template."""
+    resources: dict[str, Any] = translated.get("Resources", {})
+    problems: list[str] = []
+    for logical, res in resources.items():
+        kind = res.get("Type", "")
+        props = res.get("Properties") or {}
+        if kind not in MODELLED and kind not in AWS_ONLY:
+            problems.append(f"{logical}: resource type {kind} is not modelled")
+            continue
+        if kind == "AWS::Lambda::EventSourceMapping":
+            extra = sorted(set(props) - MAPPING_PROPERTIES)
+            if extra:
+                problems.append(f"{logical}: event source mapping properties {extra} (e.g. filters)")
+            source = _logical_of(props.get("EventSourceArn"))
+            if source and resources.get(source, {}).get("Type") != "AWS::SQS::Queue":
+                problems.append(f"{logical}: event source {source} is not an SQS queue (streams)")
+        elif kind == "AWS::SQS::Queue":
+            refused = sorted(QUEUE_REFUSED & set(props))
+            if refused:
+                problems.append(f"{logical}: FIFO queue properties {refused}")
+        elif kind == "AWS::DynamoDB::Table":
+            refused = sorted(TABLE_REFUSED & set(props))
+            if refused:
+                problems.append(f"{logical}: table streams {refused}")
+        elif kind == "AWS::Events::Rule":
+            if "ScheduleExpression" in props:
+                problems.append(f"{logical}: scheduled EventBridge rules (use AWS::Scheduler schedules)")
+            for target in props.get("Targets", []):
+                extra = sorted(set(target) - RULE_TARGET_PROPERTIES)
+                if extra:
+                    problems.append(f"{logical}: rule target {target.get('Id')} properties {extra}")
+                kind_of = resources.get(_logical_of(target.get("Arn")) or "", {}).get("Type")
+                if kind_of not in ("AWS::SQS::Queue", "AWS::Logs::LogGroup"):
+                    problems.append(f"{logical}: rule target {target.get('Id')} is not a queue or log group")
+        elif kind == "AWS::Scheduler::Schedule":
+            extra = sorted(set(props.get("Target", {})) - SCHEDULE_TARGET_PROPERTIES)
+            if extra:
+                problems.append(f"{logical}: schedule target properties {extra}")
+            expression = str(props.get("ScheduleExpression", ""))
+            if not expression.startswith("rate("):
+                problems.append(f"{logical}: schedule {expression!r} (only rate() is modelled)")
+    problems += [f"{where}: intrinsic {name}" for where, name in _unknown_intrinsics(resources)]
+    if problems:
+        raise UnsupportedTemplateFeature(
+            "the local runtime does not model these template features (model them in "
+            "infra/huiliu_infra/local/ or list them in support.py):\n  - " + "\n  - ".join(problems)
+        )
+
+
+KNOWN_INTRINSICS = {
+    "Ref",
+    "Condition",
+    "Fn::GetAtt",
+    "Fn::Sub",
+    "Fn::Join",
+    "Fn::FindInMap",
+    "Fn::Select",
+    "Fn::Split",
+    "Fn::If",
+    "Fn::Equals",
+    "Fn::Not",
+    "Fn::And",
+    "Fn::Or",
+}
+
+
+def _unknown_intrinsics(node: Any, where: str = "") -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        if len(node) == 1:
+            (key,) = node
+            if key.startswith("Fn::") and key not in KNOWN_INTRINSICS:
+                found.append((where, key))
+        for key, value in node.items():
+            found += _unknown_intrinsics(value, where or key)
+    elif isinstance(node, list):
+        for value in node:
+            found += _unknown_intrinsics(value, where)
+    return found
+
+
+def _logical_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "Fn::GetAtt" in value:
+            arg = value["Fn::GetAtt"]
+            return str(arg[0] if isinstance(arg, list) else arg.split(".", 1)[0])
+        if "Ref" in value:
+            return str(value["Ref"])
+    return None

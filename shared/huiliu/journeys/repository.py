@@ -1,0 +1,272 @@
+"""JourneysTable access — the only journeys code that talks to DynamoDB.
+
+Items (tenant id first in every key):
+
+=====================================  ===============  =============================================
+pk                                     sk               what
+=====================================  ===============  =============================================
+``T#{t}#JOURNEYS``                     ``J#{id}``       journey head: status, active version (inline
+                                                        definition), latest version, content hash
+``T#{t}#J#{id}``                       ``V#{n:06d}``    one published version (immutable)
+``T#{t}#J#{id}``                       ``FUNNEL``       funnel counters (ADD as transitions commit)
+``T#{t}#J#{id}#ENR``                   ``{at}#{eid}``   enrollment index (who entered, when)
+``T#{t}#P#{profile}``                  ``PROFILE``      journeys' projection of the person
+``T#{t}#P#{profile}``                  ``E#{id}#{key}`` one enrollment; ``due_shard`` + ``next_at``
+                                                        only while it waits on time (sparse GSI)
+=====================================  ===============  =============================================
+
+One Query on ``T#{t}#P#{profile}`` loads everything an event for that person needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, fields
+from typing import Any
+
+from huiliu.errors import ConditionFailed
+from huiliu.journeys.interpreter import Enrollment, ProfileView
+from huiliu.journeys.matching import stable_id
+from huiliu.storage.dynamo import DynamoRepository
+
+DUE_INDEX = "due"
+DEFAULT_SHARDS = 8
+PAUSED_PREFIX = "PAUSED#"
+_ENROLLMENT_FIELDS = {f.name for f in fields(Enrollment)}
+
+
+def heads_pk(tenant: str) -> str:
+    return f"T#{tenant}#JOURNEYS"
+
+
+def journey_pk(tenant: str, journey_id: str) -> str:
+    return f"T#{tenant}#J#{journey_id}"
+
+
+def profile_pk(tenant: str, profile_id: str) -> str:
+    return f"T#{tenant}#P#{profile_id}"
+
+
+def enrollment_sk(journey_id: str, key: str) -> str:
+    return f"E#{journey_id}#{key}"
+
+
+def version_sk(version: int) -> str:
+    return f"V#{version:06d}"
+
+
+def due_shard(enrollment_id: str, shards: int) -> str:
+    return f"D#{int(enrollment_id[:8], 16) % shards}"
+
+
+def paused_shard(tenant: str, journey_id: str) -> str:
+    return f"{PAUSED_PREFIX}{tenant}#{journey_id}"
+
+
+def enrollment_item(e: Enrollment, shards: int, *, parked: str | None = None) -> dict[str, Any]:
+    item = {k: v for k, v in asdict(e).items() if v not in (None, {}, [])}
+    item["pk"] = profile_pk(e.tenant_id, e.profile_id)
+    item["sk"] = enrollment_sk(e.journey_id, e.key)
+    item["holdout"] = e.holdout
+    item["rev"] = e.rev
+    if e.live and e.next_at:
+        item["due_shard"] = parked or due_shard(e.enrollment_id, shards)
+    else:
+        item.pop("next_at", None)
+    item["log"] = json.dumps(e.log, separators=(",", ":"))  # one string: cheaper than a list of maps
+    return item
+
+
+def enrollment_from_item(item: dict[str, Any]) -> Enrollment:
+    data = {k: v for k, v in item.items() if k in _ENROLLMENT_FIELDS}
+    log = data.get("log")
+    data["log"] = json.loads(log) if isinstance(log, str) else (log or [])
+    return Enrollment(**data)
+
+
+def profile_item(tenant: str, view: ProfileView) -> dict[str, Any]:
+    return {
+        "pk": profile_pk(tenant, view.profile_id),
+        "sk": "PROFILE",
+        "version": view.version,
+        "traits": view.traits,
+        "tags": view.tags,
+        "computed": view.computed,
+        "identifiers": view.identifiers,
+        "segments": view.segments,
+        "seen": view.seen,
+    }
+
+
+def profile_from_item(profile_id: str, item: dict[str, Any] | None) -> ProfileView:
+    if not item:
+        return ProfileView(profile_id)
+    return ProfileView(
+        profile_id=profile_id,
+        version=int(item.get("version", 0)),
+        traits=dict(item.get("traits") or {}),
+        tags=list(item.get("tags") or []),
+        computed=dict(item.get("computed") or {}),
+        identifiers=list(item.get("identifiers") or []),
+        segments=sorted(item.get("segments") or []),
+        seen=dict(item.get("seen") or {}),
+    )
+
+
+class JourneysRepository(DynamoRepository):
+    def __init__(self, *args: Any, shards: int = DEFAULT_SHARDS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shards = shards
+
+    # -- definitions ----------------------------------------------------------------------
+    def heads(self, tenant: str) -> list[dict[str, Any]]:
+        return list(self.query_all(heads_pk(tenant), sk_prefix="J#", consistent=True))
+
+    def head(self, tenant: str, journey_id: str) -> dict[str, Any] | None:
+        return self.get(heads_pk(tenant), f"J#{journey_id}")
+
+    def version(self, tenant: str, journey_id: str, version: int) -> dict[str, Any] | None:
+        return self.get(journey_pk(tenant, journey_id), version_sk(version), consistent=False)
+
+    def versions(self, tenant: str, journey_id: str) -> list[dict[str, Any]]:
+        return list(self.query_all(journey_pk(tenant, journey_id), sk_prefix="V#"))
+
+    def publish(self, tenant: str, head: dict[str, Any], version_item: dict[str, Any], expected: int) -> None:
+        """Version item and head in one transaction: both or neither (nothing half-published)."""
+        head_condition = "attribute_not_exists(pk)" if expected == 0 else "latest_version = :expected"
+        self.transact(
+            [
+                {"Put": {"item": version_item, "condition": "attribute_not_exists(pk)"}},
+                {
+                    "Put": {
+                        "item": head,
+                        "condition": head_condition,
+                        "values": {":expected": expected} if expected else None,
+                    }
+                },
+            ]
+        )
+
+    def set_status(self, tenant: str, journey_id: str, status: str, allowed_from: tuple[str, ...]) -> None:
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":s": status}
+        allowed = []
+        for i, value in enumerate(allowed_from):
+            values[f":f{i}"] = value
+            allowed.append(f":f{i}")
+        self.update(
+            heads_pk(tenant),
+            f"J#{journey_id}",
+            "SET #s = :s",
+            condition=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})",
+            names=names,
+            values=values,
+        )
+
+    # -- counters -------------------------------------------------------------------------
+    def add_counters(self, tenant: str, journey_id: str, counts: dict[str, int]) -> None:
+        if not counts:
+            return
+        names = {f"#c{i}": name for i, name in enumerate(counts)}
+        values = {f":v{i}": n for i, n in enumerate(counts.values())}
+        expression = "ADD " + ", ".join(f"#c{i} :v{i}" for i in range(len(counts)))
+        self.update(journey_pk(tenant, journey_id), "FUNNEL", expression, names=names, values=values)
+
+    def funnel(self, tenant: str, journey_id: str) -> dict[str, int]:
+        item = self.get(journey_pk(tenant, journey_id), "FUNNEL") or {}
+        return {k: int(v) for k, v in item.items() if k not in ("pk", "sk")}
+
+    def index_enrollments(self, entries: list[Enrollment]) -> None:
+        self.batch_write(
+            [
+                {
+                    "pk": f"{journey_pk(e.tenant_id, e.journey_id)}#ENR",
+                    "sk": f"{e.entered_at}#{e.enrollment_id}",
+                    "profile_id": e.profile_id,
+                    "key": e.key,
+                    "holdout": e.holdout,
+                }
+                for e in entries
+            ]
+        )
+
+    def recent_enrollments(self, tenant: str, journey_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        page = self.query(f"{journey_pk(tenant, journey_id)}#ENR", forward=False, limit=limit)
+        return page.items
+
+    # -- a person's partition ------------------------------------------------------------
+    def load_person(self, tenant: str, profile_id: str) -> tuple[dict[str, Any] | None, list[Enrollment]]:
+        profile: dict[str, Any] | None = None
+        enrollments: list[Enrollment] = []
+        for item in self.query_all(profile_pk(tenant, profile_id), consistent=True):
+            if item["sk"] == "PROFILE":
+                profile = item
+            elif item["sk"].startswith("E#"):
+                enrollments.append(enrollment_from_item(item))
+        return profile, enrollments
+
+    def enrollments_of(self, tenant: str, profile_id: str, journey_id: str | None = None) -> list[Enrollment]:
+        prefix = f"E#{journey_id}#" if journey_id else "E#"
+        return [
+            enrollment_from_item(i)
+            for i in self.query_all(profile_pk(tenant, profile_id), sk_prefix=prefix, consistent=True)
+        ]
+
+    def put_profile(self, tenant: str, view: ProfileView) -> None:
+        """Keep the newest snapshot: an older profile version never overwrites a newer one."""
+        with contextlib.suppress(ConditionFailed):
+            self.put(
+                profile_item(tenant, view),
+                condition="attribute_not_exists(pk) OR version <= :v",
+                values={":v": view.version},
+            )
+
+    def save_enrollment(self, e: Enrollment, *, expected_rev: int | None, parked: str | None = None) -> None:
+        """Create (expected_rev None) or replace at exactly ``expected_rev``; ConditionFailed otherwise."""
+        item = enrollment_item(e, self.shards, parked=parked)
+        if expected_rev is None:
+            self.put(item, condition="attribute_not_exists(pk)")
+        else:
+            self.put(item, condition="rev = :r", values={":r": expected_rev})
+
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(i["pk"], i["sk"]): i for i in self.batch_get(keys, consistent=True)}
+
+    def delete_person(self, tenant: str, profile_id: str) -> list[Enrollment]:
+        items = list(self.query_all(profile_pk(tenant, profile_id), consistent=True))
+        enrollments = [enrollment_from_item(i) for i in items if i["sk"].startswith("E#")]
+        index_keys = [
+            (f"{journey_pk(tenant, e.journey_id)}#ENR", f"{e.entered_at}#{e.enrollment_id}")
+            for e in enrollments
+        ]
+        self.batch_write([], deletes=[(i["pk"], i["sk"]) for i in items] + index_keys)
+        return enrollments
+
+    # -- the due index --------------------------------------------------------------------
+    def due(self, shard: str, upto: str, page_size: int = 100) -> Iterator[list[dict[str, Any]]]:
+        """Pages of items waiting in ``shard`` with ``next_at <= upto`` (GSI: eventually consistent)."""
+        start: dict[str, Any] | None = None
+        while True:
+            page = self.query(
+                shard,
+                index=DUE_INDEX,
+                pk_name="due_shard",
+                sk_name="next_at",
+                sk_between=("0", upto),
+                limit=page_size,
+                start_key=start,
+            )
+            if page.items:
+                yield page.items
+            if not page.next_key:
+                return
+            start = page.next_key
+
+    def all_shards(self) -> list[str]:
+        return [f"D#{n}" for n in range(self.shards)]
+
+
+def new_enrollment_token(*parts: str) -> str:
+    return stable_id(*parts)

@@ -1,0 +1,726 @@
+"""The journeys engine: bus events in (enrol, exit, resume), the minute tick (waits that are due).
+
+Exactly once, how:
+
+1. every transition is computed by the pure interpreter from a consistent read of the enrollment
+   and committed with a conditional put on its revision (``rev``) — a lost race commits nothing;
+2. a transition's actions are published *before* its commit, each with an id derived from
+   (enrollment, step, visit): a crash after publishing, an SQS redelivery or an overlapping tick
+   re-runs the same transition from the same revision and republishes the same ids (notify sends
+   once per ``idempotency_key``; identity dedupes internal events on ``message_id``), and nothing
+   is lost, because nothing commits before its actions are on the bus;
+3. an event already applied to an enrollment (its id is kept in ``applied``) is not applied again.
+
+Funnel counters are added after the commits, only for transitions that committed (never twice;
+a crash between commit and counter flush undercounts that invocation's transitions).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from huiliu.bus import OutgoingEvent, Publisher
+from huiliu.clock import Clock, default_clock, parse_duration
+from huiliu.errors import ConditionFailed
+from huiliu.journeys.definition import Journey
+from huiliu.journeys.interpreter import (
+    Action,
+    Enrollment,
+    Env,
+    EventInfo,
+    ProfileView,
+    Transition,
+    cancel,
+    enroll,
+    enrollment_key,
+    iso,
+    on_due,
+    on_event,
+    on_segment,
+)
+from huiliu.journeys.matching import all_match, lookup, stable_id
+from huiliu.journeys.repository import (
+    JourneysRepository,
+    enrollment_from_item,
+    paused_shard,
+    profile_from_item,
+    profile_pk,
+)
+from huiliu.observability import logger
+
+SOURCE = "huiliu.journeys"
+INTERNAL_CONNECTOR = "journeys"
+MAX_APPLIED = 10
+ACTIVE, PAUSED, ARCHIVED = "active", "paused", "archived"
+
+
+# ------------------------------------------------------------------ definitions, cached
+class Definitions:
+    """Journey heads per tenant (briefly cached) and immutable versions (cached for good)."""
+
+    def __init__(self, repo: JourneysRepository, cache_seconds: float = 5.0) -> None:
+        self.repo = repo
+        self.cache_seconds = cache_seconds
+        self._heads: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._versions: dict[tuple[str, str, int], Journey | None] = {}
+
+    def heads(self, tenant: str) -> list[dict[str, Any]]:
+        hit = self._heads.get(tenant)
+        now = time.monotonic()
+        if hit and now < hit[0]:
+            return hit[1]
+        heads = self.repo.heads(tenant)
+        self._heads[tenant] = (now + self.cache_seconds, heads)
+        for head in heads:
+            journey = _journey_of(head.get("definition"), int(head.get("active_version", 0)))
+            if journey is not None:
+                self._versions[(tenant, journey.id, journey.version)] = journey
+        return heads
+
+    def status(self, tenant: str, journey_id: str) -> str:
+        for head in self.heads(tenant):
+            if head.get("journey_id") == journey_id:
+                return str(head.get("status", ACTIVE))
+        return ARCHIVED
+
+    def active(self, tenant: str) -> list[Journey]:
+        out = []
+        for head in self.heads(tenant):
+            if head.get("status") != ACTIVE:
+                continue
+            journey = self.version(tenant, str(head["journey_id"]), int(head["active_version"]))
+            if journey is not None:
+                out.append(journey)
+        return out
+
+    def version(self, tenant: str, journey_id: str, version: int) -> Journey | None:
+        key = (tenant, journey_id, version)
+        if key not in self._versions:
+            item = self.repo.version(tenant, journey_id, version)
+            self._versions[key] = _journey_of(item.get("definition") if item else None, version)
+        return self._versions[key]
+
+    def forget(self, tenant: str | None = None) -> None:
+        if tenant is None:
+            self._heads.clear()
+        else:
+            self._heads.pop(tenant, None)
+
+
+def _journey_of(document: Any, version: int) -> Journey | None:
+    if not isinstance(document, dict):
+        return None
+    return Journey.model_validate({**document, "version": version})
+
+
+# ------------------------------------------------------------------ out events
+def action_event(
+    action: Action, e: Enrollment, profile: ProfileView, now: datetime, correlation: str | None
+) -> OutgoingEvent:
+    """The bus event an action becomes: notification.requested, or a canonical event for identity."""
+    if action.kind in ("send", "webhook"):
+        from huiliu.contracts import NotificationRequested
+
+        locale = profile.traits.get("locale")
+        return NotificationRequested(
+            event_id=action.idempotency_key,
+            tenant_id=e.tenant_id,
+            correlation_id=correlation,
+            occurred_at=iso(now),
+            idempotency_key=action.idempotency_key,
+            profile_id=e.profile_id,
+            locale=locale if isinstance(locale, str) else None,
+            journey_id=e.journey_id,
+            journey_version=e.journey_version,
+            enrollment_id=e.enrollment_id,
+            step_id=action.step_id,
+            **action.params,
+        ).outgoing(SOURCE)
+    # tag / set_trait: back in through identity, the one writer of profiles (DESIGN §8)
+    from huiliu.models import CanonicalEvent
+
+    traits: dict[str, Any] = {}
+    if action.kind == "tag":
+        if action.params["add"]:
+            traits["tags"] = list(action.params["add"])
+        if action.params["remove"]:
+            traits["tags_remove"] = list(action.params["remove"])
+    else:
+        traits = dict(action.params["traits"])
+    event = CanonicalEvent.model_validate(
+        {
+            "tenant_id": e.tenant_id,
+            "message_id": f"journeys-{action.idempotency_key}",
+            "type": "identify",
+            "timestamp": now,
+            "received_at": now,
+            "source": {"connector": INTERNAL_CONNECTOR, "account": e.journey_id},
+            "identifiers": _routing_identifiers(profile),
+            "traits": traits,
+            "context": {
+                "journey": {
+                    "journey_id": e.journey_id,
+                    "enrollment_id": e.enrollment_id,
+                    "step_id": action.step_id,
+                }
+            },
+            "correlation_id": correlation,
+        }
+    )
+    return OutgoingEvent(SOURCE, "event.ingested", event.model_dump(mode="json"))
+
+
+ROUTING_PRIORITY = (
+    "user_id",
+    "member_id",
+    "email",
+    "phone",
+    "wechat_unionid",
+    "wechat_openid",
+    "anonymous_id",
+)
+
+
+def _routing_identifiers(profile: ProfileView) -> list[dict[str, str]]:
+    """The person's strongest identifier: identity resolves it back to the same profile."""
+    for kind in ROUTING_PRIORITY:
+        for ident in profile.identifiers:
+            if ident.get("type") == kind:
+                return [{"type": kind, "value": ident["value"]}]
+    return [dict(i) for i in profile.identifiers[:1]]
+
+
+# ------------------------------------------------------------------ the unit of work
+@dataclass
+class Pending:
+    """A transition waiting to be committed: ``expected`` is the revision it was computed from."""
+
+    transition: Transition
+    expected: int | None
+    profile: ProfileView
+    parked: str | None = None
+
+
+@dataclass
+class Outcome:
+    committed: int = 0
+    conflicts: int = 0
+    published: int = 0
+    actions: int = 0
+    counters: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    new: list[Enrollment] = field(default_factory=list)
+
+
+class Committer:
+    """Publish actions, then commit each transition conditionally, then add funnel counters."""
+
+    def __init__(self, repo: JourneysRepository, publisher: Publisher, workers: int = 1) -> None:
+        self.repo = repo
+        self.publisher = publisher
+        self.workers = workers
+
+    def commit(self, pending: Sequence[Pending], now: datetime, correlation: str | None = None) -> Outcome:
+        out = Outcome()
+        events = [
+            action_event(a, p.transition.enrollment, p.profile, now, correlation)
+            for p in pending
+            for a in p.transition.actions
+        ]
+        if events:
+            self.publisher.publish(events)  # raises: nothing committed, the caller retries
+            out.published = len(events)
+
+        def save(p: Pending) -> bool:
+            e = p.transition.enrollment
+            e.rev = (p.expected or 0) + 1
+            try:
+                self.repo.save_enrollment(e, expected_rev=p.expected, parked=p.parked)
+            except ConditionFailed:
+                return False
+            return True
+
+        if self.workers > 1 and len(pending) > 1:
+            with ThreadPoolExecutor(self.workers) as pool:
+                results = list(pool.map(save, pending))
+        else:
+            results = [save(p) for p in pending]
+        for p, ok in zip(pending, results, strict=True):
+            if not ok:
+                out.conflicts += 1
+                continue
+            out.committed += 1
+            out.actions += len(p.transition.actions)
+            e = p.transition.enrollment
+            out.counters[f"{e.tenant_id}\x1f{e.journey_id}"].update(p.transition.counters)
+            if p.expected is None:
+                out.new.append(e)
+        for key, counts in out.counters.items():
+            tenant, journey_id = key.split("\x1f")
+            self.repo.add_counters(tenant, journey_id, dict(counts))
+        if out.new:
+            self.repo.index_enrollments(out.new)
+        return out
+
+
+# ------------------------------------------------------------------ bus events
+@dataclass
+class TenantEnv:
+    timezone: str = "Asia/Shanghai"
+    max_wait: timedelta = timedelta(days=365)
+
+
+class JourneysService:
+    """segment.entered|exited and profile.changed|merged|erased -> enrol, exit, resume."""
+
+    def __init__(
+        self,
+        repo: JourneysRepository,
+        publisher: Publisher,
+        *,
+        clock: Clock | None = None,
+        definitions: Definitions | None = None,
+        tenant_env: Callable[[str], TenantEnv] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.clock = clock or default_clock()
+        self.definitions = definitions or Definitions(repo)
+        self.committer = Committer(repo, publisher)
+        self.tenant_env = tenant_env or (lambda tenant: TenantEnv())
+
+    def env(self, tenant: str) -> Env:
+        return Env(tenant_timezone=self.tenant_env(tenant).timezone)
+
+    @property
+    def accepts(self) -> tuple[type[Any], ...]:
+        from huiliu.contracts import (
+            ProfileChanged,
+            ProfileErased,
+            ProfileMerged,
+            SegmentEntered,
+            SegmentExited,
+        )
+
+        return (ProfileChanged, ProfileMerged, ProfileErased, SegmentEntered, SegmentExited)
+
+    def handle(self, event: Any) -> list[OutgoingEvent]:
+        """The stage runner's entry (huiliu.stage). Actions are published here, *before* each
+        conditional commit (exactly-once, see the module docstring), so nothing is returned."""
+        self.last = self.handle_detail(event.DETAIL_TYPE, event.model_dump(mode="json"))
+        return []
+
+    def handle_detail(self, detail_type: str, detail: dict[str, Any]) -> Outcome | None:
+        tenant = str(detail["tenant_id"])
+        if detail_type == "profile.erased":
+            return self._erase(tenant, detail)
+        if not self.definitions.heads(tenant):
+            return None  # no journeys at all for this tenant: nothing to read or write
+        if detail_type == "profile.changed":
+            return self._profile_changed(tenant, detail)
+        if detail_type in ("segment.entered", "segment.exited"):
+            return self._segment(tenant, detail, entered=detail_type == "segment.entered")
+        if detail_type == "profile.merged":
+            return self._merged(tenant, detail)
+        return None
+
+    # -- profile.changed: exits, goals, waits for an event; then triggers ----------------
+    def _profile_changed(self, tenant: str, detail: dict[str, Any]) -> Outcome:
+        now = self.clock.now()
+        profile_id = str(detail["profile_id"])
+        stored, enrollments = self.repo.load_person(tenant, profile_id)
+        view = _merge_snapshot(profile_from_item(profile_id, stored), detail)
+        raw_event = detail.get("event") or None
+        event = None
+        if raw_event and raw_event.get("name"):
+            event = EventInfo(
+                event_id=str(raw_event.get("message_id") or detail.get("event_id")),
+                name=str(raw_event["name"]),
+                properties=dict(raw_event.get("properties") or {}),
+                timestamp=raw_event.get("timestamp"),
+            )
+            view.seen[event.name] = iso(now)
+        env = self.env(tenant)
+        pending: list[Pending] = []
+        if event is not None:
+            for e in enrollments:
+                if event.event_id in e.applied:
+                    continue
+                journey = self.definitions.version(tenant, e.journey_id, e.journey_version)
+                if journey is None:
+                    continue
+                if self.definitions.status(tenant, e.journey_id) == ARCHIVED:
+                    tr = cancel(e, "archived", now)
+                else:
+                    tr = on_event(journey, e, view, event, now, env)
+                if tr is not None:
+                    _mark_applied(tr.enrollment, event.event_id)
+                    pending.append(Pending(tr, e.rev, view))
+        trigger_kind = "event" if event is not None else None
+        pending += self._enrolments(
+            tenant,
+            view,
+            enrollments,
+            now,
+            env,
+            match=lambda j: _event_trigger(j, event, detail),
+            trigger={
+                "kind": trigger_kind or "profile_created",
+                "event_id": event.event_id if event else str(detail.get("event_id")),
+                "event": event.name if event else None,
+                "properties": event.properties if event else {},
+            },
+            instance_of=lambda j: _instance_value(j, event),
+        )
+        return self._finish(tenant, view, enrollments, pending, now, detail, stored is not None)
+
+    # -- segment.entered / exited ---------------------------------------------------------
+    def _segment(self, tenant: str, detail: dict[str, Any], *, entered: bool) -> Outcome:
+        now = self.clock.now()
+        profile_id = str(detail["profile_id"])
+        segment_id = str(detail["segment_id"])
+        stored, enrollments = self.repo.load_person(tenant, profile_id)
+        view = profile_from_item(profile_id, stored)
+        if isinstance(detail.get("profile"), dict):
+            view = _merge_snapshot(
+                view, {"version": detail.get("profile_version", 0), "profile": detail["profile"]}
+            )
+        segments = set(view.segments)
+        segments.add(segment_id) if entered else segments.discard(segment_id)
+        view.segments = sorted(segments)
+        env = self.env(tenant)
+        event_id = str(detail.get("event_id"))
+        pending: list[Pending] = []
+        for e in enrollments:
+            if event_id in e.applied:
+                continue
+            journey = self.definitions.version(tenant, e.journey_id, e.journey_version)
+            if journey is None:
+                continue
+            tr = on_segment(journey, e, segment_id, entered, now)
+            if tr is not None:
+                _mark_applied(tr.enrollment, event_id)
+                pending.append(Pending(tr, e.rev, view))
+        backfill = bool(detail.get("backfill")) or bool(detail.get("replay"))
+
+        def match(j: Journey) -> bool:
+            target = j.trigger.segment_entered if entered else j.trigger.segment_exited
+            return target == segment_id and (j.trigger.include_backfill or not backfill)
+
+        pending += self._enrolments(
+            tenant,
+            view,
+            enrollments,
+            now,
+            env,
+            match=match,
+            trigger={
+                "kind": "segment_entered" if entered else "segment_exited",
+                "event_id": event_id,
+                "segment": segment_id,
+            },
+            instance_of=lambda j: None,
+        )
+        return self._finish(tenant, view, enrollments, pending, now, detail, stored is not None)
+
+    # -- enrolment -------------------------------------------------------------------------
+    def _enrolments(
+        self,
+        tenant: str,
+        view: ProfileView,
+        enrollments: list[Enrollment],
+        now: datetime,
+        env: Env,
+        *,
+        match: Callable[[Journey], bool],
+        trigger: dict[str, Any],
+        instance_of: Callable[[Journey], str | None],
+    ) -> list[Pending]:
+        out: list[Pending] = []
+        for journey in self.definitions.active(tenant):
+            if not match(journey):
+                continue
+            instance = instance_of(journey)
+            if journey.instance is not None and instance is None:
+                continue  # a per-order journey needs the order id on the event
+            mine = [e for e in enrollments if e.journey_id == journey.id]
+            key = enrollment_key(journey, str(trigger["event_id"]), instance)
+            if any(e.key == key for e in mine):
+                continue  # already enrolled under this key (once, the same order, a redelivery)
+            if journey.entry.policy == "once" and mine and journey.instance is None:
+                continue
+            if journey.entry.policy == "once_per_period" and mine:
+                period = parse_duration(journey.entry.period or "0s")
+                last = max(e.entered_at for e in mine)
+                if last > iso(now - period):
+                    continue
+            if journey.instance is not None:
+                live = sum(1 for e in mine if e.live)
+                if live >= journey.instance.max_concurrent:
+                    logger.info("instance bound reached", extra={"journey_id": journey.id, "live": live})
+                    continue
+            tr = enroll(journey, tenant, view, trigger=trigger, key=key, instance=instance, now=now, env=env)
+            out.append(Pending(tr, None, view))
+        return out
+
+    def _finish(
+        self,
+        tenant: str,
+        view: ProfileView,
+        enrollments: list[Enrollment],
+        pending: list[Pending],
+        now: datetime,
+        detail: dict[str, Any],
+        had_projection: bool,
+    ) -> Outcome:
+        # The projection is needed only while the person is (or becomes) enrolled: skip it otherwise.
+        still_live = any(e.live or e.watching_goal for e in enrollments) or any(
+            p.transition.enrollment.live for p in pending
+        )
+        if still_live or had_projection:
+            self.repo.put_profile(tenant, view)
+        outcome = self.committer.commit(pending, now, detail.get("correlation_id"))
+        if outcome.conflicts:
+            raise ConditionFailed(f"{outcome.conflicts} enrollment(s) changed meanwhile: retry the event")
+        return outcome
+
+    # -- merged / erased -------------------------------------------------------------------
+    def _merged(self, tenant: str, detail: dict[str, Any]) -> Outcome:
+        """The absorbed profile's live enrollments move to the survivor (same ids, same actions)."""
+        now = self.clock.now()
+        absorbed = str(detail.get("absorbed_id"))
+        survivor = str(detail["profile_id"])
+        stored, enrollments = self.repo.load_person(tenant, absorbed)
+        _, survivor_enrollments = self.repo.load_person(tenant, survivor)
+        taken = {(e.journey_id, e.key) for e in survivor_enrollments}
+        view = profile_from_item(absorbed, stored)
+        pending: list[Pending] = []
+        for e in enrollments:
+            if not e.live:
+                continue
+            tr = cancel(e, f"merged_into:{survivor}", now)
+            if tr is None:
+                continue
+            pending.append(Pending(tr, e.rev, view))
+            if (e.journey_id, e.key) not in taken:
+                moved = e.copy()
+                moved.profile_id = survivor
+                moved.rev = 0
+                moved.log = [
+                    *moved.log,
+                    {"at": iso(now), "step": e.step_id, "what": "moved", "from": absorbed},
+                ]
+                pending.append(Pending(Transition(moved), None, view))
+        if stored is not None and pending:
+            # Until the survivor's next profile.changed, its projection is the absorbed one's.
+            survivor_view = profile_from_item(survivor, stored)
+            survivor_view.version = 0
+            self.repo.put_profile(tenant, survivor_view)
+        return self.committer.commit(pending, now, detail.get("correlation_id"))
+
+    def _erase(self, tenant: str, detail: dict[str, Any]) -> Outcome:
+        ids = {str(p) for p in (detail.get("profile_ids") or [])} | {str(detail["profile_id"])}
+        for profile_id in sorted(ids):
+            self.repo.delete_person(tenant, profile_id)
+        return Outcome()
+
+
+def _mark_applied(e: Enrollment, event_id: str) -> None:
+    e.applied = [*e.applied, event_id][-MAX_APPLIED:]
+
+
+def _merge_snapshot(view: ProfileView, detail: dict[str, Any]) -> ProfileView:
+    snapshot = detail.get("profile")
+    version = int(detail.get("version") or 0)
+    if not isinstance(snapshot, dict) or version < view.version:
+        return view
+    return ProfileView(
+        profile_id=view.profile_id,
+        version=version,
+        traits=dict(snapshot.get("traits") or {}),
+        tags=list(snapshot.get("tags") or []),
+        computed=dict(snapshot.get("computed") or {}),
+        identifiers=[{"type": i["type"], "value": i["value"]} for i in snapshot.get("identifiers") or []],
+        segments=view.segments,
+        seen=view.seen,
+    )
+
+
+def _event_trigger(journey: Journey, event: EventInfo | None, detail: dict[str, Any]) -> bool:
+    trigger = journey.trigger
+    if trigger.profile_created:
+        return bool(detail.get("created")) and not detail.get("replay")
+    if trigger.event is None or event is None or detail.get("replay"):
+        return False
+    return trigger.event == event.name and all_match(trigger.where, event.properties)
+
+
+def _instance_value(journey: Journey, event: EventInfo | None) -> str | None:
+    if journey.instance is None or event is None:
+        return None
+    value = lookup(event.properties, journey.instance.key)
+    return None if value is None or isinstance(value, dict | list) or value is object() else str(value)
+
+
+# ------------------------------------------------------------------ the minute tick
+@dataclass
+class TickReport:
+    now: str
+    due: int = 0
+    stepped: int = 0
+    conflicts: int = 0
+    parked: int = 0
+    actions: int = 0
+    published: int = 0
+    seconds: float = 0.0
+    lateness_seconds: list[float] = field(default_factory=list)
+
+
+class JourneyTicker:
+    """Everything due at or before ``now``: shard by shard, page by page, a pool of workers."""
+
+    def __init__(
+        self,
+        repo: JourneysRepository,
+        publisher: Publisher,
+        *,
+        definitions: Definitions | None = None,
+        tenant_env: Callable[[str], TenantEnv] | None = None,
+        workers: int = 8,
+        page_size: int = 100,
+    ) -> None:
+        self.repo = repo
+        self.definitions = definitions or Definitions(repo)
+        self.committer = Committer(repo, publisher, workers=workers)
+        self.tenant_env = tenant_env or (lambda tenant: TenantEnv())
+        self.page_size = page_size
+        self.workers = workers
+
+    def tick(self, now: datetime) -> TickReport:
+        started = time.perf_counter()
+        report = TickReport(now=iso(now))
+        upto = iso(now)
+        shards = self.repo.all_shards()
+        if self.workers > 1:
+            with ThreadPoolExecutor(min(self.workers, len(shards))) as pool:
+                reports = list(pool.map(lambda s: self._shard(s, upto, now), shards))
+        else:
+            reports = [self._shard(s, upto, now) for s in shards]
+        for r in reports:
+            for name in ("due", "stepped", "conflicts", "parked", "actions", "published"):
+                setattr(report, name, getattr(report, name) + getattr(r, name))
+            report.lateness_seconds += r.lateness_seconds
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _shard(self, shard: str, upto: str, now: datetime) -> TickReport:
+        report = TickReport(now=upto)
+        for page in self.repo.due(shard, upto, self.page_size):
+            report.due += len(page)
+            self._page(page, now, report)
+        return report
+
+    def _page(self, page: list[dict[str, Any]], now: datetime, report: TickReport) -> None:
+        # The due index is eventually consistent: re-read enrollments (and projections) strongly.
+        keys = [(i["pk"], i["sk"]) for i in page]
+        keys += [(profile_pk(i["tenant_id"], i["profile_id"]), "PROFILE") for i in page]
+        fresh = self.repo.get_many(keys)
+        pending: list[Pending] = []
+        for item in page:
+            current = fresh.get((item["pk"], item["sk"]))
+            if current is None:
+                continue
+            e = enrollment_from_item(current)
+            if not e.live or not e.next_at or e.next_at > iso(now):
+                continue
+            status = self.definitions.status(e.tenant_id, e.journey_id)
+            if status == PAUSED:
+                # Park it under the journey's paused key until resume (the tick stops reading it).
+                pending.append(
+                    Pending(
+                        Transition(e.copy()),
+                        e.rev,
+                        ProfileView(e.profile_id),
+                        paused_shard(e.tenant_id, e.journey_id),
+                    )
+                )
+                report.parked += 1
+                continue
+            journey = self.definitions.version(e.tenant_id, e.journey_id, e.journey_version)
+            if journey is None:
+                continue
+            profile = profile_from_item(
+                e.profile_id, fresh.get((profile_pk(e.tenant_id, e.profile_id), "PROFILE"))
+            )
+            if status == ARCHIVED:
+                tr = cancel(e, "archived", now)
+            else:
+                env = Env(tenant_timezone=self.tenant_env(e.tenant_id).timezone)
+                tr = on_due(journey, e, profile, now, env)
+            if tr is None:
+                continue
+            report.lateness_seconds.append((now - _parse(e.next_at)).total_seconds())
+            pending.append(Pending(tr, e.rev, profile))
+        if not pending:
+            return
+        outcome = self.committer.commit(pending, now)
+        report.stepped += outcome.committed - sum(1 for p in pending if p.parked)
+        report.conflicts += outcome.conflicts
+        report.actions += outcome.actions
+        report.published += outcome.published
+
+
+class JourneyTickService:
+    """The stage runner's TickService: steps what is due and publishes itself (returns nothing)."""
+
+    def __init__(self, ticker: JourneyTicker) -> None:
+        self.ticker = ticker
+        self.last: TickReport | None = None
+
+    def tick(self, now: datetime) -> list[OutgoingEvent]:
+        report = self.ticker.tick(now)
+        self.last = report
+        logger.info(
+            "journey tick",
+            extra={
+                "tick": report.now,
+                "due": report.due,
+                "stepped": report.stepped,
+                "conflicts": report.conflicts,
+                "parked": report.parked,
+                "actions": report.actions,
+                "seconds": round(report.seconds, 3),
+            },
+        )
+        return []
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def resume_parked(repo: JourneysRepository, tenant: str, journey_id: str) -> int:
+    """Put a resumed journey's parked enrollments back in the due index (each at its own time)."""
+    moved = 0
+    for page in repo.due(paused_shard(tenant, journey_id), "9999", 100):
+        for item in page:
+            e = enrollment_from_item(item)
+            try:
+                e.rev = int(item["rev"]) + 1
+                repo.save_enrollment(e, expected_rev=int(item["rev"]))
+                moved += 1
+            except ConditionFailed:
+                continue
+    return moved
+
+
+def iter_due_counts(repo: JourneysRepository, upto: datetime) -> Iterable[tuple[str, int]]:
+    for shard in repo.all_shards():
+        yield shard, sum(len(p) for p in repo.due(shard, iso(upto)))
+
+
+__all__ = ["Definitions", "JourneyTicker", "JourneysService", "TenantEnv", "resume_parked", "stable_id"]

@@ -1,0 +1,74 @@
+"""Admin API test helpers: the real admin handler on moto, two tenants with data, HTTP-shaped calls."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.functions.ingest.ingest_helpers import LambdaContext, load_function
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    raw: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    key: str | None = None,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    raw_body: str | None = None,
+) -> dict[str, Any]:
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+    return {
+        "version": "2.0",
+        "routeKey": "ANY /admin/{proxy+}",
+        "rawPath": path,
+        "rawQueryString": urlencode(query or {}),
+        "headers": headers,
+        "queryStringParameters": dict(query) if query else None,
+        "requestContext": {
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+            "requestId": "r1",
+            "routeKey": "ANY /admin/{proxy+}",
+            "stage": "$default",
+        },
+        "body": text,
+        "isBase64Encoded": False,
+    }
+
+
+class AdminClient:
+    """Calls functions/admin/app.py's handler in process (moto behind it)."""
+
+    def __init__(self) -> None:
+        from huiliu.adminapi import routes_keys, routes_tenant, wiring
+        from huiliu.identity import admin_routes
+
+        wiring.reset()
+        admin_routes.configure()
+        routes_keys.configure()
+        routes_tenant.configure()
+        self.module = load_function("admin")
+
+    def call(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> Reply:
+        response = self.module.handler(
+            http_event(method, path, key=key, **kwargs), LambdaContext(function_name="admin")
+        )
+        raw = response.get("body") or ""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        return Reply(response["statusCode"], body, raw, response.get("headers") or {})

@@ -1,0 +1,151 @@
+"""The local runtime refuses what it does not model, runs each function in its own environment,
+and fails at once when a port is taken."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huiliu_infra import cfn
+from huiliu_infra.local import support
+from huiliu_infra.local.provision import ROOT, TEMPLATE, FunctionSpec
+from huiliu_infra.local.runtime import LocalRuntime, PortInUse
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    return cfn.translate(cfn.load_template(TEMPLATE), {"Stage": "dev"}, "ap-east-1")
+
+
+def test_the_template_as_it_is_is_fully_modelled(translated: dict[str, Any]) -> None:
+    support.check(translated)
+
+
+def _first(translated: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(r for r in translated["Resources"].values() if r["Type"] == kind)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda t: _first(t, "AWS::Lambda::EventSourceMapping")["Properties"].update(
+                FilterCriteria={"Filters": [{"Pattern": "{}"}]}
+            ),
+            "FilterCriteria",
+        ),
+        (lambda t: _first(t, "AWS::SQS::Queue")["Properties"].update(FifoQueue=True), "FifoQueue"),
+        (
+            lambda t: _first(t, "AWS::DynamoDB::Table")["Properties"].update(
+                StreamSpecification={"StreamViewType": "NEW_IMAGE"}
+            ),
+            "StreamSpecification",
+        ),
+        (
+            lambda t: _first(t, "AWS::Events::Rule")["Properties"]["Targets"][0].update(
+                InputTransformer={"InputTemplate": "{}"}
+            ),
+            "InputTransformer",
+        ),
+        (
+            lambda t: t["Resources"].update(Stream={"Type": "AWS::Kinesis::Stream", "Properties": {}}),
+            "AWS::Kinesis::Stream",
+        ),
+        (
+            lambda t: _first(t, "AWS::Lambda::Function")["Properties"]["Environment"]["Variables"].update(
+                X={"Fn::ImportValue": "other-stack-export"}
+            ),
+            "Fn::ImportValue",
+        ),
+        (
+            lambda t: _first(t, "AWS::Scheduler::Schedule")["Properties"].update(
+                ScheduleExpression="cron(0 8 * * ? *)"
+            ),
+            "only rate()",
+        ),
+    ],
+)
+def test_unmodelled_features_stop_start_up_with_a_clear_message(
+    translated: dict[str, Any], change: Any, expected: str
+) -> None:
+    changed = copy.deepcopy(translated)
+    change(changed)
+    with pytest.raises(support.UnsupportedTemplateFeature, match=re.escape(expected)):
+        support.check(changed)
+
+
+def test_each_function_sees_only_its_own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huiliu.settings import get_settings
+
+    runtime = LocalRuntime(http_port=0, aws_port=0, write_state=False, quiet=True)
+
+    def spec(name: str, env: dict[str, str]) -> FunctionSpec:
+        return FunctionSpec(name, name, f"functions/{name}", "app.handler", 3, 128, env)
+
+    a = spec("A", {"POWERTOOLS_SERVICE_NAME": "a", "IDENTITY_TABLE": "identity-a"})
+    b = spec("B", {"POWERTOOLS_SERVICE_NAME": "b", "SEGMENTS_TABLE": "segments-b"})
+    runtime.deployment = type("D", (), {"functions": {"A": a, "B": b}})()  # type: ignore[assignment]
+    monkeypatch.setenv("IDENTITY_TABLE", "leaked-from-the-process")
+    with runtime._function_env(b):
+        assert os.environ["POWERTOOLS_SERVICE_NAME"] == "b"
+        assert os.environ["SEGMENTS_TABLE"] == "segments-b"
+        assert "IDENTITY_TABLE" not in os.environ  # A's variable does not leak into B
+        assert get_settings().identity_table == "huiliu-identity"  # B's settings: the default
+    with runtime._function_env(a):
+        assert "SEGMENTS_TABLE" not in os.environ
+        assert get_settings().identity_table == "identity-a"
+    assert os.environ["IDENTITY_TABLE"] == "leaked-from-the-process"  # restored afterwards
+
+
+def _taken_port() -> tuple[socket.socket, int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock, sock.getsockname()[1]
+
+
+def test_a_taken_port_fails_start_up_at_once() -> None:
+    sock, port = _taken_port()
+    try:
+        runtime = LocalRuntime(http_port=0, aws_port=port, write_state=False, quiet=True)
+        started = time.monotonic()
+        with pytest.raises(PortInUse, match=str(port)):
+            runtime.start()
+        assert time.monotonic() - started < 5
+    finally:
+        sock.close()
+
+
+def test_huiliu_local_exits_non_zero_when_its_port_is_taken() -> None:
+    sock, port = _taken_port()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "huiliu_infra.cli", "local", "--port", "0", "--aws-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    finally:
+        sock.close()
+    assert done.returncode == 2
+    assert "already in use" in done.stderr
+
+
+def test_the_demo_does_not_import_the_cli_entry_point() -> None:
+    """cli imports demo (`huiliu demo`); demo runs command modules directly: no import cycle."""
+    tree = ast.parse((Path(ROOT) / "infra/huiliu_infra/demo.py").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    assert "huiliu_infra.cli" not in imported
