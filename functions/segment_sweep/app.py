@@ -1,9 +1,22 @@
-"""Scheduled sweep of time-based segment conditions.
+"""Segment sweep: every minute, re-evaluate exactly the profiles whose due time has come.
 
-Wired in template.yaml as a schedule (the local runtime ticks it from its movable clock); the stage
-logic is still to come: until then it logs the tick it was asked to process (huiliu.passthrough).
+The schedule's input carries its scheduled time (huiliu.stage.tick_handler); the service queries the
+sharded due index up to that time — no scan — and publishes each profile's segment.entered/exited
+before committing it (a retried tick republishes the same event ids).
 """
 
-from huiliu.passthrough import schedule_handler
+from __future__ import annotations
 
-handler = schedule_handler("segment-sweep")
+from typing import Any
+
+from huiliu.stage import tick_handler
+
+
+def _build() -> Any:
+    """Built on first use: no boto3 at import time."""
+    from huiliu.segments.wiring import build_sweep_service
+
+    return build_sweep_service()
+
+
+handler = tick_handler("segment_sweep", build=_build)

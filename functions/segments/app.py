@@ -1,9 +1,21 @@
-"""Segment evaluation on profile events.
+"""Segments function: ``profile.changed|merged|unmerged|erased`` (via SQS) -> segment.entered/exited.
 
-Wired in template.yaml (queue, DLQ, partial batch failures); the stage logic is still to come:
-until then it logs each event with its correlation id and acknowledges it (huiliu.passthrough).
+The stage runner (huiliu.stage) parses each record into its contract, calls the segments service
+and publishes what it returns; a record that fails fails alone (partial batch response).
 """
 
-from huiliu.passthrough import queue_handler
+from __future__ import annotations
 
-handler = queue_handler("segments")
+from typing import Any
+
+from huiliu.stage import queue_handler
+
+
+def _build() -> Any:
+    """Built on first use: no boto3 at import time."""
+    from huiliu.segments.wiring import build_service
+
+    return build_service()
+
+
+handler = queue_handler("segments", build=_build)

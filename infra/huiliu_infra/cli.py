@@ -6,6 +6,7 @@ huiliu local advance 3d [--step 1h]            move the local runtime's clock fo
 huiliu local state                              what runs where, and invocation counts
 huiliu demo                                     start, send the sample webhooks, show results
 huiliu profiles get|unmerge|erase|export …      the profile 360 view and PIPL/GDPR tools
+huiliu segments apply|list|show|members|why …   segment definitions, audiences, why
 huiliu replay …                                  re-ingest archived raw requests
 """
 
@@ -155,9 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-running", action="store_true", help="leave the runtime up afterwards")
     demo.set_defaults(func=cmd_demo)
 
-    from huiliu_infra import cli_apply, cli_journeys, cli_profiles, cli_replay, cli_tenants
+    from huiliu_infra import cli_apply, cli_journeys, cli_profiles, cli_replay, cli_segments, cli_tenants
 
-    for module in (cli_profiles, cli_replay, cli_tenants, cli_journeys, cli_apply):
+    for module in (cli_profiles, cli_replay, cli_segments, cli_tenants, cli_journeys, cli_apply):
         module.register(sub)
     return parser
 

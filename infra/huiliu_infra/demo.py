@@ -163,7 +163,11 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
     try:
         print_banner(runtime, say)
         say(f"\n(started in {time.perf_counter() - started:.1f}s)\n")
-        say("== 1. Sample webhooks from events/, signed as each source signs them ==")
+        from huiliu_infra import demo_segments
+
+        say("== 0. Segments from examples/segments/: huiliu segments apply -f examples/segments ==")
+        say(demo_segments.indent(demo_segments.apply_examples(runtime)))
+        say("\n== 1. Sample webhooks from events/, signed as each source signs them ==")
         rows = []
         for request in sample_requests(runtime.tenant["connectors"]):
             status, reply = sources.send(request)
@@ -209,6 +213,15 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         say("\n== 3b. One person's 360 view: huiliu profiles get --phone 13800138000 ==")
         say(_profile_view(runtime, "13800138000"))
 
+        say("\n== 3c. Segments: a new order now, then the audiences (huiliu segments list) ==")
+        demo_segments.order_now(runtime)
+        runtime.drain(timeout=60)
+        say(demo_segments.indent(demo_segments.audiences(runtime)))
+        say("\n  huiliu segments why vip --phone 13800138000")
+        say(demo_segments.indent(demo_segments.why(runtime, "vip", "13800138000")))
+        say("\n  Transitions on the bus:")
+        say(demo_segments.indent("\n".join(demo_segments.transitions(runtime))))
+
         say("\n== 4. Time moves: three days in one-hour steps (journey tick, segment sweep) ==")
         before = runtime.stats.summary()
         runtime.advance(timedelta(days=3), step=timedelta(hours=1))
@@ -217,13 +230,16 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
             ran = after.get(fn, {}).get("invocations", 0) - before.get(fn, {}).get("invocations", 0)
             say(f"  {fn}: {ran} ticks, clock now {runtime.clock.now():%Y-%m-%d %H:%M} UTC")
 
+        say("\n== 4b. 28 more days in one-day steps: 'ordered in the last 30 days' ends by time alone ==")
+        demo_segments.leave_by_time(runtime, say)
+
         say("\n== 5. Dead-letter queues ==")
         depths = runtime.queue_depths()
         say("  " + ", ".join(f"{k}={v}" for k, v in depths.items() if k.endswith("DLQ")))
 
         say("\n== 6. Messages sent ==")
         say(
-            "  none yet: the segments, journeys and notify stages are wired (their queues and handlers\n"
+            "  none yet: the journeys and notify stages are wired (their queues and handlers\n"
             "  receive every event above) but their logic is still to come — see the open issues."
         )
         say(

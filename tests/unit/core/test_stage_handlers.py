@@ -49,14 +49,8 @@ GOOD = json.dumps(
 )
 
 
-@pytest.mark.parametrize("name", ["segments", "feedback"])
+@pytest.mark.parametrize("name", ["feedback"])
 def test_queue_stage_reports_only_the_bad_record_as_failed(name: str) -> None:
     module = _load(name)
     result = module.handler({"Records": [_record("ok", GOOD), _record("bad", "not json")]}, _Ctx())
     assert result == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
-
-
-@pytest.mark.parametrize("name", ["segment_sweep"])
-def test_scheduled_stage_reports_the_tick_it_ran_for(name: str) -> None:
-    module = _load(name)
-    assert module.handler({"time": "2026-01-01T00:00:00Z"}, _Ctx()) == {"tick": "2026-01-01T00:00:00Z"}

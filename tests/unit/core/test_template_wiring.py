@@ -82,7 +82,10 @@ def test_no_function_gets_wildcard_access(translated: dict[str, Any]) -> None:
 
 def test_schedules_are_rates_the_local_runtime_can_tick(translated: dict[str, Any]) -> None:
     schedules = _of_type(translated, "AWS::Scheduler::Schedule")
-    assert {rate_seconds(s["Properties"]["ScheduleExpression"]) for s in schedules.values()} == {60, 900}
+    # the local runtime ticks in steps of at most an hour: every rate fits in one
+    rates = {rate_seconds(s["Properties"]["ScheduleExpression"]) for s in schedules.values()}
+    assert rates
+    assert all(60 <= r <= 3600 for r in rates)
 
 
 def test_every_resource_has_a_comment_saying_why_it_exists() -> None:

@@ -1,0 +1,450 @@
+"""The segments stage: real-time membership on profile events, and the due-time sweep.
+
+``SegmentsService.handle`` (queue: ``profile.changed|merged|unmerged|erased``,
+``profiles.replay_completed``) and ``SegmentsService.tick`` (the sweep schedule). Per event it makes
+one BatchGetItem (the profile's state, plus absorbed profiles' states on a merge) and writes only
+when something segments keep changed: a PutItem of the state, or one TransactWriteItems with the
+membership items and counters when a membership changes. No AWS call lives here: the store does it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from huiliu.bus import Publisher
+from huiliu.clock import Clock, default_clock
+from huiliu.contracts import (
+    BusEvent,
+    ProfileChanged,
+    ProfileErased,
+    ProfileMerged,
+    ProfileSnapshot,
+    ProfileUnmerged,
+    ReplayCompleted,
+    SegmentEntered,
+    SegmentExited,
+    derive_event_id,
+)
+from huiliu.errors import ConditionFailed
+from huiliu.segments.builtin import TenantModels
+from huiliu.segments.engine import (
+    ProfileState,
+    StoredSegment,
+    TenantPlan,
+    evaluate,
+    log_occurrence,
+    merge_logs,
+    projection_diff,
+    prune_log,
+    remember_seen,
+)
+from huiliu.segments.language import parse_definition
+from huiliu.segments.repository import DUE_SHARDS, Commit, SegmentsStore, iso_of
+
+MAX_ATTEMPTS = 8
+SWEEP_PAGE = 200
+
+
+class Contention(Exception):
+    """The state kept changing under us: SQS redelivers the record."""
+
+
+@dataclass
+class Metrics:
+    events: int = 0
+    evaluated: int = 0
+    writes: int = 0
+    dropped_stale: int = 0
+    swept: int = 0
+
+
+def _now_iso(now: float) -> str:
+    return iso_of(now)
+
+
+def _comparable(state: ProfileState) -> dict[str, Any]:
+    item = state.to_item()
+    for key in ("version", "last_event_id", "outbox", "seen"):
+        item.pop(key)
+    return item
+
+
+class SegmentsService:
+    def __init__(
+        self,
+        store: SegmentsStore,
+        *,
+        clock: Clock | None = None,
+        cache_seconds: float = 30.0,
+        include_profile: bool = True,
+        sweep_publisher: Publisher | None = None,
+    ) -> None:
+        self.store = store
+        # The sweep publishes a profile's transitions BEFORE committing them (same event ids on a
+        # retry, which consumers dedupe): once committed, the profile is no longer due, so events
+        # returned to the runner after the commit would be lost if their publish failed.
+        self.sweep_publisher = sweep_publisher
+        self._clock = clock
+        self.cache_seconds = cache_seconds
+        self.include_profile = include_profile
+        self._plans: dict[str, tuple[float, TenantPlan]] = {}
+        self._replays: set[str] = set()
+        self.metrics = Metrics()
+
+    @property
+    def clock(self) -> Clock:
+        """The injected clock, else the process clock (the local runtime swaps it)."""
+        return self._clock or default_clock()
+
+    accepts: tuple[type[BusEvent], ...] = (
+        ProfileChanged,
+        ProfileMerged,
+        ProfileUnmerged,
+        ProfileErased,
+        ReplayCompleted,
+    )
+
+    # -- plans ------------------------------------------------------------------------------------
+    def plan(self, tenant: str) -> TenantPlan:
+        cached = self._plans.get(tenant)
+        if cached and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        items, models, generation = self.store.load_definitions(tenant)
+        segments = [
+            StoredSegment(
+                parse_definition(item["definition"]),
+                int(item["version"]),
+                item.get("created_at", ""),
+                item.get("updated_at", ""),
+            )
+            for item in items
+        ]
+        plan = TenantPlan(
+            segments, TenantModels.model_validate(models) if models else TenantModels(), generation
+        )
+        self._plans[tenant] = (time.monotonic(), plan)
+        return plan
+
+    def invalidate(self, tenant: str | None = None) -> None:
+        if tenant is None:
+            self._plans.clear()
+        else:
+            self._plans.pop(tenant, None)
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def handle(self, event: BusEvent) -> Sequence[BusEvent]:
+        self.metrics.events += 1
+        if isinstance(event, ProfileChanged):
+            out = self._retry(lambda: self._changed(event))
+            if event.replay and event.replay_id:
+                entered = sum(1 for e in out if isinstance(e, SegmentEntered))
+                self.store.add_progress(event.tenant_id, event.replay_id, 1, entered)
+            return out
+        if isinstance(event, ProfileMerged):
+            return self._retry(
+                lambda: self._end(event, [event.absorbed_id], "merge", tombstone=event.profile_id)
+            )
+        if isinstance(event, ProfileErased):
+            ids = list(dict.fromkeys([event.profile_id, *event.profile_ids]))
+            return self._retry(lambda: self._end(event, ids, "erase"))
+        if isinstance(event, ReplayCompleted):
+            self.store.put_progress(
+                event.tenant_id,
+                event.replay_id,
+                {"status": "completed", "profiles": event.profiles, "completed_at": event.occurred_at},
+            )
+            return []
+        # profile.unmerged: the two profile.changed identity emits with it do the work
+        return []
+
+    def _retry(self, attempt: Callable[[], Sequence[BusEvent]]) -> Sequence[BusEvent]:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except ConditionFailed:
+                continue
+        raise Contention("state kept changing; SQS will redeliver")
+
+    # -- profile.changed --------------------------------------------------------------------------
+    def _changed(self, ev: ProfileChanged) -> Sequence[BusEvent]:
+        tenant, pid = ev.tenant_id, ev.profile_id
+        if ev.replay and ev.replay_id and ev.replay_id not in self._replays:
+            self._replays.add(ev.replay_id)  # a backfill follows a change of definitions: reload them
+            self.invalidate(tenant)
+        plan = self.plan(tenant)
+        now = self.clock.now().timestamp()
+        absorbed_ids = [a for a in ev.merged_from if a != pid]
+        loaded = self.store.get_states(tenant, [pid, *absorbed_ids])
+        held, wv = loaded.get(pid, (None, None))
+        if held is not None and held.generation > plan.generation:
+            self.invalidate(tenant)  # another container already evaluated with newer definitions
+            plan = self.plan(tenant)
+        if held is not None and held.last_event_id == ev.event_id:
+            return self._rebuild(held, ev)  # redelivered after the commit: publish the same events
+        fresh = held is None or held.merged_into is not None  # a restored (unmerged) profile starts anew
+        state = ProfileState(tenant, pid) if fresh else held.copy()  # type: ignore[union-attr]
+        # a replay of the version we hold is as new as ours (and projected for today's segments)
+        stale = not fresh and (ev.version < state.version or (ev.version == state.version and not ev.replay))
+        keys: set[str] = set()
+        if ev.event is not None and not ev.replay and ev.version not in state.seen:
+            name = ev.event.name or ev.event.type
+            if log_occurrence(plan, state.log, name, ev.event.timestamp, ev.event.properties, now):
+                remember_seen(state, ev.version)
+                keys.add(f"events.{name}")
+        folded: list[ProfileState] = []
+        for aid in absorbed_ids:
+            other = loaded.get(aid)
+            if other is not None and aid not in state.absorbed:
+                merge_logs(state.log, other[0].log)
+                prune_log(plan, state.log, now)
+                state.absorbed = [*state.absorbed, aid][-50:]
+                folded.append(other[0])
+        if stale:
+            if not keys and not (ev.replay and state.revision != plan.revision):
+                self.metrics.dropped_stale += 1
+                return []
+        else:
+            snapshot = plan.project(ev.profile)
+            keys |= projection_diff(state.snapshot, snapshot)
+            state.snapshot = snapshot
+            state.version = ev.version
+        time_passed = state.due is not None and state.due <= now  # the sweep has not got here yet
+        if (
+            fresh
+            or time_passed
+            or state.revision != plan.revision
+            or absorbed_ids
+            or (ev.replay and not stale)
+        ):
+            only = None
+        else:
+            only = plan.touched(keys)
+        result = evaluate(plan, state, now, only) if only is None or only else None
+        evaluated = result.evaluated if result else 0
+        self.metrics.evaluated += evaluated
+        out = self._transitions(state, result, ev, "conditions") if result else []
+        if held is not None and not fresh and _comparable(state) == _comparable(held):
+            return out  # nothing segments keep changed: no write
+        state.last_event_id = ev.event_id
+        state.outbox = [[type(e).DETAIL_TYPE, e.segment_id, e.segment_version] for e in out]
+        self.store.commit(
+            Commit(
+                state,
+                wv,
+                entered=[
+                    (e.segment_id, self._member_attrs(e, now)) for e in out if isinstance(e, SegmentEntered)
+                ],
+                exited=[e.segment_id for e in out if isinstance(e, SegmentExited)],
+            )
+        )
+        self.metrics.writes += 1
+        for other in folded:
+            out = [*out, *self._end_state(other, "merge", ev, tombstone=None)]
+        return out
+
+    def _member_attrs(self, event: SegmentEntered, now: float) -> dict[str, Any]:
+        return {
+            "segment_version": event.segment_version,
+            "profile_version": event.profile_version,
+            "entered_at": _now_iso(now),
+            "backfill": event.backfill,
+        }
+
+    def _transitions(self, state: ProfileState, result: Any, ev: BusEvent, reason: str) -> list[BusEvent]:
+        if result is None:
+            return []
+        plan_versions = dict(state.members)
+        out: list[BusEvent] = []
+        snapshot = getattr(ev, "profile", None) if self.include_profile else None
+        occurred = _now_iso(self.clock.now().timestamp())
+        for kind, ids in ((SegmentEntered, result.entered), (SegmentExited, result.exited)):
+            for sid in ids:
+                out.append(
+                    kind(
+                        event_id=derive_event_id(ev.event_id, kind.DETAIL_TYPE, state.profile_id, sid),
+                        tenant_id=state.tenant_id,
+                        correlation_id=ev.correlation_id,
+                        occurred_at=occurred,
+                        segment_id=sid,
+                        segment_version=plan_versions.get(sid, self._version(state.tenant_id, sid)),
+                        profile_id=state.profile_id,
+                        profile_version=state.version,
+                        reason=reason,
+                        backfill=bool(getattr(ev, "replay", False)),
+                        profile=snapshot if kind is SegmentEntered else None,
+                    )
+                )
+        return out
+
+    def _version(self, tenant: str, sid: str) -> int:
+        seg = self.plan(tenant).segments.get(sid)
+        return seg.version if seg else 0
+
+    def _rebuild(self, held: ProfileState, ev: ProfileChanged) -> list[BusEvent]:
+        out: list[BusEvent] = []
+        for detail_type, sid, version in held.outbox:
+            kind = SegmentEntered if detail_type == SegmentEntered.DETAIL_TYPE else SegmentExited
+            out.append(
+                kind(
+                    event_id=derive_event_id(ev.event_id, kind.DETAIL_TYPE, held.profile_id, sid),
+                    tenant_id=held.tenant_id,
+                    correlation_id=ev.correlation_id,
+                    occurred_at=ev.occurred_at,
+                    segment_id=sid,
+                    segment_version=int(version),
+                    profile_id=held.profile_id,
+                    profile_version=held.version,
+                    reason="conditions",
+                    backfill=ev.replay,
+                    profile=ev.profile if kind is SegmentEntered and self.include_profile else None,
+                )
+            )
+        return out
+
+    # -- merge / erase ----------------------------------------------------------------------------
+    def _end(
+        self, ev: BusEvent, profile_ids: list[str], reason: str, tombstone: str | None = None
+    ) -> Sequence[BusEvent]:
+        loaded = self.store.get_states(ev.tenant_id, profile_ids)
+        out: list[BusEvent] = []
+        for pid in profile_ids:
+            if pid in loaded:
+                out += self._end_state(loaded[pid][0], reason, ev, tombstone=tombstone, wv=loaded[pid][1])
+        return out
+
+    def _end_state(
+        self, held: ProfileState, reason: str, ev: BusEvent, *, tombstone: str | None, wv: int | None = None
+    ) -> list[BusEvent]:
+        """End every membership of a profile; keep a tombstone (with its log) or delete the state."""
+        if wv is None:
+            wv = self.store.get_states(held.tenant_id, [held.profile_id]).get(held.profile_id, (None, None))[
+                1
+            ]
+            if wv is None:
+                return []
+        if tombstone is not None and held.merged_into == tombstone and not held.members:
+            return []  # already ended
+        occurred = _now_iso(self.clock.now().timestamp())
+        out: list[BusEvent] = [
+            SegmentExited(
+                event_id=derive_event_id(ev.event_id, SegmentExited.DETAIL_TYPE, held.profile_id, sid),
+                tenant_id=held.tenant_id,
+                correlation_id=ev.correlation_id,
+                occurred_at=occurred,
+                segment_id=sid,
+                segment_version=version,
+                profile_id=held.profile_id,
+                profile_version=held.version,
+                reason=reason,
+            )
+            for sid, version in sorted(held.members.items())
+        ]
+        state = held.copy()
+        exited = list(state.members)
+        state.members, state.due = {}, None
+        if tombstone is not None:
+            state.merged_into = tombstone
+        self.store.commit(Commit(state, wv, exited=exited, delete_state=tombstone is None))
+        self.metrics.writes += 1
+        return out
+
+    # -- the sweep --------------------------------------------------------------------------------
+    def tick(self, now: datetime) -> Sequence[BusEvent]:
+        """Re-evaluate exactly the profiles whose due time is at or before ``now`` (no scan)."""
+        moment = now.astimezone(UTC).timestamp()
+        until = _now_iso(moment)
+        out: list[BusEvent] = []
+        seen: set[tuple[str, str]] = set()
+        shards = list(range(DUE_SHARDS))
+        while shards:
+            # the shards are independent partitions: ask them at once (an idle tick is one round trip)
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                pages = list(pool.map(lambda n: self.store.due_keys(n, until, SWEEP_PAGE), shards))
+            full = [n for n, page in zip(shards, pages, strict=True) if len(page) >= SWEEP_PAGE]
+            keys = [k for page in pages for k in page if k not in seen]
+            seen.update(keys)
+            by_tenant: dict[str, list[str]] = {}
+            for tenant, pid in keys:
+                by_tenant.setdefault(tenant, []).append(pid)
+            for tenant, pids in by_tenant.items():
+                for start in range(0, len(pids), 100):
+                    out += self._sweep(tenant, pids[start : start + 100], moment)
+            # a full page may hold more: its profiles now have later dues, so ask that shard again
+            shards = full if keys else []
+        return out
+
+    def _sweep(self, tenant: str, pids: list[str], now: float) -> list[BusEvent]:
+        plan = self.plan(tenant)
+        out: list[BusEvent] = []
+        loaded = self.store.get_states(tenant, pids)
+        for pid in pids:
+            if pid not in loaded:
+                continue
+            for _ in range(MAX_ATTEMPTS):
+                held, wv = loaded[pid]
+                try:
+                    out += self._sweep_one(plan, held, wv, now)
+                    break
+                except ConditionFailed:
+                    loaded.update(self.store.get_states(tenant, [pid]))
+                    if pid not in loaded:
+                        break
+        return out
+
+    def _sweep_one(self, plan: TenantPlan, held: ProfileState, wv: int, now: float) -> list[BusEvent]:
+        self.metrics.swept += 1
+        if held.generation > plan.generation:
+            self.invalidate(held.tenant_id)
+            plan = self.plan(held.tenant_id)
+        if (held.due is None or held.due > now) and held.revision == plan.revision:
+            return []  # the index lagged behind a write that moved the due time: nothing to do
+        state = held.copy()
+        prune_log(plan, state.log, now)
+        # every segment: the due time says "something may change now", not which
+        result = evaluate(plan, state, now, None)
+        self.metrics.evaluated += result.evaluated
+        due_key = iso_of(held.due) if held.due is not None else "revision"
+        tick_event = _TickCause(
+            event_id=derive_event_id(state.tenant_id, state.profile_id, "time", due_key),
+            tenant_id=state.tenant_id,
+            occurred_at=_now_iso(now),
+        )
+        out = self._transitions(state, result, tick_event, "time")
+        if out and self.sweep_publisher is not None:
+            self.sweep_publisher.publish([e.outgoing() for e in out])
+        state.outbox = []
+        state.last_event_id = tick_event.event_id
+        self.store.commit(
+            Commit(
+                state,
+                wv,
+                entered=[
+                    (e.segment_id, self._member_attrs(e, now)) for e in out if isinstance(e, SegmentEntered)
+                ],
+                exited=[e.segment_id for e in out if isinstance(e, SegmentExited)],
+            )
+        )
+        self.metrics.writes += 1
+        return out if self.sweep_publisher is None else []
+
+
+class _TickCause(BusEvent):
+    """The cause of a time-driven transition (ids derive from the profile and the due moment)."""
+
+
+def snapshot_of(state: ProfileState) -> ProfileSnapshot:
+    """The kept projection as a ProfileSnapshot (for why/preview on stored state)."""
+    snap = state.snapshot
+    return ProfileSnapshot(
+        profile_id=state.profile_id,
+        version=state.version,
+        traits=snap.get("traits") or {},
+        tags=snap.get("tags") or [],
+        consent={k: {"granted": v.get("granted", False)} for k, v in (snap.get("consent") or {}).items()},
+        computed=snap.get("computed") or {},
+    )
