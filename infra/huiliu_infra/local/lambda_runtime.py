@@ -68,6 +68,9 @@ def unload_handlers() -> None:
         stage = sys.modules.get("huiliu.stage")
         if stage is not None:
             stage._STAGES.clear()  # type: ignore[attr-defined]
+        admin_wiring = sys.modules.get("huiliu.adminapi.wiring")  # the admin key authenticator
+        if admin_wiring is not None:
+            admin_wiring.reset()  # type: ignore[attr-defined]
 
 
 def make_context(spec: FunctionSpec, region: str, account: str = "123456789012") -> LambdaContext:
