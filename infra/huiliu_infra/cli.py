@@ -156,9 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-running", action="store_true", help="leave the runtime up afterwards")
     demo.set_defaults(func=cmd_demo)
 
-    from huiliu_infra import cli_apply, cli_journeys, cli_profiles, cli_replay, cli_segments, cli_tenants
+    from huiliu_infra import (
+        cli_apply,
+        cli_dlq,
+        cli_journeys,
+        cli_profiles,
+        cli_replay,
+        cli_segments,
+        cli_tenants,
+    )
 
-    for module in (cli_profiles, cli_replay, cli_segments, cli_tenants, cli_journeys, cli_apply):
+    for module in (cli_profiles, cli_replay, cli_segments, cli_tenants, cli_journeys, cli_apply, cli_dlq):
         module.register(sub)
     return parser
 

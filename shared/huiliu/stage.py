@@ -10,9 +10,10 @@ A stage is a service object; its Lambda handler is built here::
 picks the typed contract by ``detail-type`` (:mod:`huiliu.contracts`), acknowledges and logs the
 types the service does not accept, binds the correlation id, calls ``service.handle(event)`` and
 publishes what it returns. A record that fails fails alone (Powertools BatchProcessor, partial batch
-response); the message is redelivered and, after ``maxReceiveCount``, lands in the DLQ. A record
-that can never succeed (a body that is not a valid contract) is reported as a failure too: it
-reaches the DLQ with its reason in the log, never silently dropped.
+response); the message is redelivered and, on its last attempt (``maxReceiveCount``), the runner
+moves it to the DLQ itself with a ``failure_reason`` message attribute (:mod:`huiliu.dead_letters`;
+``huiliu dlq show`` prints it). A record that can never succeed (a body that is not a valid
+contract) is reported as a failure too: it reaches the DLQ with its reason, never silently dropped.
 
 Deduplication: within one container, event ids already handled are remembered (an LRU), so a batch
 that carries the same event twice, or a quick redelivery, costs nothing. Across containers the
@@ -171,6 +172,15 @@ def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -
     processor = BatchProcessor(event_type=EventType.SQS)
 
     def record_handler(record: Any) -> None:
+        try:
+            handle_record(record)
+        except Exception as exc:
+            from huiliu.dead_letters import forward_if_last_attempt
+
+            if not forward_if_last_attempt(record, exc, stage):
+                raise
+
+    def handle_record(record: Any) -> None:
         try:
             detail_type, event = parse_record_body(record.body)
         except BadRecord as exc:

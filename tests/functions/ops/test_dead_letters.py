@@ -1,0 +1,107 @@
+"""A record failing its last attempt reaches the DLQ with its reason; ``huiliu dlq`` shows and redrives it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from huiliu import aws
+from huiliu.stage import configure, queue_handler
+from huiliu_infra import cli_dlq
+
+BODY = json.dumps({"source": "huiliu.test", "detail-type": "no.such.type", "detail": {"tenant_id": "acme"}})
+
+
+class _Ctx:
+    function_name = "identity"
+    memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:identity"
+    aws_request_id = "r1"
+
+
+def _record(deployed: Any, attempt: int, message_id: str = "m-1") -> dict[str, Any]:
+    queue = deployed.queues["IdentityQueue"]
+    return {
+        "messageId": message_id,
+        "receiptHandle": "rh",
+        "body": BODY,
+        "attributes": {"ApproximateReceiveCount": str(attempt), "SentTimestamp": "1795000000000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue.arn,
+        "awsRegion": "ap-east-1",
+    }
+
+
+@pytest.fixture
+def handler(deployed: Any) -> Any:
+    from huiliu import dead_letters
+
+    dead_letters._policies.clear()
+    configure("dlq_test", service=object())
+    return queue_handler("dlq_test")
+
+
+def _dlq(deployed: Any) -> list[cli_dlq.DeadLetterQueue]:
+    return cli_dlq.discover(aws.client("sqs"), {k: q.url for k, q in deployed.queues.items()})
+
+
+def test_an_early_failure_is_retried_and_not_dead_lettered(deployed: Any, handler: Any) -> None:
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    with pytest.raises(BatchProcessingError):  # the whole batch failed: SQS delivers it again
+        handler({"Records": [_record(deployed, attempt=1)]}, _Ctx())
+
+    identity = cli_dlq.pick(_dlq(deployed), "identity")
+    assert cli_dlq.peek(aws.client("sqs"), identity.url, 10) == []
+
+
+def test_the_last_failure_lands_in_the_dlq_with_its_reason_and_is_acknowledged(
+    deployed: Any, handler: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    max_receive = deployed.queues["IdentityQueue"].max_receive_count
+
+    result = handler({"Records": [_record(deployed, attempt=max_receive)]}, _Ctx())
+
+    assert result == {"batchItemFailures": []}
+    queues = _dlq(deployed)
+    identity = cli_dlq.pick(queues, "identity")
+    assert identity.source == "IdentityQueue"
+    letters = cli_dlq.peek(aws.client("sqs"), identity.url, 10)
+    assert len(letters) == 1
+    assert letters[0].reason.startswith("BadRecord: not a valid bus event")
+    assert letters[0].stage == "dlq_test"
+    assert letters[0].attempts == str(max_receive)
+    assert letters[0].tenant_id == "acme"
+    # peeking consumed nothing
+    assert len(cli_dlq.peek(aws.client("sqs"), identity.url, 10)) == 1
+
+
+def test_redrive_sends_the_message_back_to_its_source_without_the_failure_attributes(
+    deployed: Any, handler: Any
+) -> None:
+    handler({"Records": [_record(deployed, attempt=5)]}, _Ctx())
+    sqs = aws.client("sqs")
+    identity = cli_dlq.pick(_dlq(deployed), "IdentityDLQ")
+
+    moved = cli_dlq.redrive(sqs, identity, 10)
+
+    assert len(moved) == 1
+    assert cli_dlq.peek(sqs, identity.url, 10) == []
+    back = sqs.receive_message(
+        QueueUrl=deployed.queues["IdentityQueue"].url, MessageAttributeNames=["All"], WaitTimeSeconds=0
+    )["Messages"]
+    assert back[0]["Body"] == BODY
+    assert "failure_reason" not in (back[0].get("MessageAttributes") or {})
+
+
+def test_a_message_moved_by_sqs_itself_says_where_the_reason_is(deployed: Any) -> None:
+    sqs = aws.client("sqs")
+    identity = cli_dlq.pick(_dlq(deployed), "identity")
+    sqs.send_message(QueueUrl=identity.url, MessageBody=BODY)
+
+    (letter,) = cli_dlq.peek(sqs, identity.url, 10)
+
+    assert letter.reason == cli_dlq.NO_REASON
