@@ -18,6 +18,10 @@ def _reset_process_caches() -> None:
 
     aws.reset_clients()
     get_settings.cache_clear()
+    # the admin API caches its key authenticator (and its table client) per process
+    from huiliu.adminapi import wiring
+
+    wiring.reset()
 
 
 @pytest.fixture(autouse=True)
