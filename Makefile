@@ -6,7 +6,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= ap-east-1
 export AWS_REGION ?= ap-east-1
 
-.PHONY: help venv demo local test lint format validate unit integration test-localstack localstack bench build deploy clean
+.PHONY: help venv demo local test lint format validate scan unit integration test-localstack localstack bench build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ demo: venv ## Run the local runtime, send the sample webhooks through every func
 local: venv ## Run the local runtime in the foreground (HTTP :3000, AWS :4566) for your own clients
 	@$(BIN)/huiliu local
 
-test: venv lint validate ## Everything CI runs: lint, template validation, unit/function/property/integration tests
+test: venv lint validate scan ## Everything CI runs: lint, template validation and scan, unit/function/property/integration tests
 	@$(BIN)/python -m pytest -q -n 2 --dist loadfile --cov --cov-report=term:skip-covered --cov-fail-under=80
 
 unit: venv ## Fast tests only (no local runtime)
@@ -40,6 +40,9 @@ format: venv ## Apply ruff fixes and formatting
 validate: venv ## cfn-lint and sam validate --lint on template.yaml
 	@$(BIN)/cfn-lint template.yaml
 	@$(BIN)/sam validate --lint --template template.yaml --region $(AWS_REGION) >/dev/null && echo "template.yaml: sam validate --lint OK"
+
+scan: venv ## checkov on template.yaml (own .checkov-venv); every check passes or is skipped in the template with a reason
+	@infra/scripts/checkov.sh
 
 localstack: venv ## Start LocalStack (host mode, Python 3.13 venv) in the foreground on :4566
 	@infra/scripts/localstack.sh run

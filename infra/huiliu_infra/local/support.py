@@ -37,6 +37,8 @@ AWS_ONLY = {
     "AWS::SNS::Topic": "alarm notifications only",
     "AWS::CloudWatch::Alarm": "no CloudWatch alarms locally",
     "AWS::ApiGatewayV2::Stage": "one local stage serves every route",
+    "AWS::KMS::Key": "the emulator keeps data unencrypted; encryption at rest is AWS's",
+    "AWS::KMS::Alias": "no KMS locally",
 }
 # Properties the runtime honours, per type; anything else in these types is refused.
 MAPPING_PROPERTIES = {
@@ -50,6 +52,9 @@ MAPPING_PROPERTIES = {
     "ScalingConfig",
 }
 RULE_TARGET_PROPERTIES = {"Id", "Arn"}
+# A log-group target (the catch-all debug copy) becomes a local tap queue that keeps whole events
+# for `huiliu local` / the demo; in AWS its InputTransformer writes ids only. No consumer reads it.
+LOG_TARGET_PROPERTIES = RULE_TARGET_PROPERTIES | {"InputTransformer"}
 QUEUE_REFUSED = {"FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
 TABLE_REFUSED = {"StreamSpecification", "KinesisStreamSpecification"}
 SCHEDULE_TARGET_PROPERTIES = {"Arn", "Input", "RetryPolicy", "RoleArn", "DeadLetterConfig"}
@@ -88,10 +93,12 @@ def check(translated: dict[str, Any]) -> None:
             if "ScheduleExpression" in props:
                 problems.append(f"{logical}: scheduled EventBridge rules (use AWS::Scheduler schedules)")
             for target in props.get("Targets", []):
-                extra = sorted(set(target) - RULE_TARGET_PROPERTIES)
+                kind_of = resources.get(_logical_of(target.get("Arn")) or "", {}).get("Type")
+                log_group = kind_of == "AWS::Logs::LogGroup"
+                allowed = LOG_TARGET_PROPERTIES if log_group else RULE_TARGET_PROPERTIES
+                extra = sorted(set(target) - allowed)
                 if extra:
                     problems.append(f"{logical}: rule target {target.get('Id')} properties {extra}")
-                kind_of = resources.get(_logical_of(target.get("Arn")) or "", {}).get("Type")
                 if kind_of not in ("AWS::SQS::Queue", "AWS::Logs::LogGroup"):
                     problems.append(f"{logical}: rule target {target.get('Id')} is not a queue or log group")
         elif kind == "AWS::Scheduler::Schedule":

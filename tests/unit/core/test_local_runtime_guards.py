@@ -51,7 +51,8 @@ def _first(translated: dict[str, Any], kind: str) -> dict[str, Any]:
             "StreamSpecification",
         ),
         (
-            lambda t: _first(t, "AWS::Events::Rule")["Properties"]["Targets"][0].update(
+            # on a queue target (a log-group target may transform: the catch-all copy writes ids only)
+            lambda t: t["Resources"]["IngestedToIdentityRule"]["Properties"]["Targets"][0].update(
                 InputTransformer={"InputTemplate": "{}"}
             ),
             "InputTransformer",
