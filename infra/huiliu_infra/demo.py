@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from huiliu_infra import sources
+from huiliu_infra import journeys_demo, sources
 from huiliu_infra.local.provision import ROOT
 
 EVENTS = ROOT / "events"
@@ -167,6 +167,8 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
 
         say("== 0. Segments from examples/segments/: huiliu segments apply -f examples/segments ==")
         say(demo_segments.indent(demo_segments.apply_examples(runtime)))
+        say("\n== 0b. The three classic journeys: huiliu journeys apply --examples ==")
+        journeys_demo.apply_examples(runtime, say)
         say("\n== 1. Sample webhooks from events/, signed as each source signs them ==")
         rows = []
         for request in sample_requests(runtime.tenant["connectors"]):
@@ -235,6 +237,9 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
 
         say("\n== 4b. 28 more days in one-day steps: 'ordered in the last 30 days' ends by time alone ==")
         demo_segments.leave_by_time(runtime, say)
+
+        say("\n== 4c. Journeys: enrollments and the messages they requested ==")
+        journeys_demo.story(runtime, say)
 
         say("\n== 5. Dead-letter queues ==")
         depths = runtime.queue_depths()
