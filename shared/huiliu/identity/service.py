@@ -422,6 +422,8 @@ class IdentityService:
             "properties": event.properties,
             "context": event.context,
             "correlation_id": event.correlation_id,
+            # the archived raw request it came from: erase removes it from the archive too
+            "raw_ref": event.raw_ref,
             "ttl": ttl,
         }
         version = survivor.version
