@@ -203,6 +203,9 @@ class ProfileAdmin:
         restored.keep_apart = sorted({*restored.keep_apart, profile_id})
         after.version = survivor.version + 1
         after.updated_at = now
+        # Events either side applied before now may sit on the other one's ring: from now on both
+        # check the processed marker for anything received earlier (service._known).
+        restored.recent_since = after.recent_since = now
         owners = self.repo.load(tenant, identifiers=restored.identifiers).claims
         writes = WriteSet(
             profiles=[(after, survivor.version), (restored, current.version)],
