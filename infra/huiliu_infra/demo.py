@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from huiliu_infra import sources
+from huiliu_infra import journeys_demo, sources
 from huiliu_infra.local.provision import ROOT
 
 EVENTS = ROOT / "events"
@@ -167,6 +167,8 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
 
         say("== 0. Segments from examples/segments/: huiliu segments apply -f examples/segments ==")
         say(demo_segments.indent(demo_segments.apply_examples(runtime)))
+        say("\n== 0b. The three classic journeys: huiliu journeys apply --examples ==")
+        journeys_demo.apply_examples(runtime, say)
         say("\n== 1. Sample webhooks from events/, signed as each source signs them ==")
         rows = []
         for request in sample_requests(runtime.tenant["connectors"]):
@@ -192,7 +194,7 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
             counts[event.get("detail-type", "?")] = counts.get(event.get("detail-type", "?"), 0) + 1
         say("\nOn the bus (catch-all rule): " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
         if events:
-            first = events[0]
+            first = next((e for e in events if e.get("source") == "huiliu.ingest"), events[0])
             cid = first.get("detail", {}).get("correlation_id")
             trail = [e.get("detail-type") for e in events if e.get("detail", {}).get("correlation_id") == cid]
             say(f"One event followed by its correlation id {cid}: {' → '.join(trail)}")
@@ -214,13 +216,16 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         say(_profile_view(runtime, "13800138000"))
 
         say("\n== 3c. Segments: a new order now, then the audiences (huiliu segments list) ==")
+        say("  Segment transitions so far (real time and the backfill of the examples):")
+        say(demo_segments.indent("\n".join(demo_segments.transitions(events))))
         demo_segments.order_now(runtime)
         runtime.drain(timeout=60)
+        say("  After a new order (Segment track, Order Completed, now):")
+        say(demo_segments.indent("\n".join(demo_segments.transitions(runtime.bus_events()))))
+        say("")
         say(demo_segments.indent(demo_segments.audiences(runtime)))
         say("\n  huiliu segments why vip --phone 13800138000")
         say(demo_segments.indent(demo_segments.why(runtime, "vip", "13800138000")))
-        say("\n  Transitions on the bus:")
-        say(demo_segments.indent("\n".join(demo_segments.transitions(runtime))))
 
         say("\n== 4. Time moves: three days in one-hour steps (journey tick, segment sweep) ==")
         before = runtime.stats.summary()
@@ -232,6 +237,9 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
 
         say("\n== 4b. 28 more days in one-day steps: 'ordered in the last 30 days' ends by time alone ==")
         demo_segments.leave_by_time(runtime, say)
+
+        say("\n== 4c. Journeys: enrollments and the messages they requested ==")
+        journeys_demo.story(runtime, say)
 
         say("\n== 5. Dead-letter queues ==")
         depths = runtime.queue_depths()

@@ -3,6 +3,7 @@ for ``huiliu demo`` (enrollments and the messages each journey requested, with a
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 # What the examples reference. Templates are notify's (TenantsTable ``T#{t}`` / ``TEMPLATE#{id}``),
@@ -12,20 +13,17 @@ EXAMPLE_TEMPLATES: dict[str, dict[str, Any]] = {
     "winback-email": {"channel": "email", "subject": "We miss you", "body": "Come back for 10% off."},
     "recommend-b": {"channel": "wechat", "body": "You liked A, you will love {{ product }}."},
 }
-DORMANT_SEGMENT = {
-    "id": "dormant-90d",
-    "name": "Dormant 90 days",
-    "condition": {"computed": "last_seen", "older_than": "P90D"},
-}
+# The segment the win-back journey starts from: examples/segments/dormant_90_days.yaml (the demo
+# applies the segment examples first).
+DORMANT_SEGMENT = "dormant_90_days"
 
 
 def seed_references(tenant: str) -> None:
-    """Make the examples' templates and segment exist (when their stages have not created them)."""
+    """Make the examples' templates exist when notify has not created them (the demo tenant)."""
     from huiliu.settings import get_settings
     from huiliu.storage.dynamo import DynamoRepository
 
-    settings = get_settings()
-    tenants = DynamoRepository(settings.tenants_table)
+    tenants = DynamoRepository(get_settings().tenants_table)
     for template_id, body in EXAMPLE_TEMPLATES.items():
         if tenants.get(f"T#{tenant}", f"TEMPLATE#{template_id}") is None:
             tenants.put(
@@ -36,14 +34,121 @@ def seed_references(tenant: str) -> None:
                     "version": 1,
                 }
             )
-    segments = DynamoRepository(settings.segments_table)
-    if segments.get(f"T#{tenant}#SEG", f"DEF#{DORMANT_SEGMENT['id']}") is None:
-        segments.put(
-            {
-                "pk": f"T#{tenant}#SEG",
-                "sk": f"DEF#{DORMANT_SEGMENT['id']}",
-                "id": DORMANT_SEGMENT["id"],
-                "definition": DORMANT_SEGMENT,
-                "version": 1,
-            }
+
+
+def apply_examples(runtime: Any, say: Any) -> None:
+    """``huiliu journeys apply --examples`` against the runtime (after seeding what they reference)."""
+    import contextlib
+    import io
+
+    from huiliu_infra.cli import main
+
+    seed_references("demo")
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        main(
+            [
+                "journeys",
+                "apply",
+                "--examples",
+                "--api",
+                runtime.api_url,
+                "--key",
+                runtime.tenant["admin_key"],
+            ]
         )
+    for line in buffer.getvalue().splitlines():
+        if not line.startswith("{"):
+            say("  " + line.split("/")[-1])
+
+
+def story(runtime: Any, say: Any) -> dict[str, Any]:
+    """Four shoppers walk through the three classic journeys; 16 days pass in 12-hour ticks.
+    Returns what the report printed (for tests)."""
+    import uuid
+
+    from huiliu.bus import EventBridgePublisher
+    from huiliu.contracts import SegmentEntered
+    from huiliu.settings import get_settings
+
+    from huiliu_infra import sources
+    from huiliu_infra.cli_journeys import format_funnel
+    from huiliu_infra.cli_profiles import call
+
+    seg = runtime.tenant["connectors"]["segment"]
+
+    def track(user: str, event: str, **properties: Any) -> None:
+        payload = {"userId": user, "event": event, "properties": properties, "messageId": uuid.uuid4().hex}
+        sources.send(sources.segment(seg, "track", payload))
+
+    def profile_id(user: str) -> str:
+        from huiliu import aws
+        from huiliu.storage.dynamo import deserialize
+
+        item = aws.client("dynamodb").get_item(
+            TableName=runtime.deployment.tables["IdentityTable"],
+            Key={"pk": {"S": f"T#demo#ID#user_id#{user}"}, "sk": {"S": "CLAIM"}},
+        )["Item"]
+        return str(deserialize(item)["profile_id"])
+
+    runtime.bus_events()  # start from an empty tap: only this section's messages are shown
+    say("  day 0: mei and lei sign up; jun orders product A (order A-1001)")
+    track("mei", "Signed Up")
+    track("lei", "Signed Up")
+    track("jun", "Order Completed", order_id="A-1001", products=[{"product_id": "SKU-A"}], revenue=199)
+    runtime.drain(timeout=60)
+    runtime.advance(timedelta(days=1), step=timedelta(hours=12))
+    say("  day 1: lei orders (leaves the coupon journey at once); jun orders A again (A-1002)")
+    track("lei", "Order Completed", order_id="Z-7", products=[{"product_id": "SKU-Z"}], revenue=59)
+    track("jun", "Order Completed", order_id="A-1002", products=[{"product_id": "SKU-A"}], revenue=199)
+    track("hua", "Signed Up")
+    runtime.drain(timeout=60)
+    ids = {u: profile_id(u) for u in ("mei", "lei", "jun", "hua")}
+    say("  day 1: hua enters the segment dormant_90_days (as the segments stage announces it)")
+    EventBridgePublisher(get_settings().event_bus_name).publish(
+        [
+            SegmentEntered(
+                event_id=f"demo-dormant-{ids['hua'][:12]}",
+                tenant_id="demo",
+                occurred_at=runtime.clock.now().isoformat(),
+                segment_id=DORMANT_SEGMENT,
+                profile_id=ids["hua"],
+                reason="time",
+            ).outgoing()
+        ]
+    )
+    runtime.drain(timeout=60)
+    say("  days 1-16: the clock moves in 12-hour steps; the journey tick runs at each")
+    runtime.advance(timedelta(days=15, hours=1), step=timedelta(hours=12))
+    names = {v: k for k, v in ids.items()}
+    requested = [
+        e["detail"] for e in runtime.bus_events() if e.get("detail-type") == "notification.requested"
+    ]
+    key = runtime.tenant["admin_key"]
+    report: dict[str, Any] = {"requested": requested, "funnels": {}}
+    for journey_id in ("signup-coupon", "winback", "cross-sell-b"):
+        funnel = call(runtime.api_url, key, "GET", f"/journeys/{journey_id}/funnel")
+        report["funnels"][journey_id] = funnel
+        say("")
+        say("\n".join("  " + line for line in format_funnel(funnel).splitlines()))
+        shown = call(runtime.api_url, key, "GET", f"/journeys/{journey_id}")
+        for e in shown["recent_enrollments"]:
+            say(
+                f"    enrollment {e['enrollment_id'][:10]} {names.get(e['profile_id'], e['profile_id'][:10])}"
+            )
+    say("\n  Messages requested (notification.requested on the bus, for notify):")
+    for r in sorted(requested, key=lambda d: d["occurred_at"]):
+        order = r["variables"].get("order_id")
+        say(
+            f"    {r['occurred_at'][:16]}  {r['journey_id']:<14} {names.get(r['profile_id'], '?'):<4} "
+            f"{r['channel']:<7} fallback={','.join(r['fallback']) or '-':<6} template={r['template_id']}"
+            + (f" order={order}" if order else "")
+        )
+    why = call(
+        runtime.api_url, key, "GET", f"/journeys/why/{ids['lei']}", query={"journey_id": "signup-coupon"}
+    )
+    from huiliu_infra.cli_journeys import format_why
+
+    say("\n  Why did lei get no coupon?  huiliu journeys why <lei's profile id>")
+    say("\n".join("  " + line for line in format_why(why).splitlines()))
+    return report

@@ -15,6 +15,7 @@ from huiliu.settings import get_settings
 from huiliu_infra import cli
 from huiliu_infra.cli_profiles import call
 from huiliu_infra.journeys_demo import seed_references
+from huiliu_infra.local.provision import ROOT
 
 from tests.integration.helpers import eventually, identity_item, segment_call
 
@@ -36,7 +37,8 @@ def _api(runtime: Any, method: str, path: str, query: dict[str, Any] | None = No
 
 
 def _journeys_cli(runtime: Any, capsys: Any, *args: str) -> str:
-    code = cli.main(["journeys", *args, "--api", runtime.api_url, "--key", runtime.tenant["admin_key"]])
+    args = args if args[0] == "segments" else ("journeys", *args)
+    code = cli.main([*args, "--api", runtime.api_url, "--key", runtime.tenant["admin_key"]])
     out = capsys.readouterr()
     assert code == 0, out.err
     return out.out
@@ -45,6 +47,8 @@ def _journeys_cli(runtime: Any, capsys: Any, *args: str) -> str:
 def test_the_three_classic_journeys_with_a_moved_clock(local_runtime: Any, capsys: Any) -> None:
     runtime = local_runtime
     seed_references("demo")
+    segment_file = ROOT / "examples" / "segments" / "dormant_90_days.yaml"
+    _journeys_cli(runtime, capsys, "segments", "apply", "-f", str(segment_file))
     applied = _journeys_cli(runtime, capsys, "apply", "--examples")
     assert "signup-coupon v1 published" in applied
     write_key = runtime.tenant["connectors"]["segment"]["write_key"]
@@ -108,7 +112,7 @@ def test_the_three_classic_journeys_with_a_moved_clock(local_runtime: Any, capsy
                 event_id=f"seg-{run}-1",
                 tenant_id="demo",
                 occurred_at=now,
-                segment_id="dormant-90d",
+                segment_id="dormant_90_days",
                 profile_id=ids[sleeper],
                 reason="time",
             ).outgoing(),
@@ -116,7 +120,7 @@ def test_the_three_classic_journeys_with_a_moved_clock(local_runtime: Any, capsy
                 event_id=f"seg-{run}-2",
                 tenant_id="demo",
                 occurred_at=now,
-                segment_id="dormant-90d",
+                segment_id="dormant_90_days",
                 profile_id=ids[quiet],
                 reason="definition",
                 backfill=True,

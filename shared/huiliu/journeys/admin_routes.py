@@ -32,13 +32,15 @@ def configure(admin: Any | None = None) -> None:
 
 
 def _admin() -> Any:
-    if "admin" not in _deps:
-        from huiliu.journeys.admin import JourneyAdmin
-        from huiliu.journeys.catalog import build_catalog
-        from huiliu.journeys.wiring import build_repository
+    """The injected JourneyAdmin, else one per request: cheap (clients come from huiliu.aws's cache,
+    which follows the endpoint and settings of the moment), never one bound to a stale client."""
+    if "admin" in _deps:
+        return _deps["admin"]
+    from huiliu.journeys.admin import JourneyAdmin
+    from huiliu.journeys.catalog import build_catalog
+    from huiliu.journeys.wiring import build_repository
 
-        _deps["admin"] = JourneyAdmin(build_repository(), build_catalog)
-    return _deps["admin"]
+    return JourneyAdmin(build_repository(), build_catalog)
 
 
 def _tenant() -> str:

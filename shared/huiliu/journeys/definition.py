@@ -2,7 +2,7 @@
 
 Pure pydantic: :func:`parse_definition` turns a document into a :class:`Journey` or raises
 :class:`DefinitionError` listing every problem with its path (``steps[2].next: unknown step 'x'``).
-What needs the outside world (does segment ``dormant-90d`` exist? template ``coupon-sms``? the
+What needs the outside world (does segment ``dormant_90_days`` exist? template ``coupon-sms``? the
 tenant's longest wait) is passed in as a :class:`Catalog`, so the same function validates in a unit
 test, on the CLI and in the admin API before anything is stored.
 
@@ -11,7 +11,7 @@ A document::
     id: signup-coupon
     name: Signed up, no order after 3 days -> coupon SMS
     trigger: {event: Signed Up}             # or {profile_created: true}
-                                            # or {segment_entered: dormant-90d, include_backfill: false}
+                                            # or {segment_entered: dormant_90_days, include_backfill: false}
                                             # or {segment_exited: vip}
     entry: {policy: once}                   # once | every_time | once_per_period (+ period: 30d)
     instance: {key: order_id, max_concurrent: 5}    # per-order instances (key: a trigger property)

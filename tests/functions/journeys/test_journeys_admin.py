@@ -66,7 +66,7 @@ def world(deployed: Any) -> Any:
             {"pk": f"T#{TENANT}", "sk": f"TEMPLATE#{template}", "template": {"template_id": template}}
         )
     DynamoRepository(settings.segments_table).put(
-        {"pk": f"T#{TENANT}#SEG", "sk": "DEF#dormant-90d", "version": 1}
+        {"pk": f"T#{TENANT}#SEG", "sk": "DEF#dormant_90_days", "version": 1}
     )
     repo = JourneysRepository(settings.journeys_table)
     admin_routes.configure(JourneyAdmin(repo, build_catalog))

@@ -90,9 +90,11 @@ def test_bought_a_recommends_b_fifteen_days_later_once_per_order(engine: Engine)
 
 
 def test_entering_dormant_sends_the_winback_but_a_backfill_entry_does_not(engine: Engine) -> None:
-    engine.send("segment.entered", segment_event("segment.entered", "p-000004", "dormant-90d", backfill=True))
+    engine.send(
+        "segment.entered", segment_event("segment.entered", "p-000004", "dormant_90_days", backfill=True)
+    )
     assert engine.requested() == []
-    engine.send("segment.entered", segment_event("segment.entered", "p-000005", "dormant-90d"))
+    engine.send("segment.entered", segment_event("segment.entered", "p-000005", "dormant_90_days"))
     [email] = engine.requested()
     assert email["channel"] == "email"
     assert email["template_id"] == "winback-email"
@@ -100,7 +102,7 @@ def test_entering_dormant_sends_the_winback_but_a_backfill_entry_does_not(engine
 
 
 def test_a_redelivered_event_enrolls_and_acts_once(engine: Engine) -> None:
-    detail = segment_event("segment.entered", "p-000006", "dormant-90d")
+    detail = segment_event("segment.entered", "p-000006", "dormant_90_days")
     engine.send("segment.entered", detail)
     engine.send("segment.entered", detail)
     assert len(engine.repo.enrollments_of(TENANT, "p-000006")) == 1

@@ -30,7 +30,7 @@ def _problems(doc: dict[str, Any], catalog: Catalog | None = None) -> list[tuple
 
 
 def test_the_three_classic_examples_parse_against_their_catalog() -> None:
-    catalog = Catalog(segments={"dormant-90d"}, templates={"coupon-sms", "winback-email", "recommend-b"})
+    catalog = Catalog(segments={"dormant_90_days"}, templates={"coupon-sms", "winback-email", "recommend-b"})
     journeys = [parse_definition(doc, catalog) for doc in example_documents()]
     assert {j.id for j in journeys} == {"signup-coupon", "winback", "cross-sell-b"}
 

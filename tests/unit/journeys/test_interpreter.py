@@ -221,8 +221,8 @@ def test_leaving_an_exit_segment_ends_the_enrollment() -> None:
     )
     e = _start(j2).enrollment
     assert on_segment(j2, e, "other", False, T0) is None
-    tr = on_segment(j2, e, "dormant-90d", False, T0 + timedelta(hours=1))
-    assert tr.enrollment.exit_reason == "segment_exited:dormant-90d"
+    tr = on_segment(j2, e, "dormant_90_days", False, T0 + timedelta(hours=1))
+    assert tr.enrollment.exit_reason == "segment_exited:dormant_90_days"
 
 
 def test_the_winback_sends_at_once_and_records_a_decision_log() -> None:

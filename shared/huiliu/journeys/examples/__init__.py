@@ -9,7 +9,7 @@ from typing import Any
 HERE = Path(__file__).parent
 # Templates and segments the examples reference (the demo creates them).
 TEMPLATES = ("coupon-sms", "winback-email", "recommend-b")
-SEGMENTS = ("dormant-90d",)
+SEGMENTS = ("dormant_90_days",)
 
 
 def example_documents() -> list[dict[str, Any]]:
