@@ -46,7 +46,7 @@ from huiliu.notify.models import Contact, SendRecord, State
 from huiliu.notify.policy import PolicyInput, Verdict, check_cap, decide, zone
 from huiliu.notify.repository import ClaimResult, MessagesRepository
 from huiliu.notify.settings import NotifySettings, cap_rule
-from huiliu.notify.templates import Template, render
+from huiliu.notify.templates import InvalidTemplate, Template, render
 from huiliu.notify.unsubscribe import UnsubscribeClaim, unsubscribe_url
 
 SOURCE = "huiliu.notify"
@@ -149,7 +149,10 @@ class NotifyService:
             created_at=held.created_at if held and held.created_at else now.isoformat(),
         )
 
-        template = self.templates.get(req.tenant_id, req.template_id)
+        try:
+            template = self.templates.get(req.tenant_id, req.template_id)
+        except InvalidTemplate:
+            return self._final(req, base, State.FAILED, "template_invalid", now)
         if template is None:
             return self._final(req, base, State.FAILED, "template_not_found", now)
         if template.channel != req.channel:
@@ -268,6 +271,7 @@ class NotifyService:
                 UnsubscribeClaim(req.tenant_id, req.profile_id, "email", address),
             )
         context = {
+            **req.variables,  # journey variables also by their own name: {{ coupon }}
             "traits": contact.traits if contact else {},
             "profile": {
                 "id": req.profile_id,
