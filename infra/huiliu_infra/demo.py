@@ -248,6 +248,7 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         say("  " + ", ".join(f"{k}={v}" for k, v in depths.items() if k.endswith("DLQ")))
 
         say("\n== 6. Messages sent (SES/SNS as moto records them; WeChat, Aliyun, webhooks in the sink) ==")
+        say(demo_notify.send_samples(runtime))
         say(demo_notify.report(runtime))
         say(
             "\nLook further:\n"
