@@ -23,11 +23,11 @@ def configure(service: KeyService | None = None) -> None:
 
 
 def _service() -> KeyService:
-    if "service" not in _deps:
-        from huiliu.adminapi import wiring
+    if "service" in _deps:
+        return _deps["service"]
+    from huiliu.adminapi import wiring
 
-        _deps["service"] = wiring.key_service()
-    return _deps["service"]
+    return wiring.key_service()
 
 
 @router.get("/keys", tags=TAGS, responses=ERRORS, summary="List the tenant's keys (never the keys)")

@@ -66,23 +66,19 @@ def configure(repo: Any = None, secrets_client: Any = None, secrets_prefix: str 
 
 
 def _repo() -> Any:
-    if "repo" not in _deps:
-        from huiliu.adminapi import wiring
+    if "repo" in _deps:
+        return _deps["repo"]
+    from huiliu.adminapi import wiring
 
-        _deps["repo"] = wiring.authenticator().repo
-    return _deps["repo"]
+    return wiring.authenticator().repo
 
 
 def _secrets() -> tuple[Any, str]:
-    if "client" not in _deps:
-        from huiliu import aws
+    from huiliu.adminapi import wiring
+    from huiliu.settings import get_settings
 
-        _deps["client"] = aws.client("secretsmanager")
-    if "prefix" not in _deps:
-        from huiliu.settings import get_settings
-
-        _deps["prefix"] = get_settings().secrets_prefix
-    return _deps["client"], _deps["prefix"]
+    client = _deps.get("client") or wiring.secrets_client()
+    return client, _deps.get("prefix") or get_settings().secrets_prefix
 
 
 def _settings(tenant: str) -> TenantSettings:

@@ -16,11 +16,12 @@ JSON_TYPES = frozenset({"application/json", "text/json", "application/vnd.api+js
 
 # A \uD800-\uDFFF escape: the only way a lone surrogate gets into parsed JSON (raw UTF-8 cannot hold one).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class _NumberOverflow(ValueError):
-    pass
+class NumberOverflow(ValueError):
+    """A JSON number beyond a double (``1e400``)."""
 
 
 def _no_constants(value: str) -> Any:
@@ -30,7 +31,7 @@ def _no_constants(value: str) -> Any:
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e400: beyond a double; json would make it inf (stored as null)
-        raise _NumberOverflow(text[:40])
+        raise NumberOverflow(text[:40])
     return value
 
 
@@ -46,6 +47,14 @@ def replace_lone_surrogates(value: Any) -> Any:
     return value
 
 
+def loads(text: str) -> Any:
+    """``json.loads`` with the bounds of :func:`parse_json_bytes` (for JSON nested in a field, like
+    Youzan's ``msg``): a number beyond a double raises NumberOverflow (a ValueError); lone
+    surrogates become U+FFFD."""
+    value = json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
+    return replace_lone_surrogates(value) if _SURROGATE_ESCAPE_TEXT.search(text) else value
+
+
 def parse_json_bytes(body: bytes, *, what: str = "body") -> Any:
     """Parse JSON bytes (UTF-8, BOM tolerated); BadRequest(invalid_json) for anything else.
 
@@ -54,7 +63,7 @@ def parse_json_bytes(body: bytes, *, what: str = "body") -> Any:
     try:
         text = body.decode("utf-8-sig")
         value = json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
-    except _NumberOverflow as exc:
+    except NumberOverflow as exc:
         raise BadRequest(f"{what} holds a number beyond a double: {exc}", reason="invalid_number") from exc
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest(f"{what} is not valid JSON", reason="invalid_json") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -25,8 +24,10 @@ from huiliu.connectors.base import (
     TenantContext,
 )
 from huiliu.connectors.common import (
+    NumberOverflow,
     as_text,
     digest_id,
+    loads,
     money,
     parse_json_object,
     require_json_post,
@@ -130,7 +131,9 @@ def decode_msg(raw: Any) -> dict[str, Any]:
         raise BadRequest("msg must be a string", reason="invalid_msg")
     for decode in (lambda t: unquote_to_bytes(t).decode("utf-8") if "%" in t else t, lambda t: t):
         try:
-            value = json.loads(decode(raw))
+            value = loads(decode(raw))  # the body's bounds: 1e400 refused, lone surrogates → U+FFFD
+        except NumberOverflow as exc:
+            raise BadRequest(f"msg holds a number beyond a double: {exc}", reason="invalid_number") from exc
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             continue
         if isinstance(value, dict):

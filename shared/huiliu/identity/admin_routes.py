@@ -54,7 +54,12 @@ def configure(admin: Any | None = None, publisher: Any | None = None) -> None:
 
 
 def _admin() -> Any:
+    from huiliu.settings import get_settings
+
+    if _deps.get("built_for") is not None and _deps["built_for"] is not get_settings():
+        _deps.clear()  # the environment changed (tests, CLI): rebuild with fresh clients
     if "admin" not in _deps:
+        _deps["built_for"] = get_settings()
         from huiliu.identity.admin import ProfileAdmin
         from huiliu.identity.wiring import build_repository, tenant_settings_lookup
 

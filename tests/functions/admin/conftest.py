@@ -52,4 +52,11 @@ def world(deployed: Any) -> Iterator[dict[str, Any]]:
             "absorbed_id": newer.profile_id,
             "secrets": created["connectors"],
         }
-    return out
+    yield out
+    from huiliu.adminapi import routes_keys, routes_tenant, wiring
+    from huiliu.identity import admin_routes
+
+    admin_routes.configure()
+    routes_keys.configure()
+    routes_tenant.configure()
+    wiring.reset()

@@ -194,3 +194,17 @@ def test_put_events_requests_stay_under_256_kb_of_utf8() -> None:
     for request in client.requests:
         size = sum(len(e["Detail"].encode()) + len(e["DetailType"]) + len(e["Source"]) for e in request)
         assert size <= 256 * 1024
+
+
+def test_youzan_msg_json_has_the_same_bounds(pipeline: IngestPipeline, tenant: TenantContext) -> None:
+    """``msg`` is JSON inside a field: its surrogates are replaced and ``1e400`` refused too."""
+    from urllib.parse import quote
+
+    from tests.unit.connectors.connector_helpers import youzan_request
+
+    push = {"type": "FUZZ", "id": "1", "msg_id": "m-1", "msg": quote('{"note":"a\\ud800"}')}
+    assert pipeline.handle(youzan_request(tenant, push)).status == 200
+    assert published(pipeline)[0]["properties"]["msg"] == {"note": "a\ufffd"}
+    push = {"type": "FUZZ", "id": "2", "msg_id": "m-2", "msg": quote('{"n":1e400}')}
+    reply = pipeline.handle(youzan_request(tenant, push))
+    assert (reply.status, json.loads(reply.body)["code"]) == (400, "invalid_number")
