@@ -65,6 +65,12 @@ def unload_handlers() -> None:
         for key in list(_modules):
             sys.modules.pop(key, None)
         _modules.clear()
+        # Shared library modules outlive the handlers: routers' lazily built ``_deps`` too.
+        for name, module in list(sys.modules.items()):
+            if name.startswith("huiliu.") and module is not None:
+                deps = getattr(module, "_deps", None)
+                if isinstance(deps, dict):
+                    deps.clear()
         stage = sys.modules.get("huiliu.stage")
         if stage is not None:
             stage._STAGES.clear()  # type: ignore[attr-defined]

@@ -124,11 +124,14 @@ class DynamoRepository:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            from huiliu import aws
+        """The injected client, else the factory's cached one for the current endpoint (looked up
+        per call — a dict lookup — so a long-lived repository never holds a client for an endpoint
+        that has gone, as when the local runtime restarts in one process)."""
+        if self._client is not None:
+            return self._client
+        from huiliu import aws
 
-            self._client = aws.client("dynamodb")
-        return self._client
+        return aws.client("dynamodb")
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
