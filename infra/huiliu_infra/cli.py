@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_journeys,
         cli_profiles,
         cli_replay,
+        cli_report,
         cli_segments,
         cli_templates,
         cli_tenants,
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_apply,
         cli_dlq,
         cli_templates,
+        cli_report,
     ):
         module.register(sub)
     return parser
