@@ -30,7 +30,7 @@ for extra in (ROOT / "shared", ROOT / "infra", ROOT):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from benchmarks import pricing  # noqa: E402
+from benchmarks import bench_segments, pricing  # noqa: E402
 from benchmarks.meter import Meter, priced  # noqa: E402
 
 # The ingest half: what it costs to turn a webhook into profile.changed on the bus.
@@ -243,16 +243,20 @@ WORKLOADS: list[Workload] = [
     Workload("segment identify, new user", "single", drive_identify_new),
     Workload("shopify orders/create, returning customer", "single", drive_shop_orders, setup_shop_customers),
     Workload(f"segment /v1/batch of {BATCH}, known users", "batch", drive_batch, setup_known_users),
-<<<<<<< HEAD
-    Workload("transactional email (admin API -> notify -> SES)", "single", drive_receipts, setup_receipts),
-=======
     Workload(
         "signup -> journey step (wait 3d, coupon SMS, tag)",
         "single",
         drive_signup_journey,
         setup_signup_journey,
     ),
->>>>>>> main
+    Workload("transactional email (admin API -> notify -> SES)", "single", drive_receipts, setup_receipts),
+    # last: its setup saves the example segments, which every later workload would then see
+    Workload(
+        "segment track order, 14 example segments",
+        "single",
+        bench_segments.drive_orders_with_segments,
+        bench_segments.setup_with_example_segments,
+    ),
 ]
 
 TARGETS: list[Target] = [
