@@ -1,9 +1,28 @@
-"""Notification sending on notification.requested (and send-log erasure on profile.erased).
+"""Notify function: ``notification.requested`` (one queue per channel) → a sent message or a
+recorded reason; ``profile.changed/merged/erased`` → the contact projection and erasure.
 
-Wired in template.yaml (queue, DLQ, partial batch failures); the stage logic is still to come:
-until then it logs each event with its correlation id and acknowledges it (huiliu.passthrough).
+A thin handler on the stage runner (huiliu.stage); the stage is huiliu.notify.service.NotifyService.
 """
 
-from huiliu.passthrough import queue_handler
+from __future__ import annotations
 
-handler = queue_handler("notify")
+from typing import Any
+
+from huiliu.stage import configure as configure_stage
+from huiliu.stage import queue_handler
+
+STAGE = "notify"
+
+
+def _build() -> Any:
+    from huiliu.notify.wiring import build_service
+
+    return build_service()
+
+
+handler = queue_handler(STAGE, build=_build)
+
+
+def configure(service: Any | None = None, publisher: Any | None = None) -> None:
+    """Inject a NotifyService and a publisher (tests, local runtime); real ones are built lazily."""
+    configure_stage(STAGE, service=service, publisher=publisher)

@@ -25,7 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "replay",
         help="re-ingest archived raw requests of a tenant in a time range",
-        description="Re-run archived webhooks through ingest. Dedupe applies unless --force.",
+        description=(
+            "Re-run archived webhooks through ingest; identity's processed marker keeps each event "
+            "applied once. --force also skips the per-connector replay and version guards."
+        ),
     )
     parser.add_argument("tenant", help="tenant id")
     parser.add_argument("--start", required=True, type=_when, help="ISO-8601 start (UTC if no offset)")
@@ -36,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=CONNECTOR_NAMES,
         help="only this connector (" + ", ".join(CONNECTOR_NAMES) + ")",
     )
-    parser.add_argument("--force", action="store_true", help="publish even events already delivered")
+    parser.add_argument("--force", action="store_true", help="skip the replay-guard and version checks")
     parser.add_argument("--dry-run", action="store_true", help="only count the archived requests")
     parser.set_defaults(func=run)
     return parser

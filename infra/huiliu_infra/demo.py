@@ -194,7 +194,7 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
             counts[event.get("detail-type", "?")] = counts.get(event.get("detail-type", "?"), 0) + 1
         say("\nOn the bus (catch-all rule): " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
         if events:
-            first = events[0]
+            first = next((e for e in events if e.get("source") == "huiliu.ingest"), events[0])
             cid = first.get("detail", {}).get("correlation_id")
             trail = [e.get("detail-type") for e in events if e.get("detail", {}).get("correlation_id") == cid]
             say(f"One event followed by its correlation id {cid}: {' → '.join(trail)}")
@@ -216,13 +216,16 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         say(_profile_view(runtime, "13800138000"))
 
         say("\n== 3c. Segments: a new order now, then the audiences (huiliu segments list) ==")
+        say("  Segment transitions so far (real time and the backfill of the examples):")
+        say(demo_segments.indent("\n".join(demo_segments.transitions(events))))
         demo_segments.order_now(runtime)
         runtime.drain(timeout=60)
+        say("  After a new order (Segment track, Order Completed, now):")
+        say(demo_segments.indent("\n".join(demo_segments.transitions(runtime.bus_events()))))
+        say("")
         say(demo_segments.indent(demo_segments.audiences(runtime)))
         say("\n  huiliu segments why vip --phone 13800138000")
         say(demo_segments.indent(demo_segments.why(runtime, "vip", "13800138000")))
-        say("\n  Transitions on the bus:")
-        say(demo_segments.indent("\n".join(demo_segments.transitions(runtime))))
 
         say("\n== 4. Time moves: three days in one-hour steps (journey tick, segment sweep) ==")
         before = runtime.stats.summary()

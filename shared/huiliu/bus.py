@@ -142,3 +142,81 @@ class MemoryPublisher:
 
     def of_type(self, detail_type: str) -> list[OutgoingEvent]:
         return [e for e in self.events if e.detail_type == detail_type]
+
+
+class SqsPublisher:
+    """Sends events straight into one consumer's queue, as EventBridge would deliver them.
+
+    For a hop with exactly one consumer (ingest → identity) a queue is the cheaper wire: an
+    EventBridge entry costs $1.00 per million plus one SQS request per delivery, while
+    SendMessageBatch carries up to 10 events in one $0.40-per-million request (docs/cost.md).
+    The body is the EventBridge envelope (``detail-type``, ``source``, ``detail`` …), so the consumer
+    cannot tell the two wires apart. Failed entries are retried alone, then reported exactly like
+    :class:`EventBridgePublisher` does (:class:`PartialPublishFailed` with their indices).
+    """
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from huiliu import aws
+
+            self._client = aws.client("sqs")
+        return self._client
+
+    @staticmethod
+    def envelope(event: OutgoingEvent) -> str:
+        import uuid
+        from datetime import UTC, datetime
+
+        return json.dumps(
+            {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": event.detail_type,
+                "source": event.source,
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "resources": [],
+                "detail": event.detail,
+            },
+            separators=(",", ":"),
+            default=str,
+            ensure_ascii=False,
+        )
+
+    def publish(self, events: Sequence[OutgoingEvent]) -> int:
+        bodies = [self.envelope(e) for e in events]
+        entries = [{"Source": "", "DetailType": "", "Detail": b} for b in bodies]  # sized like PutEvents
+        calls = 0
+        failed: list[int] = []
+        sent = 0
+        for chunk in _chunks(entries):
+            pending = list(range(sent, sent + len(chunk)))
+            sent += len(chunk)
+            for attempt in range(MAX_TRIES):
+                try:
+                    response = self.client.send_message_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[{"Id": str(i), "MessageBody": bodies[i]} for i in pending],
+                    )
+                except Exception as exc:
+                    unsent = pending + list(range(sent, len(bodies)))
+                    if not failed and len(unsent) == len(bodies):
+                        raise
+                    raise PartialPublishFailed(
+                        f"{len(failed) + len(unsent)} of {len(bodies)} events not queued: {exc!r}",
+                        failed + unsent,
+                    ) from exc
+                calls += 1
+                pending = sorted(int(f["Id"]) for f in response.get("Failed") or [])
+                if not pending:
+                    break
+                if attempt + 1 < MAX_TRIES:
+                    time.sleep(RETRY_DELAY_SECONDS * (attempt + 1))
+            failed.extend(pending)
+        if failed:
+            raise PartialPublishFailed(f"{len(failed)} of {len(bodies)} events not queued", failed)
+        return calls

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     messages_table: str = Field(default="huiliu-messages", alias="MESSAGES_TABLE")
     idempotency_table: str = Field(default="huiliu-idempotency", alias="IDEMPOTENCY_TABLE")
     raw_bucket: str = Field(default="huiliu-raw", alias="RAW_BUCKET")
+    # Ingest and import hand canonical events straight to identity's queue (docs/cost.md).
+    identity_queue_url: str = Field(default="", alias="IDENTITY_QUEUE_URL")
     secrets_prefix: str = Field(default="huiliu/local", alias="SECRETS_PREFIX")
     # Largest webhook body accepted before parsing (bytes). Segment's own batch limit is 500 KB.
     max_body_bytes: int = Field(default=512 * 1024, alias="MAX_BODY_BYTES")

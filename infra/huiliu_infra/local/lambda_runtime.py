@@ -59,11 +59,24 @@ def load_handler(spec: FunctionSpec, root: Path = ROOT) -> Any:
 
 
 def unload_handlers() -> None:
-    """Forget loaded handler modules (and their cached clients)."""
+    """Forget loaded handler modules (and their cached clients), and the stage runner's services:
+    they live in huiliu.stage, not in the handler module, and hold clients for the old endpoint."""
     with _load_lock:
         for key in list(_modules):
             sys.modules.pop(key, None)
         _modules.clear()
+        # Shared library modules outlive the handlers: routers' lazily built ``_deps`` too.
+        for name, module in list(sys.modules.items()):
+            if name.startswith("huiliu.") and module is not None:
+                deps = getattr(module, "_deps", None)
+                if isinstance(deps, dict):
+                    deps.clear()
+        stage = sys.modules.get("huiliu.stage")
+        if stage is not None:
+            stage._STAGES.clear()  # type: ignore[attr-defined]
+        admin_wiring = sys.modules.get("huiliu.adminapi.wiring")  # the admin key authenticator
+        if admin_wiring is not None:
+            admin_wiring.reset()  # type: ignore[attr-defined]
 
 
 def make_context(spec: FunctionSpec, region: str, account: str = "123456789012") -> LambdaContext:

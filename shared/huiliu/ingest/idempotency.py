@@ -192,6 +192,37 @@ class DynamoDedupeStore:
         return True
 
 
+class IdentityMarkerDedupe:
+    """No write per event: identity's processed marker is the dedupe (docs/cost.md).
+
+    Every key is claimed as new, so a source's retry or a replay is handed to identity again, and
+    identity — whose marker (``T#{t}#MSG#{connector}#{message id}``, kept as long as the timeline)
+    is written in the same commit as the profile change — recognises it and republishes the same
+    out-events instead of applying it twice. That costs nothing per event at ingest, where a
+    claim and a completion cost two write units on every event to save work on the rare retry.
+    Per-connector guards that are not about message ids (a WeChat plain-mode signature bound to its
+    body, a source's version counter) still go to ``guards``.
+    """
+
+    def __init__(self, guards: DedupeStore) -> None:
+        self.guards = guards
+
+    def claim(self, keys: Sequence[str], now: datetime) -> Claim:
+        return Claim(new=list(dict.fromkeys(keys)))
+
+    def complete(self, keys: Sequence[str], now: datetime) -> None:
+        return None
+
+    def release(self, keys: Sequence[str]) -> None:
+        return None
+
+    def advance_version(self, key: str, version: int, now: datetime) -> bool:
+        return self.guards.advance_version(key, version, now)
+
+    def bind(self, key: str, value: str, now: datetime, ttl_seconds: int) -> bool:
+        return self.guards.bind(key, value, now, ttl_seconds)
+
+
 class MemoryDedupeStore:
     """In-memory dedupe store for unit tests and benchmarks."""
 

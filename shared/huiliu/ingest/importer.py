@@ -686,7 +686,7 @@ class CsvImporter:
 
 
 def build_importer(settings: Any | None = None) -> CsvImporter:
-    from huiliu.bus import EventBridgePublisher
+    from huiliu.bus import SqsPublisher
     from huiliu.ingest.idempotency import DynamoDedupeStore
     from huiliu.settings import get_settings
     from huiliu.tenants import TenantDirectory, TenantRepository
@@ -701,5 +701,5 @@ def build_importer(settings: Any | None = None) -> CsvImporter:
             cache_seconds=settings.config_cache_seconds,
         ),
         dedupe=DynamoDedupeStore(settings.idempotency_table),
-        publisher=EventBridgePublisher(settings.event_bus_name),
+        publisher=SqsPublisher(settings.identity_queue_url),
     )

@@ -496,10 +496,14 @@ class IngestPipeline:
 
 
 def build_pipeline(settings: Any | None = None) -> IngestPipeline:
-    """The production pipeline: DynamoDB, S3, EventBridge and Secrets Manager behind lazy clients."""
-    from huiliu.bus import EventBridgePublisher
+    """The production pipeline: DynamoDB, S3, SQS and Secrets Manager behind lazy clients.
+
+    Canonical events go straight to identity's queue (its only consumer) and are deduplicated by
+    identity's processed marker, not by a write per event here (docs/cost.md).
+    """
+    from huiliu.bus import SqsPublisher
     from huiliu.ingest.archive import S3RawArchive
-    from huiliu.ingest.idempotency import DynamoDedupeStore
+    from huiliu.ingest.idempotency import DynamoDedupeStore, IdentityMarkerDedupe
     from huiliu.ingest.metrics import PowertoolsIngestMetrics
     from huiliu.settings import get_settings
     from huiliu.tenants import TenantDirectory, TenantRepository
@@ -513,9 +517,9 @@ def build_pipeline(settings: Any | None = None) -> IngestPipeline:
     )
     return IngestPipeline(
         directory=directory,
-        dedupe=DynamoDedupeStore(settings.idempotency_table),
+        dedupe=IdentityMarkerDedupe(DynamoDedupeStore(settings.idempotency_table)),
         archive=S3RawArchive(settings.raw_bucket),
-        publisher=EventBridgePublisher(settings.event_bus_name),
+        publisher=SqsPublisher(settings.identity_queue_url),
         metrics=PowertoolsIngestMetrics(),
         max_body_bytes=settings.max_body_bytes,
     )

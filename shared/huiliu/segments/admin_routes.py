@@ -65,6 +65,12 @@ def _publish(events: list[Any]) -> None:
         from huiliu.settings import get_settings
 
         _deps["publisher"] = EventBridgePublisher(get_settings().event_bus_name)
+    from huiliu.observability import logger
+
+    correlation = logger.get_correlation_id()  # the admin request's: follow a backfill in the logs
+    for event in events:
+        if event.correlation_id is None and correlation:
+            event.correlation_id = correlation
     _deps["publisher"].publish([e.outgoing() for e in events])
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from huiliu.segments.builtin import (
     DEFAULT_MODELS,
     TenantModels,
+    epoch,
     lifecycle_stage,
     rfm_group,
     rfm_scores,
@@ -338,6 +339,80 @@ def _op_test(get: Callable[[EvalContext], Any], name: str, value: Any) -> Test:
     raise AssertionError(f"unknown operator {name}")  # pragma: no cover
 
 
+# -- fast paths: a top-level trait or computed attribute, read inline (no getter call) ------------
+_SECTIONS = {"trait": operator.attrgetter("traits"), "computed": operator.attrgetter("computed")}
+
+
+def _fast_compare(src: Callable[[EvalContext], Any], key: str, name: str, bound: Any, slow: Test) -> Test:
+    if name == "gte":
+
+        def gte(c: EvalContext) -> bool:
+            v = src(c).get(key)
+            return v >= bound if v.__class__ is int or v.__class__ is float else slow(c)
+
+        return gte
+    if name == "gt":
+
+        def gt(c: EvalContext) -> bool:
+            v = src(c).get(key)
+            return v > bound if v.__class__ is int or v.__class__ is float else slow(c)
+
+        return gt
+    if name == "lte":
+
+        def lte(c: EvalContext) -> bool:
+            v = src(c).get(key)
+            return v <= bound if v.__class__ is int or v.__class__ is float else slow(c)
+
+        return lte
+
+    def lt(c: EvalContext) -> bool:
+        v = src(c).get(key)
+        return v < bound if v.__class__ is int or v.__class__ is float else slow(c)
+
+    return lt
+
+
+def _fast_test(source: str, key: str, name: str, value: Any, slow: Test) -> Test:
+    """The same answer as ``slow`` (the generic closure), with the common case inlined."""
+    src = _SECTIONS[source]
+    if name in ("gt", "gte", "lt", "lte") and value.__class__ in _NUM:
+        return _fast_compare(src, key, name, value, slow)
+    if name == "eq" and value.__class__ is not list:
+
+        def eq(c: EvalContext) -> bool:
+            v = src(c).get(key)
+            return value in v if v.__class__ is list else v == value
+
+        return eq
+    if name == "in":
+        members = _hashable(value)
+
+        def is_in(c: EvalContext) -> bool:
+            v = src(c).get(key)
+            if v.__class__ is str or v.__class__ is int:
+                return v in members
+            return slow(c)
+
+        return is_in
+    if name in ("within", "older_than"):
+        span = value.seconds
+        recent = name == "within"
+
+        def timed(c: EvalContext) -> bool:
+            v = src(c).get(key)
+            if v.__class__ is not str:
+                return slow(c)
+            try:
+                at = epoch(v)
+            except ValueError:
+                return False
+            return (c.now - at < span) if recent else (c.now - at >= span)
+
+        return timed
+    return slow
+
+
 def _op_next_change(get: Callable[[EvalContext], Any], name: str, value: Any) -> NextChange:
     if name not in ("within", "older_than"):
         return _never
@@ -547,10 +622,13 @@ def _leaf(node: Any) -> tuple[Callable[[EvalContext], Any], Test, NextChange]:
         get = _getter(source, path)
         op, value = node.ops.op
         change = _op_next_change(get, op, value)
+        test = _op_test(get, op, value)
+        if source in _SECTIONS and "." not in path:
+            test = _fast_test(source, path, op, value, test)
         if source == "rfm_score":
             rfm_change = lambda c: c.rfm()[1]  # noqa: E731
             change = _earliest([change, rfm_change])
-        return get, _op_test(get, op, value), change
+        return get, test, change
     if isinstance(node, TagNode):
         tag = node.tag
         return (lambda c: sorted(c.tags)), (lambda c: tag in c.tags), _never

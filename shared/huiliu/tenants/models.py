@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from huiliu.models import TENANT_ID_PATTERN
+from huiliu.notify.settings import NotifySecrets, NotifySettings
 
 
 class Connector(StrEnum):
@@ -32,6 +33,10 @@ class FrequencyCap(BaseModel):
     purpose: Literal["marketing", "transactional"] = "marketing"
     limit: int = Field(default=3, ge=0, le=1000)
     days: int = Field(default=7, ge=1, le=90)
+    # Slots of the cap kept for messages of priority ≥ high_priority: with reserved 1, an important
+    # journey's message wins the last slot even when an ordinary one asks first.
+    reserved: int = Field(default=0, ge=0, le=1000)
+    high_priority: int = Field(default=50, ge=0, le=100)
 
 
 class TenantSettings(BaseModel):
@@ -53,6 +58,8 @@ class TenantSettings(BaseModel):
     # Extra values that never identify anyone (a shop's placeholder phone, "noemail@x.com" …).
     blocked_values: list[str] = Field(default_factory=list)
     enabled_connectors: list[Connector] = Field(default_factory=lambda: list(Connector))
+    # Message senders and providers (huiliu.notify.settings).
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 class YouzanSecrets(BaseModel):
@@ -102,6 +109,7 @@ class TenantSecrets(BaseModel):
     shopify: ShopifySecrets | None = None
     signed_json: SignedJsonSecrets | None = Field(default=None, alias="signed-json")
     segment: SegmentSecrets | None = None
+    notify: NotifySecrets | None = None
 
     model_config = {"populate_by_name": True}
 

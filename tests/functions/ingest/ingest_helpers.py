@@ -76,6 +76,19 @@ class Stack:
                 found.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
+    def identity_outcomes(self, queued: list[dict[str, Any]] | None = None) -> list[str]:
+        """Hand what ingest queued to a real identity service (in-memory table): one status each.
+
+        Ingest writes no dedupe item per event; identity's processed marker makes a second
+        delivery of the same message a ``duplicate`` (docs/cost.md)."""
+        from huiliu.identity.repository import MemoryIdentityRepository
+        from huiliu.identity.service import IdentityService
+        from huiliu.models import CanonicalEvent
+
+        service = IdentityService(MemoryIdentityRepository(salt="t"), salt="t", backoff=lambda _: None)
+        queued = self.bus_events() if queued is None else queued
+        return [service.process(CanonicalEvent.model_validate(e["detail"])).status for e in queued]
+
     def raw_keys(self) -> list[str]:
         from huiliu import aws
 
@@ -147,21 +160,11 @@ def make_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         aws.client("s3").create_bucket(
             Bucket=ENV["RAW_BUCKET"], CreateBucketConfiguration={"LocationConstraint": "ap-east-1"}
         )
-        events = aws.client("events")
-        events.create_event_bus(Name=ENV["EVENT_BUS_NAME"])
-        sqs = aws.client("sqs")
-        queue_url = sqs.create_queue(QueueName="captured")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events.put_rule(
-            Name="all-ingested",
-            EventBusName=ENV["EVENT_BUS_NAME"],
-            EventPattern=json.dumps({"source": ["huiliu.ingest"], "detail-type": ["event.ingested"]}),
-        )
-        events.put_targets(
-            Rule="all-ingested", EventBusName=ENV["EVENT_BUS_NAME"], Targets=[{"Id": "q", "Arn": queue_arn}]
-        )
+        aws.client("events").create_event_bus(Name=ENV["EVENT_BUS_NAME"])
+        # Canonical events go straight to identity's queue (template: IDENTITY_QUEUE_URL).
+        queue_url = aws.client("sqs").create_queue(QueueName="identity")["QueueUrl"]
+        monkeypatch.setenv("IDENTITY_QUEUE_URL", queue_url)
+        get_settings.cache_clear()
         secrets = new_demo_secrets()
         settings = get_settings()
         provision_tenant(

@@ -111,7 +111,7 @@ def test_given_an_object_deleted_before_import_when_notified_then_acknowledged_a
     assert read_report("imports/acme/gone.report.json")["error"] == "object_not_found"
 
 
-def test_given_the_bus_is_unavailable_when_imported_then_the_record_fails_for_a_retry(
+def test_given_identitys_queue_is_unavailable_when_imported_then_the_record_fails_for_a_retry(
     stack: Stack, importer_app: ModuleType, lambda_context: LambdaContext
 ) -> None:
     import pytest
@@ -119,10 +119,7 @@ def test_given_the_bus_is_unavailable_when_imported_then_the_record_fails_for_a_
     from huiliu import aws
 
     upload("imports/acme/orders.csv", (EVENTS / "orders.csv").read_bytes())
-    events = aws.client("events")
-    events.remove_targets(Rule="all-ingested", EventBusName=ENV["EVENT_BUS_NAME"], Ids=["q"])
-    events.delete_rule(Name="all-ingested", EventBusName=ENV["EVENT_BUS_NAME"])
-    events.delete_event_bus(Name=ENV["EVENT_BUS_NAME"])
+    aws.client("sqs").delete_queue(QueueUrl=stack.queue_url)  # identity's queue is gone
 
     with pytest.raises(BatchProcessingError):
         importer_app.handler(sqs_event_for("imports/acme/orders.csv"), lambda_context)

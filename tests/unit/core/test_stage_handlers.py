@@ -49,7 +49,7 @@ GOOD = json.dumps(
 )
 
 
-@pytest.mark.parametrize("name", ["notify", "feedback"])
+@pytest.mark.parametrize("name", ["feedback"])
 def test_queue_stage_reports_only_the_bad_record_as_failed(name: str) -> None:
     module = _load(name)
     result = module.handler({"Records": [_record("ok", GOOD), _record("bad", "not json")]}, _Ctx())

@@ -1,0 +1,1 @@
+"""Channels behind one small interface (:class:`~huiliu.notify.channels.base.Sender`)."""
