@@ -307,6 +307,8 @@ class LocalRuntime:
     # ------------------------------------------------------------------ invoking
     def invoke(self, function: str, event: Any) -> Any:
         assert self.deployment is not None
+        if self._stop.is_set():
+            raise RuntimeError(f"the local runtime is stopped: {function} not invoked")
         spec = self.deployment.functions[function]
         context = make_context(spec, self.deployment.region)
         with self._busy_lock:
@@ -336,9 +338,9 @@ class LocalRuntime:
         from huiliu.settings import get_settings
 
         assert self.deployment is not None
-        saved = dict(os.environ)
-        others = {k for fn in self.deployment.functions.values() for k in fn.env}
-        for key in others - set(spec.env):
+        keys = {k for fn in self.deployment.functions.values() for k in fn.env}
+        saved = {k: os.environ.get(k) for k in keys}
+        for key in keys - set(spec.env):
             os.environ.pop(key, None)
         os.environ.update(spec.env)
         if self._env_of != spec.logical:
@@ -347,12 +349,12 @@ class LocalRuntime:
         try:
             yield
         finally:
-            # Put back what changed, key by key: pollers and HTTP threads read the environment
-            # meanwhile (endpoint, credentials), which must never be missing, even for a moment.
-            for key in set(os.environ) - set(saved):
-                os.environ.pop(key, None)
+            # Only the functions' own variables are swapped and put back: the base environment
+            # (endpoint, credentials) that pollers and HTTP threads read meanwhile is never touched.
             for key, value in saved.items():
-                if os.environ.get(key) != value:
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
                     os.environ[key] = value
 
     # ------------------------------------------------------------------ HTTP
