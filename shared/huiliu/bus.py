@@ -69,11 +69,11 @@ class EventBridgePublisher:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            from huiliu import aws
+        if self._client is not None:
+            return self._client
+        from huiliu import aws
 
-            self._client = aws.client("events")
-        return self._client
+        return aws.client("events")  # the factory's cached client for the current endpoint
 
     def publish(self, events: Sequence[OutgoingEvent]) -> int:
         entries = [

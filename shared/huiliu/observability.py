@@ -15,6 +15,7 @@ provider and the SDK is never imported.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -61,7 +62,19 @@ def sdk_tracing_enabled() -> bool:
     return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not disabled
 
 
-logger = Logger()
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is at the time of writing. In Lambda that is always the
+    same stream; the local runtime and tests swap it (capture, redirect), and a logger bound to a
+    stream that was closed since would fail every handler that logs."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+logger = Logger(stream=_CurrentStdout())  # type: ignore[arg-type]
 tracer = (
     Tracer()
     if sdk_tracing_enabled()

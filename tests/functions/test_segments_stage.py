@@ -305,3 +305,22 @@ def test_one_definition_routes_for_huiliu_apply(world: Any) -> None:
         )
     finally:
         admin_routes.configure()
+
+
+def test_rfm_histograms_on_dynamodb_feed_the_breakpoints(world: Any) -> None:
+    world.admin.apply(TENANT, [{"id": "champions", "name": "Champions", "condition": {"rfm": "champions"}}])
+    for n in range(25):
+        for event in _identity(
+            world,
+            ("email", f"buyer{n}@x.cn"),
+            name="Order Completed",
+            properties={"order_id": f"R{n}", "revenue": 10 * (n + 1)},
+            minutes=n,
+        ):
+            if event.detail_type == "profile.changed":
+                world.service.handle(ProfileChanged.model_validate(event.detail))
+    histogram = world.store.load_histogram(TENANT)
+    assert sum(v for k, v in histogram.items() if k.startswith("m_")) == 25
+    out = world.service.refresh_rfm(TENANT, (T0 + timedelta(days=1)).timestamp())
+    assert [e.DETAIL_TYPE for e in out] == ["profiles.replay_requested"]
+    assert world.admin.models(TENANT)["rfm"]["profiles"] == 25

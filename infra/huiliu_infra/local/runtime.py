@@ -169,6 +169,7 @@ class LocalRuntime:
         self.deployment: Deployment | None = None
         self.router: Router | None = None
         self.tenant: dict[str, Any] = {}
+        self.notify_sink: Any = None  # huiliu.notify.fakes.FakeProviders (local/notify_sink.py)
         self._moto: Any = None
         self._http: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -210,6 +211,9 @@ class LocalRuntime:
         )
         os.environ["AWS_ENDPOINT_URL_FIREHOSE"] = self.api_url
         self.tenant = self._provision_demo_tenant()
+        from huiliu_infra.local import notify_sink
+
+        self.notify_sink = notify_sink.start(self)  # fake WeChat / Aliyun / webhook receiver
         now = self.clock.now()
         for sched in self.deployment.schedules:
             self._next_fire[sched.logical] = now + timedelta(seconds=sched.seconds)
@@ -233,6 +237,9 @@ class LocalRuntime:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self.notify_sink is not None:
+            self.notify_sink.stop()
+            self.notify_sink = None
         set_default_clock(SystemClock())
         # Handler modules hold clients built for this endpoint: the next runtime imports afresh.
         unload_handlers()
@@ -322,6 +329,8 @@ class LocalRuntime:
     # ------------------------------------------------------------------ invoking
     def invoke(self, function: str, event: Any) -> Any:
         assert self.deployment is not None
+        if self._stop.is_set():
+            raise RuntimeError(f"the local runtime is stopped: {function} not invoked")
         spec = self.deployment.functions[function]
         context = make_context(spec, self.deployment.region)
         with self._busy_lock:
@@ -351,9 +360,9 @@ class LocalRuntime:
         from huiliu.settings import get_settings
 
         assert self.deployment is not None
-        saved = dict(os.environ)
-        others = {k for fn in self.deployment.functions.values() for k in fn.env}
-        for key in others - set(spec.env):
+        keys = {k for fn in self.deployment.functions.values() for k in fn.env}
+        saved = {k: os.environ.get(k) for k in keys}
+        for key in keys - set(spec.env):
             os.environ.pop(key, None)
         os.environ.update(spec.env)
         if self._env_of != spec.logical:
@@ -362,12 +371,12 @@ class LocalRuntime:
         try:
             yield
         finally:
-            # Put back what changed, key by key: pollers and HTTP threads read the environment
-            # meanwhile (endpoint, credentials), which must never be missing, even for a moment.
-            for key in set(os.environ) - set(saved):
-                os.environ.pop(key, None)
+            # Only the functions' own variables are swapped and put back: the base environment
+            # (endpoint, credentials) that pollers and HTTP threads read meanwhile is never touched.
             for key, value in saved.items():
-                if os.environ.get(key) != value:
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
                     os.environ[key] = value
 
     # ------------------------------------------------------------------ HTTP
@@ -480,6 +489,10 @@ class LocalRuntime:
             return
         if path == "/_huiliu/state":
             self._json(req, 200, {**self.describe(), "stats": self.stats.summary()})
+        elif path == "/_huiliu/sent":
+            from huiliu_infra.local import notify_sink
+
+            self._json(req, 200, notify_sink.sent(self))
         elif path == "/_huiliu/bus":
             self._json(req, 200, self.bus_events())
         elif path == "/_huiliu/tenant":

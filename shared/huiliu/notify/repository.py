@@ -308,7 +308,8 @@ class MessagesRepository(DynamoRepository):
                 self.update(
                     pk,
                     item["sk"],
-                    "SET erased = :t REMOVE " + ", ".join(PERSONAL_FIELDS),
+                    "SET erased = :t REMOVE " + ", ".join(f"#p{i}" for i in range(len(PERSONAL_FIELDS))),
+                    names={f"#p{i}": name for i, name in enumerate(PERSONAL_FIELDS)},
                     values={":t": True},
                 )
             else:
@@ -359,14 +360,15 @@ class DynamoTokenStore(DynamoRepository):
             return None
         return Token(item["token"], float(item.get("expires_at", 0)))
 
-    def try_lease(self, app_id: str, now: float, seconds: float) -> bool:
+    def try_lease(self, app_id: str, now: float, seconds: float, stale_before: float) -> bool:
         try:
             self.update(
                 f"WX#{app_id}",
                 "TOKEN",
                 "SET lease_until = :until",
-                condition="attribute_not_exists(lease_until) OR lease_until < :now",
-                values={":until": int(now + seconds), ":now": int(now)},
+                condition="(attribute_not_exists(lease_until) OR lease_until < :now)"
+                " AND (attribute_not_exists(expires_at) OR expires_at <= :stale)",
+                values={":until": int(now + seconds), ":now": int(now), ":stale": int(stale_before)},
             )
         except ConditionFailed:
             return False

@@ -40,6 +40,23 @@ class ApplyResult:
     events: list[Any] = field(default_factory=list)
 
 
+def request_backfill(store: SegmentsStore, tenant: str, changed: list[str], now: str) -> ReplayRequested:
+    """Record a backfill's progress item and the replay request that starts it."""
+    replay_id = "bf-" + derive_event_id(tenant, *changed)[1:17]
+    store.put_progress(
+        tenant,
+        replay_id,
+        {"replay_id": replay_id, "segments": changed, "status": "running", "started_at": now},
+    )
+    return ReplayRequested(
+        event_id=derive_event_id(replay_id, "request", 0),
+        tenant_id=tenant,
+        occurred_at=now,
+        replay_id=replay_id,
+        requester="segments:" + ",".join(changed),
+    )
+
+
 def _invalid(exc: SegmentLanguageError) -> BadRequest:
     error = BadRequest("invalid segment definition: " + str(exc), reason="invalid_definition")
     error.problems = [{"path": p, "reason": r} for p, r in exc.problems]  # type: ignore[attr-defined]
@@ -147,19 +164,7 @@ class SegmentsAdmin:
         return ApplyResult(body, [event])
 
     def _backfill(self, tenant: str, changed: list[str], now: str) -> ReplayRequested:
-        replay_id = "bf-" + derive_event_id(tenant, *changed)[1:17]
-        self.store.put_progress(
-            tenant,
-            replay_id,
-            {"replay_id": replay_id, "segments": changed, "status": "running", "started_at": now},
-        )
-        return ReplayRequested(
-            event_id=derive_event_id(replay_id, "request", 0),
-            tenant_id=tenant,
-            occurred_at=now,
-            replay_id=replay_id,
-            requester="segments:" + ",".join(changed),
-        )
+        return request_backfill(self.store, tenant, changed, now)
 
     # -- read side --------------------------------------------------------------------------------
     def list(self, tenant: str) -> dict[str, Any]:

@@ -206,3 +206,60 @@ def quantile_breaks(
         if out[k] < out[k - 1]:
             out[k] = out[k - 1]
     return out
+
+
+# -- RFM histograms (per tenant, sharded) and the breakpoints recomputed from them -----------------
+def rfm_buckets(computed: Mapping[str, Any]) -> dict[str, str] | None:
+    """The histogram cells one profile occupies: F (orders, capped at 100), M (revenue to two
+    significant digits) and R (the day of the last order, days since the epoch)."""
+    orders = computed.get("order_count") or 0
+    last = to_epoch(computed.get("last_order_at"))
+    if not orders or last is None:
+        return None
+    revenue = float(computed.get("net_revenue", computed.get("revenue_total")) or 0)
+    rounded = float(f"{revenue:.2g}") if revenue > 0 else 0.0
+    return {"f": str(min(int(orders), 100)), "m": f"{rounded:g}", "r": str(int(last // DAY))}
+
+
+def rfm_histogram_delta(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, int]:
+    """Histogram attribute -> +1/-1 when a profile moves between cells (``f_3``, ``m_1200``, ``r_20530``)."""
+    old = rfm_buckets(before or {})
+    new = rfm_buckets(after or {})
+    delta: dict[str, int] = {}
+    for axis in ("f", "m", "r"):
+        a = old[axis] if old else None
+        b = new[axis] if new else None
+        if a == b:
+            continue
+        if a is not None:
+            delta[f"{axis}_{a}"] = delta.get(f"{axis}_{a}", 0) - 1
+        if b is not None:
+            delta[f"{axis}_{b}"] = delta.get(f"{axis}_{b}", 0) + 1
+    return delta
+
+
+MIN_RFM_PROFILES = 20
+
+
+def rfm_from_histograms(histogram: Mapping[str, int], now: float, computed_at: str) -> RfmModel | None:
+    """New breakpoints from a tenant's summed histogram (None below MIN_RFM_PROFILES buyers)."""
+    axes: dict[str, dict[float, int]] = {"f": {}, "m": {}, "r": {}}
+    today = int(now // DAY)
+    for name, count in histogram.items():
+        axis, _, cell = name.partition("_")
+        if axis not in axes or int(count) <= 0:
+            continue
+        value = float(cell)
+        if axis == "r":
+            value = float(max(0, today - int(value)))  # days since the last order
+        axes[axis][value] = axes[axis].get(value, 0) + int(count)
+    total = sum(axes["f"].values())
+    if total < MIN_RFM_PROFILES:
+        return None
+    return RfmModel(
+        recency_days=[max(1.0, b) for b in quantile_breaks(axes["r"])],
+        frequency=quantile_breaks(axes["f"]),
+        monetary=quantile_breaks(axes["m"]),
+        computed_at=computed_at,
+        profiles=total,
+    )

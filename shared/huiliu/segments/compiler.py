@@ -156,6 +156,7 @@ class Compiled:
     log_events: Mapping[str, frozenset[str]] = field(default_factory=dict)
     log_horizon: float = 0.0
     log_since: float | None = None  # earliest `between` start (POSIX), if any
+    uses_rfm: bool = False
 
     def __call__(self, ctx: EvalContext) -> bool:
         return self.test(ctx)
@@ -713,7 +714,8 @@ def compile_condition(node: Any) -> Compiled:
         if node.between is not None:
             since = node.between[0].timestamp()
     refs = frozenset({node.segment}) if isinstance(node, SegmentRefNode) else frozenset()
-    return Compiled(test, change, _leaf_reads(node), refs, log, horizon, since)
+    rfm = isinstance(node, RfmNode | RfmScoreNode)
+    return Compiled(test, change, _leaf_reads(node), refs, log, horizon, since, rfm)
 
 
 def _merge(test: Test, children: list[Compiled]) -> Compiled:
@@ -730,6 +732,7 @@ def _merge(test: Test, children: list[Compiled]) -> Compiled:
         log_events=log,
         log_horizon=max((c.log_horizon for c in children), default=0.0),
         log_since=min(sinces) if sinces else None,
+        uses_rfm=any(c.uses_rfm for c in children),
     )
 
 

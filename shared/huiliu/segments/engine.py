@@ -66,7 +66,9 @@ class TenantPlan:
             sid: SegmentPlan(sid, stored[sid].version, compile_condition(stored[sid].definition.condition))
             for sid in self.order
         }
-        digest = hashlib.sha256(models.model_dump_json().encode())
+        # when the breakpoints were computed is not part of what decides a membership
+        decisive = models.model_dump_json(exclude={"rfm": {"computed_at", "profiles"}})
+        digest = hashlib.sha256(decisive.encode())
         for sid in self.order:
             digest.update(f"{sid}:{stored[sid].version};".encode())
         self.revision = digest.hexdigest()[:16]
@@ -92,6 +94,8 @@ class TenantPlan:
         self.keep_computed = {k.removeprefix("computed.") for k in reads if k.startswith("computed.")}
         self.keep_computed.update(CORE_COMPUTED)
         self.keep_event_names = {k.removeprefix("events.") for k in reads if k.startswith("events.")}
+        # tenants with RFM segments keep histograms the sweep recomputes the breakpoints from
+        self.uses_rfm = any(p.compiled.uses_rfm for p in self.segments.values())
 
     def touched(self, keys: Iterable[str]) -> set[str]:
         """Segments whose conditions read any of ``keys``, and every segment that uses them."""

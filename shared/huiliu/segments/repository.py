@@ -30,6 +30,7 @@ from huiliu.storage.dynamo import CallStats, DynamoRepository
 
 DUE_SHARDS = 16
 COUNTER_SHARDS = 4
+HISTOGRAM_SHARDS = 8
 STATE_SK = "STATE"
 DUE_INDEX = "due"
 TENANT_INDEX = "tenant"
@@ -95,6 +96,8 @@ class SegmentsStore(Protocol):
         self, tenant: str, *, limit: int, cursor: str | None
     ) -> tuple[list[ProfileState], str | None]: ...
     def put_progress(self, tenant: str, replay_id: str, attrs: dict[str, Any]) -> None: ...
+    def add_histogram(self, tenant: str, profile_id: str, delta: dict[str, int]) -> None: ...
+    def load_histogram(self, tenant: str) -> dict[str, int]: ...
     def add_progress(self, tenant: str, replay_id: str, evaluated: int, entered: int) -> None: ...
     def progress(self, tenant: str) -> list[dict[str, Any]]: ...
 
@@ -301,6 +304,27 @@ class DynamoSegmentsStore(DynamoRepository):
             for i in self.query_all(seg_pk(tenant), sk_prefix="BACKFILL#")
         ]
 
+    def add_histogram(self, tenant: str, profile_id: str, delta: dict[str, int]) -> None:
+        """One UpdateItem moving a profile between histogram cells (approximate by design: a lost
+        update shifts a quantile by one profile)."""
+        names = {f"#h{i}": k for i, k in enumerate(delta)}
+        values = {f":h{i}": v for i, v in enumerate(delta.values())}
+        expression = "ADD " + ", ".join(f"#h{i} :h{i}" for i in range(len(delta)))
+        self.update(seg_pk(tenant), histogram_sk(profile_id), expression, names=names, values=values)
+
+    def load_histogram(self, tenant: str) -> dict[str, int]:
+        keys = [(seg_pk(tenant), f"RFMHIST#{i}") for i in range(HISTOGRAM_SHARDS)]
+        total: dict[str, int] = {}
+        for item in self.batch_get(keys, consistent=False):
+            for name, value in item.items():
+                if name[:2] in ("f_", "m_", "r_"):
+                    total[name] = total.get(name, 0) + int(value)
+        return total
+
+
+def histogram_sk(profile_id: str) -> str:
+    return f"RFMHIST#{_shard(profile_id, HISTOGRAM_SHARDS)}"
+
 
 class MemorySegmentsStore:
     """In-memory SegmentsStore for unit tests, property tests and benchmarks (same semantics)."""
@@ -436,6 +460,20 @@ class MemorySegmentsStore:
     def progress(self, tenant: str) -> list[dict[str, Any]]:
         pk = seg_pk(tenant)
         return [_copy(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith("BACKFILL#")]
+
+    def add_histogram(self, tenant: str, profile_id: str, delta: dict[str, int]) -> None:
+        self.stats.record("UpdateItem", "write")
+        item = self.items.setdefault((seg_pk(tenant), histogram_sk(profile_id)), {})
+        for name, value in delta.items():
+            item[name] = item.get(name, 0) + value
+
+    def load_histogram(self, tenant: str) -> dict[str, int]:
+        self.stats.record("BatchGetItem", "read")
+        total: dict[str, int] = {}
+        for i in range(HISTOGRAM_SHARDS):
+            for name, value in self.items.get((seg_pk(tenant), f"RFMHIST#{i}"), {}).items():
+                total[name] = total.get(name, 0) + int(value)
+        return total
 
     def states(self) -> Iterable[dict[str, Any]]:
         return [v for (_, s), v in self.items.items() if s == STATE_SK]

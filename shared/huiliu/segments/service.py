@@ -31,7 +31,7 @@ from huiliu.contracts import (
     derive_event_id,
 )
 from huiliu.errors import ConditionFailed
-from huiliu.segments.builtin import TenantModels
+from huiliu.segments.builtin import TenantModels, epoch, rfm_from_histograms, rfm_histogram_delta
 from huiliu.segments.engine import (
     ProfileState,
     StoredSegment,
@@ -47,6 +47,7 @@ from huiliu.segments.language import parse_definition
 from huiliu.segments.repository import DUE_SHARDS, Commit, SegmentsStore, iso_of
 
 MAX_ATTEMPTS = 8
+RFM_CHECK_SECONDS = 600.0
 SWEEP_PAGE = 200
 
 
@@ -94,6 +95,7 @@ class SegmentsService:
         self.include_profile = include_profile
         self._plans: dict[str, tuple[float, TenantPlan]] = {}
         self._replays: set[str] = set()
+        self._rfm_checked: dict[str, float] = {}
         self.metrics = Metrics()
 
     @property
@@ -231,7 +233,10 @@ class SegmentsService:
         if held is not None and not fresh and _comparable(state) == _comparable(held):
             return out  # nothing segments keep changed: no write
         state.last_event_id = ev.event_id
-        state.outbox = [[type(e).DETAIL_TYPE, e.segment_id, e.segment_version] for e in out]
+        # compact: "+" entered, "-" exited (the ids are derived again from the event on redelivery)
+        state.outbox = [
+            ["+" if isinstance(e, SegmentEntered) else "-", e.segment_id, e.segment_version] for e in out
+        ]
         self.store.commit(
             Commit(
                 state,
@@ -243,6 +248,11 @@ class SegmentsService:
             )
         )
         self.metrics.writes += 1
+        if plan.uses_rfm and not stale:
+            before = held.snapshot.get("computed") if held is not None and not fresh else None
+            delta = rfm_histogram_delta(before, state.snapshot.get("computed"))
+            if delta:
+                self.store.add_histogram(tenant, pid, delta)
         for other in folded:
             out = [*out, *self._end_state(other, "merge", ev, tombstone=None)]
         return out
@@ -287,8 +297,8 @@ class SegmentsService:
 
     def _rebuild(self, held: ProfileState, ev: ProfileChanged) -> list[BusEvent]:
         out: list[BusEvent] = []
-        for detail_type, sid, version in held.outbox:
-            kind = SegmentEntered if detail_type == SegmentEntered.DETAIL_TYPE else SegmentExited
+        for sign, sid, version in held.outbox:
+            kind = SegmentEntered if sign == "+" else SegmentExited
             out.append(
                 kind(
                     event_id=derive_event_id(ev.event_id, kind.DETAIL_TYPE, held.profile_id, sid),
@@ -347,6 +357,10 @@ class SegmentsService:
         state = held.copy()
         exited = list(state.members)
         state.members, state.due = {}, None
+        if held.merged_into is None:  # a tombstone left the histograms when it was merged
+            delta = rfm_histogram_delta(held.snapshot.get("computed"), None)
+            if delta and self.plan(held.tenant_id).uses_rfm:
+                self.store.add_histogram(held.tenant_id, held.profile_id, delta)
         if tombstone is not None:
             state.merged_into = tombstone
         self.store.commit(Commit(state, wv, exited=exited, delete_state=tombstone is None))
@@ -380,7 +394,7 @@ class SegmentsService:
 
     def _sweep(self, tenant: str, pids: list[str], now: float) -> list[BusEvent]:
         plan = self.plan(tenant)
-        out: list[BusEvent] = []
+        out: list[BusEvent] = list(self.refresh_rfm(tenant, now))
         loaded = self.store.get_states(tenant, pids)
         for pid in pids:
             if pid not in loaded:
@@ -431,6 +445,41 @@ class SegmentsService:
         )
         self.metrics.writes += 1
         return out if self.sweep_publisher is None else []
+
+    # -- RFM breakpoints, recomputed on the sweep's schedule --------------------------------------
+    def refresh_rfm(self, tenant: str, now: float) -> list[BusEvent]:
+        """Recompute the tenant's RFM breakpoints from its histograms when they are older than
+        ``rfm_refresh_hours`` (checked at most every ``RFM_CHECK_SECONDS`` per container). New
+        breakpoints are saved and a backfill re-evaluates every profile against them."""
+        plan = self.plan(tenant)
+        if not plan.uses_rfm:
+            return []
+        checked = self._rfm_checked.get(tenant)
+        if checked is not None and time.monotonic() - checked < RFM_CHECK_SECONDS:
+            return []
+        self._rfm_checked[tenant] = time.monotonic()
+        models = plan.models
+        computed_at = models.rfm.computed_at
+        if computed_at is not None and now - epoch(computed_at) < models.rfm_refresh_hours * 3600:
+            return []
+        stamp = iso_of(now)
+        fresh = rfm_from_histograms(self.store.load_histogram(tenant), now, stamp)
+        if fresh is None:
+            return []  # too few buyers yet: keep the breakpoints
+        old = models.rfm
+        changed = (fresh.recency_days, fresh.frequency, fresh.monetary) != (
+            old.recency_days,
+            old.frequency,
+            old.monetary,
+        )
+        self.store.put_models(tenant, models.model_copy(update={"rfm": fresh}).model_dump(mode="json"))
+        self.invalidate(tenant)
+        if not changed:
+            return []
+        self.store.bump_generation(tenant)
+        from huiliu.segments.admin import request_backfill
+
+        return [request_backfill(self.store, tenant, [f"rfm@{stamp}"], stamp)]
 
 
 class _TickCause(BusEvent):

@@ -81,6 +81,26 @@ def is_race(exc: ClientError) -> bool:
     return bool(codes) and codes <= RACE_REASONS
 
 
+BATCH_RETRIES = 8
+BATCH_BACKOFF_SECONDS = 0.05
+
+
+class UnprocessedItems(RuntimeError):
+    """DynamoDB kept returning unprocessed items (throttling): the caller's record is retried."""
+
+
+def unprocessed_backoff(attempt: int, operation: str) -> int:
+    """Wait before re-sending what a batch call left unprocessed (exponential, full jitter, as AWS
+    recommends); give up after BATCH_RETRIES so SQS redelivers rather than a Lambda spinning."""
+    import random
+    import time
+
+    if attempt >= BATCH_RETRIES:
+        raise UnprocessedItems(f"{operation}: items still unprocessed after {attempt} retries")
+    time.sleep(random.uniform(0, min(BATCH_BACKOFF_SECONDS * 2**attempt, 2.0)))
+    return attempt + 1
+
+
 @dataclass
 class Page:
     items: list[dict[str, Any]]
@@ -124,11 +144,14 @@ class DynamoRepository:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            from huiliu import aws
+        """The injected client, else the factory's cached one for the current endpoint (looked up
+        per call — a dict lookup — so a long-lived repository never holds a client for an endpoint
+        that has gone, as when the local runtime restarts in one process)."""
+        if self._client is not None:
+            return self._client
+        from huiliu import aws
 
-            self._client = aws.client("dynamodb")
-        return self._client
+        return aws.client("dynamodb")
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
@@ -148,11 +171,14 @@ class DynamoRepository:
         while pending:
             chunk, pending = pending[:100], pending[100:]
             request: dict[str, Any] = {self.table_name: {"Keys": chunk, "ConsistentRead": consistent}}
+            attempt = 0
             while request:
                 resp = self.client.batch_get_item(RequestItems=request, ReturnConsumedCapacity="TOTAL")
                 self.stats.record("BatchGetItem", "read", resp)
                 found.extend(deserialize(i) for i in resp.get("Responses", {}).get(self.table_name, []))
                 request = resp.get("UnprocessedKeys") or {}
+                if request:
+                    attempt = unprocessed_backoff(attempt, "BatchGetItem")
         return found
 
     def query(
@@ -312,7 +338,10 @@ class DynamoRepository:
         while requests:
             chunk, requests = requests[:25], requests[25:]
             pending: dict[str, Any] = {self.table_name: chunk}
+            attempt = 0
             while pending:
                 resp = self.client.batch_write_item(RequestItems=pending, ReturnConsumedCapacity="TOTAL")
                 self.stats.record("BatchWriteItem", "write", resp)
                 pending = resp.get("UnprocessedItems") or {}
+                if pending:
+                    attempt = unprocessed_backoff(attempt, "BatchWriteItem")

@@ -150,3 +150,29 @@ def test_the_demo_does_not_import_the_cli_entry_point() -> None:
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
     }
     assert "huiliu_infra.cli" not in imported
+
+
+def test_batch_calls_retry_unprocessed_items_with_backoff_then_give_up() -> None:
+    from huiliu.storage.dynamo import DynamoRepository, UnprocessedItems
+
+    class Throttled:
+        def __init__(self, stubborn: int) -> None:
+            self.calls = 0
+            self.stubborn = stubborn
+
+        def batch_write_item(self, RequestItems: Any, **_: Any) -> dict[str, Any]:
+            self.calls += 1
+            return {"UnprocessedItems": RequestItems if self.calls <= self.stubborn else {}}
+
+    import huiliu.storage.dynamo as dynamo
+
+    original = dynamo.BATCH_BACKOFF_SECONDS
+    dynamo.BATCH_BACKOFF_SECONDS = 0.0001
+    try:
+        client = Throttled(stubborn=3)
+        DynamoRepository("t", client=client).batch_write([{"pk": "a", "sk": "b"}])
+        assert client.calls == 4  # three unprocessed answers re-sent, then done
+        with pytest.raises(UnprocessedItems):
+            DynamoRepository("t", client=Throttled(stubborn=100)).batch_write([{"pk": "a", "sk": "b"}])
+    finally:
+        dynamo.BATCH_BACKOFF_SECONDS = original

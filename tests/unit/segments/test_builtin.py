@@ -64,3 +64,38 @@ def test_every_rf_cell_has_a_named_group() -> None:
 def test_quantile_breaks_from_a_histogram() -> None:
     histogram = {float(v): 1 for v in range(1, 101)}
     assert quantile_breaks(histogram) == [20.0, 40.0, 60.0, 80.0]
+
+
+def test_a_profile_moves_between_histogram_cells_as_it_orders() -> None:
+    from huiliu.segments.builtin import rfm_buckets, rfm_histogram_delta
+
+    one = {"order_count": 1, "revenue_total": 1234, "last_order_at": at(3)}
+    two = {"order_count": 2, "revenue_total": 1500, "last_order_at": at(1)}
+    assert rfm_buckets(one) == {"f": "1", "m": "1200", "r": str(int(at(3) // DAY))}
+    delta = rfm_histogram_delta(one, two)
+    assert delta == {
+        "f_1": -1,
+        "f_2": 1,
+        "m_1200": -1,
+        "m_1500": 1,
+        f"r_{int(at(3) // DAY)}": -1,
+        f"r_{int(at(1) // DAY)}": 1,
+    }
+    assert rfm_histogram_delta(None, {}) == {}
+    assert sum(rfm_histogram_delta(two, None).values()) == -3
+
+
+def test_breakpoints_are_recomputed_from_a_tenants_histogram() -> None:
+    from huiliu.segments.builtin import rfm_from_histograms
+
+    histogram: dict[str, int] = {}
+    for n in range(1, 101):
+        for key in (f"f_{n % 10 + 1}", f"m_{n * 10}", f"r_{int(at(n) // DAY)}"):
+            histogram[key] = histogram.get(key, 0) + 1
+    model = rfm_from_histograms(histogram, NOW, "2026-11-27T00:00:00+00:00")
+    assert model is not None
+    assert model.recency_days == [20.0, 40.0, 60.0, 80.0]
+    assert model.monetary == [200.0, 400.0, 600.0, 800.0]
+    assert model.frequency == [2.0, 4.0, 6.0, 8.0]
+    assert model.profiles == 100
+    assert rfm_from_histograms({"f_1": 3, "m_10": 3, "r_1": 3}, NOW, "x") is None  # too few buyers

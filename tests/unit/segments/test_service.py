@@ -248,3 +248,30 @@ def test_the_sweep_publishes_before_committing_so_a_failed_publish_is_retried_wi
     assert world.members("recent_buyers") == set()
     assert sweeper.tick(now) == []
     assert len(publisher.events) == 1
+
+
+def test_the_sweep_recomputes_rfm_breakpoints_from_histograms_and_backfills() -> None:
+    world = World(T0 + timedelta(days=100))
+    world.define(seg("champions", {"rfm": "champions"}))
+    for n in range(30):
+        person = Person(f"p{n}")
+        for k in range(n % 6 + 1):
+            world.send(person.track("Order Completed", T0 + timedelta(days=3 * n + k), revenue=50 * (n + 1)))
+    histogram = world.store.load_histogram(TENANT)
+    assert sum(v for k, v in histogram.items() if k.startswith("f_")) == 30  # one cell per buyer
+    out = world.service.refresh_rfm(TENANT, world.clock.now().timestamp())
+    assert [e.DETAIL_TYPE for e in out] == ["profiles.replay_requested"]
+    models = world.admin.models(TENANT)["rfm"]
+    assert models["profiles"] == 30
+    assert models["computed_at"] is not None
+    assert models["frequency"] != [1, 2, 3, 5]  # the defaults were replaced by the tenant's quantiles
+    world.service._rfm_checked.clear()
+    assert world.service.refresh_rfm(TENANT, world.clock.now().timestamp()) == []  # fresh for a day
+    # erasing a buyer takes them out of the histogram
+    world.send(
+        ProfileErased(
+            event_id="e", tenant_id=TENANT, occurred_at=iso(T0), profile_id="p0", profile_ids=["p0"]
+        )
+    )
+    histogram = world.store.load_histogram(TENANT)
+    assert sum(v for k, v in histogram.items() if k.startswith("f_")) == 29

@@ -45,7 +45,11 @@ class TokenStore(Protocol):
     """Where the shared token lives (DynamoDB in production, memory in unit tests)."""
 
     def read(self, app_id: str) -> Token | None: ...
-    def try_lease(self, app_id: str, now: float, seconds: float) -> bool: ...
+    def try_lease(self, app_id: str, now: float, seconds: float, stale_before: float) -> bool:
+        """Take the refresh lease, unless another caller holds it or the stored token is fresh
+        (expires after ``stale_before``: someone refreshed it since we looked)."""
+        ...
+
     def save(self, app_id: str, token: Token) -> None: ...
     def mark_stale(self, app_id: str, value: str) -> None: ...
 
@@ -59,9 +63,12 @@ class MemoryTokenStore:
     def read(self, app_id: str) -> Token | None:
         return self.tokens.get(app_id)
 
-    def try_lease(self, app_id: str, now: float, seconds: float) -> bool:
+    def try_lease(self, app_id: str, now: float, seconds: float, stale_before: float) -> bool:
         with self._lock:
             if self.leases.get(app_id, 0) > now:
+                return False
+            held = self.tokens.get(app_id)
+            if held and held.expires_at > stale_before:
                 return False
             self.leases[app_id] = now + seconds
             return True
@@ -147,7 +154,7 @@ class WeChatTokens:
                     assert stored is not None
                     self._memory[app_id] = stored
                     return stored.value
-                if self.store.try_lease(app_id, self.clock(), self.lease_seconds):
+                if self.store.try_lease(app_id, self.clock(), self.lease_seconds, self.clock() + self.margin):
                     value, expires_in = self.fetch(app_id, secret)
                     token = Token(value, self.clock() + expires_in)
                     self.store.save(app_id, token)
