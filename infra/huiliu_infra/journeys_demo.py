@@ -9,9 +9,23 @@ from typing import Any
 # What the examples reference. Templates are notify's (TenantsTable ``T#{t}`` / ``TEMPLATE#{id}``),
 # segments are the segments stage's (SegmentsTable ``T#{t}#SEG`` / ``DEF#{id}``).
 EXAMPLE_TEMPLATES: dict[str, dict[str, Any]] = {
-    "coupon-sms": {"channel": "sms", "body": "Welcome! Your coupon {{ coupon }} is waiting."},
-    "winback-email": {"channel": "email", "subject": "We miss you", "body": "Come back for 10% off."},
-    "recommend-b": {"channel": "wechat", "body": "You liked A, you will love {{ product }}."},
+    "coupon-sms": {
+        "channel": "sms",
+        "locales": {"zh-CN": {"text": "欢迎加入！优惠券 {{ coupon }} 已放入您的账户。"}},
+        "sample": {"coupon": "WELCOME10"},
+    },
+    "winback-email": {
+        "channel": "email",
+        "locales": {"zh-CN": {"subject": "好久不见", "text": "回来看看吧：本周全场九折。"}},
+    },
+    # WeChat template messages are service notices (transactional only): a recommendation is
+    # marketing, so it goes as a subscribe message.
+    "recommend-b": {
+        "channel": "wechat",
+        "wechat": {"kind": "subscribe", "template_id": "demo-subscribe-recommend"},
+        "locales": {"zh-CN": {"fields": {"thing1": "您可能也喜欢 {{ product }}"}}},
+        "sample": {"product": "SKU-B"},
+    },
 }
 # The segment the win-back journey starts from: examples/segments/dormant_90_days.yaml (the demo
 # applies the segment examples first).
@@ -19,21 +33,15 @@ DORMANT_SEGMENT = "dormant_90_days"
 
 
 def seed_references(tenant: str) -> None:
-    """Make the examples' templates exist when notify has not created them (the demo tenant)."""
+    """Create the examples' templates through notify's template store (validated) when missing."""
+    from huiliu.notify.template_store import TemplateRepository
+    from huiliu.notify.templates import Template
     from huiliu.settings import get_settings
-    from huiliu.storage.dynamo import DynamoRepository
 
-    tenants = DynamoRepository(get_settings().tenants_table)
+    repo = TemplateRepository(get_settings().tenants_table)
     for template_id, body in EXAMPLE_TEMPLATES.items():
-        if tenants.get(f"T#{tenant}", f"TEMPLATE#{template_id}") is None:
-            tenants.put(
-                {
-                    "pk": f"T#{tenant}",
-                    "sk": f"TEMPLATE#{template_id}",
-                    "template": {"template_id": template_id, **body},
-                    "version": 1,
-                }
-            )
+        if repo.get_template(tenant, template_id) is None:
+            repo.save_template(tenant, Template.model_validate({"template_id": template_id, **body}))
 
 
 def apply_examples(runtime: Any, say: Any) -> None:
