@@ -100,6 +100,14 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
         return str(deserialize(item)["profile_id"])
 
     runtime.bus_events()  # start from an empty tap: only this section's messages are shown
+    for n, user in enumerate(("mei", "lei", "jun", "hua"), start=1):
+        traits = {
+            "phone": f"+86 139 0000 {n:04d}",
+            "email": f"{user}@example.cn",
+            "consent": {"sms": True, "email": True, "wechat": True},
+        }
+        payload = {"userId": user, "traits": traits, "messageId": uuid.uuid4().hex}
+        sources.send(sources.segment(seg, "identify", payload))
     say("  day 0: mei and lei sign up; jun orders product A (order A-1001)")
     track("mei", "Signed Up")
     track("lei", "Signed Up")
@@ -129,9 +137,19 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
     say("  days 1-16: the clock moves in 12-hour steps; the journey tick runs at each")
     runtime.advance(timedelta(days=15, hours=1), step=timedelta(hours=12))
     names = {v: k for k, v in ids.items()}
+    events = runtime.bus_events(limit=2000)
     requested = [
-        e["detail"] for e in runtime.bus_events() if e.get("detail-type") == "notification.requested"
+        e["detail"]
+        for e in events
+        if e.get("detail-type") == "notification.requested" and e.get("source") == "huiliu.journeys"
     ]
+    outcomes: dict[str, str] = {}
+    for e in events:  # what notify did with each (sent / suppressed / deferred / failed, and why)
+        kind = str(e.get("detail-type", ""))
+        if kind.startswith("notification.") and kind != "notification.requested":
+            d = e["detail"]
+            why = f" ({d['reason']})" if d.get("reason") else ""
+            outcomes.setdefault(d["idempotency_key"], kind.split(".", 1)[1] + why)
     key = runtime.tenant["admin_key"]
     report: dict[str, Any] = {"requested": requested, "funnels": {}}
     for journey_id in ("signup-coupon", "winback", "cross-sell-b"):
@@ -151,6 +169,7 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
             f"    {r['occurred_at'][:16]}  {r['journey_id']:<14} {names.get(r['profile_id'], '?'):<4} "
             f"{r['channel']:<7} fallback={','.join(r['fallback']) or '-':<6} template={r['template_id']}"
             + (f" order={order}" if order else "")
+            + f"  -> notify: {outcomes.get(r['idempotency_key'], 'pending')}"
         )
     why = call(
         runtime.api_url, key, "GET", f"/journeys/why/{ids['lei']}", query={"journey_id": "signup-coupon"}
