@@ -211,7 +211,11 @@ class ProfileAdmin:
         record = dict(record, status="undone", undone_at=now)
         writes.merge_updates.append((record["pk"], record["sk"], record))
         self.repo.commit(tenant, writes)
-        base = {"tenant_id": tenant, "correlation_id": record.get("correlation_id"), "occurred_at": now}
+        base: dict[str, Any] = {
+            "tenant_id": tenant,
+            "correlation_id": record.get("correlation_id"),
+            "occurred_at": now,
+        }
         cause = f"{tenant}#unmerge#{record['merge_id']}"
         events = [
             ProfileUnmerged(
@@ -407,8 +411,8 @@ def _split(
             if isinstance(after.traits.get(name), int | float) and isinstance(value, int | float):
                 after.traits[name] = after.traits[name] - value
         elif strategy is TraitStrategy.UNION:
-            brought = {repr(v) for v in value or []} - {repr(v) for v in before.traits.get(name) or []}
-            after.traits[name] = [v for v in after.traits.get(name) or [] if repr(v) not in brought]
+            brought_values = {repr(v) for v in value or []} - {repr(v) for v in before.traits.get(name) or []}
+            after.traits[name] = [v for v in after.traits.get(name) or [] if repr(v) not in brought_values]
         elif after.trait_meta.get(name) == restored.trait_meta.get(name):
             # The value came from the restored profile: fall back to the survivor's own value
             # (before the merge, plus what its own events said since), never to nothing if it
