@@ -32,7 +32,9 @@ def test_no_admin_operation_answers_5xx_or_breaks_its_schema(local_runtime: Any)
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def fuzz(case: Any) -> None:
             case.call_and_validate(base_url=base, headers=headers, checks=CHECKS)
 
