@@ -30,7 +30,7 @@ for extra in (ROOT / "shared", ROOT / "infra", ROOT):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from benchmarks import pricing  # noqa: E402
+from benchmarks import bench_segments, pricing  # noqa: E402
 from benchmarks.meter import Meter, priced  # noqa: E402
 
 # The ingest half: what it costs to turn a webhook into profile.changed on the bus.
@@ -148,6 +148,29 @@ def drive_shop_orders(ctx: Ctx, n: int) -> int:
     return n
 
 
+def setup_signup_journey(ctx: Ctx, n: int) -> None:
+    """The signup-coupon example journey, applied through the admin API (a no-op once applied)."""
+    from huiliu.journeys.examples import example_documents
+    from huiliu_infra.cli_profiles import call
+    from huiliu_infra.journeys_demo import seed_references
+
+    seed_references("demo")
+    doc = next(d for d in example_documents() if d["id"] == "signup-coupon")
+    call(ctx.runtime.api_url, ctx.runtime.tenant["admin_key"], "POST", "/journeys", body=doc)
+
+
+def drive_signup_journey(ctx: Ctx, n: int) -> int:
+    """Signed Up -> enrolled -> 3 days (ticks) -> no order -> coupon SMS requested + tag back in."""
+    from datetime import timedelta
+
+    for i in range(n):
+        payload = {"userId": _user(ctx, i) + "-journey", "event": "Signed Up", "messageId": uuid.uuid4().hex}
+        ctx.send(_segment(ctx, "track", payload))
+    ctx.runtime.drain(timeout=120)
+    ctx.runtime.advance(timedelta(days=3, hours=1), step=timedelta(days=1))
+    return n
+
+
 BATCH = 50
 
 
@@ -159,11 +182,81 @@ def drive_batch(ctx: Ctx, n: int) -> int:
     return batches * BATCH
 
 
+def _admin(ctx: Ctx, method: str, path: str, body: Any = None) -> Any:
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 - the local runtime
+        ctx.runtime.api_url + "/admin" + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {ctx.runtime.tenant['admin_key']}",
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
+def setup_receipts(ctx: Ctx, n: int) -> None:
+    """Known people with an email (notify's contact projection hears them) and a receipt template."""
+    _admin(
+        ctx,
+        "POST",
+        "/templates",
+        {
+            "template_id": "cost-receipt",
+            "channel": "email",
+            "purpose": "transactional",
+            "locales": {"zh-CN": {"subject": "订单 {{ vars.order_id }}", "text": "谢谢 {{ traits.name }}"}},
+            "sample": {"traits": {"name": "Li"}, "vars": {"order_id": "1"}},
+        },
+    )
+    setup_known_users(ctx, n)
+    ctx.runtime.drain(timeout=60)
+    ctx.profiles = [  # type: ignore[attr-defined]
+        _admin(ctx, "GET", f"/profiles/lookup?email={_user(ctx, i)}@example.com")["profile_id"]
+        for i in range(n)
+    ]
+
+
+def drive_receipts(ctx: Ctx, n: int) -> int:
+    """Transactional email through the admin API: notification.requested → notify → SES → sent."""
+    for i in range(n):
+        _admin(
+            ctx,
+            "POST",
+            "/notifications",
+            {
+                "idempotency_key": f"cost-{ctx.run}-{i}",
+                "profile_id": ctx.profiles[i],  # type: ignore[attr-defined]
+                "channel": "email",
+                "template_id": "cost-receipt",
+                "variables": {"order_id": str(i)},
+            },
+        )
+    return n
+
+
 WORKLOADS: list[Workload] = [
     Workload("segment track, known user", "single", drive_track_known, setup_known_users),
     Workload("segment identify, new user", "single", drive_identify_new),
     Workload("shopify orders/create, returning customer", "single", drive_shop_orders, setup_shop_customers),
     Workload(f"segment /v1/batch of {BATCH}, known users", "batch", drive_batch, setup_known_users),
+    Workload(
+        "signup -> journey step (wait 3d, coupon SMS, tag)",
+        "single",
+        drive_signup_journey,
+        setup_signup_journey,
+    ),
+    Workload("transactional email (admin API -> notify -> SES)", "single", drive_receipts, setup_receipts),
+    # last: its setup saves the example segments, which every later workload would then see
+    Workload(
+        "segment track order, 14 example segments",
+        "single",
+        bench_segments.drive_orders_with_segments,
+        bench_segments.setup_with_example_segments,
+    ),
 ]
 
 TARGETS: list[Target] = [

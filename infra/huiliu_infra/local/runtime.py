@@ -167,6 +167,7 @@ class LocalRuntime:
         self.deployment: Deployment | None = None
         self.router: Router | None = None
         self.tenant: dict[str, Any] = {}
+        self.notify_sink: Any = None  # huiliu.notify.fakes.FakeProviders (local/notify_sink.py)
         self._moto: Any = None
         self._http: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -202,6 +203,9 @@ class LocalRuntime:
         self.router = Router(self.deployment.routes)
         self._start_http()  # binds the port first: the tenant's connector URLs name it
         self.tenant = self._provision_demo_tenant()
+        from huiliu_infra.local import notify_sink
+
+        self.notify_sink = notify_sink.start(self)  # fake WeChat / Aliyun / webhook receiver
         now = self.clock.now()
         for sched in self.deployment.schedules:
             self._next_fire[sched.logical] = now + timedelta(seconds=sched.seconds)
@@ -222,6 +226,9 @@ class LocalRuntime:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self.notify_sink is not None:
+            self.notify_sink.stop()
+            self.notify_sink = None
         set_default_clock(SystemClock())
         # Handler modules hold clients built for this endpoint: the next runtime imports afresh.
         unload_handlers()
@@ -463,6 +470,10 @@ class LocalRuntime:
             return
         if path == "/_huiliu/state":
             self._json(req, 200, {**self.describe(), "stats": self.stats.summary()})
+        elif path == "/_huiliu/sent":
+            from huiliu_infra.local import notify_sink
+
+            self._json(req, 200, notify_sink.sent(self))
         elif path == "/_huiliu/bus":
             self._json(req, 200, self.bus_events())
         elif path == "/_huiliu/tenant":
