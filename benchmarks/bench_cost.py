@@ -30,7 +30,7 @@ for extra in (ROOT / "shared", ROOT / "infra", ROOT):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from benchmarks import pricing  # noqa: E402
+from benchmarks import bench_segments, pricing  # noqa: E402
 from benchmarks.meter import Meter, priced  # noqa: E402
 
 # The ingest half: what it costs to turn a webhook into profile.changed on the bus.
@@ -148,6 +148,29 @@ def drive_shop_orders(ctx: Ctx, n: int) -> int:
     return n
 
 
+def setup_signup_journey(ctx: Ctx, n: int) -> None:
+    """The signup-coupon example journey, applied through the admin API (a no-op once applied)."""
+    from huiliu.journeys.examples import example_documents
+    from huiliu_infra.cli_profiles import call
+    from huiliu_infra.journeys_demo import seed_references
+
+    seed_references("demo")
+    doc = next(d for d in example_documents() if d["id"] == "signup-coupon")
+    call(ctx.runtime.api_url, ctx.runtime.tenant["admin_key"], "POST", "/journeys", body=doc)
+
+
+def drive_signup_journey(ctx: Ctx, n: int) -> int:
+    """Signed Up -> enrolled -> 3 days (ticks) -> no order -> coupon SMS requested + tag back in."""
+    from datetime import timedelta
+
+    for i in range(n):
+        payload = {"userId": _user(ctx, i) + "-journey", "event": "Signed Up", "messageId": uuid.uuid4().hex}
+        ctx.send(_segment(ctx, "track", payload))
+    ctx.runtime.drain(timeout=120)
+    ctx.runtime.advance(timedelta(days=3, hours=1), step=timedelta(days=1))
+    return n
+
+
 BATCH = 50
 
 
@@ -164,6 +187,19 @@ WORKLOADS: list[Workload] = [
     Workload("segment identify, new user", "single", drive_identify_new),
     Workload("shopify orders/create, returning customer", "single", drive_shop_orders, setup_shop_customers),
     Workload(f"segment /v1/batch of {BATCH}, known users", "batch", drive_batch, setup_known_users),
+    Workload(
+        "signup -> journey step (wait 3d, coupon SMS, tag)",
+        "single",
+        drive_signup_journey,
+        setup_signup_journey,
+    ),
+    # last: its setup saves the example segments, which every later workload would then see
+    Workload(
+        "segment track order, 14 example segments",
+        "single",
+        bench_segments.drive_orders_with_segments,
+        bench_segments.setup_with_example_segments,
+    ),
 ]
 
 TARGETS: list[Target] = [

@@ -527,3 +527,39 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- rows of the cost meter (benchmarks/bench_cost.py) ---------------------------------------------
+def setup_with_example_segments(ctx: Any, n: int) -> None:
+    """Unmetered: the shipped examples saved (their backfill runs now) and n known buyers."""
+    import contextlib
+    import io
+
+    from huiliu_infra import demo_segments
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        demo_segments.apply_examples(ctx.runtime)
+    for i in range(n):
+        ctx.send(_cost_order(ctx, i, "first"))
+
+
+def _cost_order(ctx: Any, i: int, tag: str) -> Any:
+    import uuid
+
+    from huiliu_infra import sources
+
+    payload = {
+        "userId": f"seg-{ctx.run}-{i}",
+        "event": "Order Completed",
+        "messageId": uuid.uuid4().hex,
+        "timestamp": ctx.runtime.clock.now().isoformat(),
+        "properties": {"order_id": f"{ctx.run}-{i}-{tag}", "revenue": 40 + 7 * i, "currency": "CNY"},
+    }
+    return sources.segment(ctx.connectors["segment"], "track", payload, label="segment track order")
+
+
+def drive_orders_with_segments(ctx: Any, n: int) -> int:
+    """Metered: a second order by each known buyer, with the 14 example segments defined."""
+    for i in range(n):
+        ctx.send(_cost_order(ctx, i, "second"))
+    return n

@@ -162,11 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
         cli_journeys,
         cli_profiles,
         cli_replay,
+        cli_report,
         cli_segments,
         cli_tenants,
     )
 
-    for module in (cli_profiles, cli_replay, cli_segments, cli_tenants, cli_journeys, cli_apply, cli_dlq):
+    for module in (
+        cli_profiles,
+        cli_replay,
+        cli_segments,
+        cli_tenants,
+        cli_journeys,
+        cli_apply,
+        cli_dlq,
+        cli_report,
+    ):
         module.register(sub)
     return parser
 

@@ -245,6 +245,21 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         depths = runtime.queue_depths()
         say("  " + ", ".join(f"{k}={v}" for k, v in depths.items() if k.endswith("DLQ")))
 
+        say("\n== 5b. Reports from counters kept as events flow: huiliu report --html .huiliu/report.html ==")
+        from huiliu_infra.cli_report import demo_report
+        from huiliu_infra.local.runtime import STATE_DIR
+
+        report_path = STATE_DIR / "report.html"
+        say(
+            "\n".join(
+                "  " + line
+                for line in demo_report(
+                    runtime.api_url, runtime.tenant["admin_key"], report_path
+                ).splitlines()
+            )
+        )
+        say(f"\n  Report page (one self-contained HTML file, opens offline): {report_path}")
+
         say("\n== 6. Messages sent ==")
         say(
             "  none yet: the journeys and notify stages are wired (their queues and handlers\n"

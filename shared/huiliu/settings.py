@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     segments_table: str = Field(default="huiliu-segments", alias="SEGMENTS_TABLE")
     journeys_table: str = Field(default="huiliu-journeys", alias="JOURNEYS_TABLE")
     messages_table: str = Field(default="huiliu-messages", alias="MESSAGES_TABLE")
+    reports_table: str = Field(default="huiliu-reports", alias="REPORTS_TABLE")
     idempotency_table: str = Field(default="huiliu-idempotency", alias="IDEMPOTENCY_TABLE")
     raw_bucket: str = Field(default="huiliu-raw", alias="RAW_BUCKET")
     # Ingest and import hand canonical events straight to identity's queue (docs/cost.md).

@@ -246,7 +246,8 @@ class JourneysRepository(DynamoRepository):
 
     # -- the due index --------------------------------------------------------------------
     def due(self, shard: str, upto: str, page_size: int = 100) -> Iterator[list[dict[str, Any]]]:
-        """Pages of items waiting in ``shard`` with ``next_at <= upto`` (GSI: eventually consistent)."""
+        """Chunks of ``page_size`` items waiting in ``shard`` with ``next_at <= upto`` (GSI: eventually
+        consistent). One Query reads up to 1 MB (~1,000 waiting enrollments); chunks feed BatchGetItem."""
         start: dict[str, Any] | None = None
         while True:
             page = self.query(
@@ -255,11 +256,10 @@ class JourneysRepository(DynamoRepository):
                 pk_name="due_shard",
                 sk_name="next_at",
                 sk_between=("0", upto),
-                limit=page_size,
                 start_key=start,
             )
-            if page.items:
-                yield page.items
+            for i in range(0, len(page.items), page_size):
+                yield page.items[i : i + page_size]
             if not page.next_key:
                 return
             start = page.next_key

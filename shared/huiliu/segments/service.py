@@ -233,7 +233,10 @@ class SegmentsService:
         if held is not None and not fresh and _comparable(state) == _comparable(held):
             return out  # nothing segments keep changed: no write
         state.last_event_id = ev.event_id
-        state.outbox = [[type(e).DETAIL_TYPE, e.segment_id, e.segment_version] for e in out]
+        # compact: "+" entered, "-" exited (the ids are derived again from the event on redelivery)
+        state.outbox = [
+            ["+" if isinstance(e, SegmentEntered) else "-", e.segment_id, e.segment_version] for e in out
+        ]
         self.store.commit(
             Commit(
                 state,
@@ -294,8 +297,8 @@ class SegmentsService:
 
     def _rebuild(self, held: ProfileState, ev: ProfileChanged) -> list[BusEvent]:
         out: list[BusEvent] = []
-        for detail_type, sid, version in held.outbox:
-            kind = SegmentEntered if detail_type == SegmentEntered.DETAIL_TYPE else SegmentExited
+        for sign, sid, version in held.outbox:
+            kind = SegmentEntered if sign == "+" else SegmentExited
             out.append(
                 kind(
                     event_id=derive_event_id(ev.event_id, kind.DETAIL_TYPE, held.profile_id, sid),

@@ -82,12 +82,14 @@ FORM = "application/x-www-form-urlencoded"
 @pytest.mark.parametrize(
     ("body", "headers"),
     [
-        (gzip.compress(BATCH), {"Content-Type": FORM, "Content-Encoding": "gzip"}),  # curl's default label
-        (gzip.compress(BATCH), {"Content-Type": FORM}),  # gzip without Content-Encoding
-        (gzip.compress(BATCH), {}),
+        # mtime=0: the same bytes in every pytest-xdist worker (ids must agree across workers)
+        (gzip.compress(BATCH, mtime=0), {"Content-Type": FORM, "Content-Encoding": "gzip"}),  # curl's label
+        (gzip.compress(BATCH, mtime=0), {"Content-Type": FORM}),  # gzip without Content-Encoding
+        (gzip.compress(BATCH, mtime=0), {}),
         (BATCH, {"Content-Type": FORM}),
         (BATCH, {"Content-Type": "application/octet-stream"}),
     ],
+    ids=["gzip-form-encoding", "gzip-form", "gzip-unlabelled", "json-form", "json-octet"],
 )
 def test_segment_routes_decide_by_the_body_not_the_label(
     served: tuple[str, IngestPipeline],  # noqa: F811

@@ -60,7 +60,7 @@ def test_every_queue_consumer_reports_partial_failures_and_has_a_dlq(translated:
 
 def test_every_table_is_on_demand_encrypted_and_recoverable(translated: dict[str, Any]) -> None:
     tables = _of_type(translated, "AWS::DynamoDB::Table")
-    assert len(tables) == 6
+    assert len(tables) == 7
     for logical, res in tables.items():
         props = res["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", logical

@@ -1,0 +1,127 @@
+"""What each bus event adds to the report counters. Pure: no AWS, no clock (times come from events).
+
+Counter items (ReportsTable, one partition per tenant: ``pk = T#{tenant}``):
+
+=============================================  ===============================================
+``FUNNEL#{journey}#{channel}``                 requested, sent, delivered, opened, clicked,
+                                               converted, suppressed, failed
+``SEG#{segment}``                              size (entered - exited), entered, exited
+``SEGDAY#{segment}#{YYYY-MM-DD}``              size at the day's last change (a time series)
+``MONTH#{YYYY-MM}``                            orders, revenue, customers, new_customers,
+                                               returning_customers, retained
+``INGEST#{YYYY-MM-DD}#{connector}``            ingested
+=============================================  ===============================================
+
+Customers per month are counted once each with a marker item (``pk = T#{tenant}#CUST#{YYYY-MM}``,
+``sk = profile``, expiring after ~3 months): the first order of a person in a month counts them;
+``new`` if it is their first order ever, else ``returning``; ``retained`` if they also ordered the
+month before. **Repurchase rate** of month M = retained(M) / customers(M-1): the share of last
+month's buyers who bought again this month.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ORDER_EVENTS = frozenset({"Order Completed", "Order Paid"})
+# notification / journey detail types → funnel step (types not yet on the bus are simply never seen)
+FUNNEL_STEPS = {
+    "notification.requested": "requested",
+    "notification.sent": "sent",
+    "notification.delivered": "delivered",
+    "notification.opened": "opened",
+    "notification.clicked": "clicked",
+    "notification.suppressed": "suppressed",
+    "notification.failed": "failed",
+    "journey.converted": "converted",
+    "journey.goal_reached": "converted",
+}
+FUNNEL_ORDER = ("requested", "sent", "delivered", "opened", "clicked", "converted")
+DETAIL_TYPES = (*FUNNEL_STEPS, "event.ingested", "profile.changed", "segment.entered", "segment.exited")
+
+
+def day(timestamp: str | None) -> str:
+    return (timestamp or "")[:10] or "unknown"
+
+
+def month(timestamp: str | None) -> str:
+    return (timestamp or "")[:7] or "unknown"
+
+
+def previous_month(period: str) -> str:
+    when = datetime.strptime(period + "-01", "%Y-%m-%d")
+    year, mon = (when.year, when.month - 1) if when.month > 1 else (when.year - 1, 12)
+    return f"{year:04d}-{mon:02d}"
+
+
+@dataclass
+class OrderSeen:
+    """A counted order: the month's customer markers decide new / returning / retained."""
+
+    tenant: str
+    profile_id: str
+    period: str
+    first_ever: bool
+
+
+@dataclass
+class Increments:
+    """Counter additions of a batch, merged per item: ``adds[(tenant, sk)][field] += n``."""
+
+    adds: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    sets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    orders: list[OrderSeen] = field(default_factory=list)
+
+    def add(self, tenant: str, sk: str, name: str, by: float = 1) -> None:
+        self.adds.setdefault((tenant, sk), Counter())[name] += by  # type: ignore[assignment]
+
+
+def count(detail_type: str, detail: dict[str, Any], into: Increments) -> None:
+    """Add one bus event's contribution to ``into`` (unknown types and replays add nothing)."""
+    tenant = detail.get("tenant_id")
+    if not tenant or detail.get("replay"):
+        return
+    step = FUNNEL_STEPS.get(detail_type)
+    if step:
+        journey = detail.get("journey_id") or "(none)"
+        channel = detail.get("channel") or "all"
+        into.add(tenant, f"FUNNEL#{journey}#{channel}", step)
+    elif detail_type == "event.ingested":
+        connector = (detail.get("source") or {}).get("connector") or "unknown"
+        into.add(
+            tenant,
+            f"INGEST#{day(detail.get('received_at') or detail.get('timestamp'))}#{connector}",
+            "ingested",
+        )
+    elif detail_type in ("segment.entered", "segment.exited"):
+        segment = detail.get("segment_id") or "unknown"
+        entered = detail_type == "segment.entered"
+        into.add(tenant, f"SEG#{segment}", "size", 1 if entered else -1)
+        into.add(tenant, f"SEG#{segment}", "entered" if entered else "exited")
+        into.sets[(tenant, f"SEGDAY#{segment}#{day(detail.get('occurred_at'))}")] = {"segment": segment}
+    elif detail_type == "profile.changed":
+        _order(tenant, detail, into)
+
+
+def _order(tenant: str, detail: dict[str, Any], into: Increments) -> None:
+    event = detail.get("event") or {}
+    changed = (detail.get("changed") or {}).get("computed") or {}
+    if event.get("name") not in ORDER_EVENTS or "order_count" not in changed:
+        return  # not an order, or an order identity had already counted
+    computed = (detail.get("profile") or {}).get("computed") or {}
+    period = month(event.get("timestamp"))
+    props = event.get("properties") or {}
+    amount = props.get("revenue", props.get("total"))
+    into.add(tenant, f"MONTH#{period}", "orders")
+    if isinstance(amount, int | float) and not isinstance(amount, bool):
+        into.add(tenant, f"MONTH#{period}", "revenue", amount)
+    into.orders.append(
+        OrderSeen(tenant, str(detail.get("profile_id")), period, int(computed.get("order_count") or 1) <= 1)
+    )
+
+
+def rate(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
