@@ -14,6 +14,7 @@ from typing import Any
 from huiliu.bus import OutgoingEvent
 from huiliu.clock import Clock, default_clock
 from huiliu.contracts import (
+    ArchiveEraseRequested,
     ChangeSet,
     IdentifierRef,
     ProfileChanged,
@@ -61,6 +62,9 @@ TIMELINE_FIELDS = (
     "context",
     "correlation_id",
 )
+
+# Refs per archive.erase_requested event (the contract bounds it; an entry stays far below 256 KB).
+ARCHIVE_REFS_PER_EVENT = 500
 
 
 @dataclass
@@ -199,6 +203,9 @@ class ProfileAdmin:
         restored.keep_apart = sorted({*restored.keep_apart, profile_id})
         after.version = survivor.version + 1
         after.updated_at = now
+        # Events either side applied before now may sit on the other one's ring: from now on both
+        # check the processed marker for anything received earlier (service._known).
+        restored.recent_since = after.recent_since = now
         owners = self.repo.load(tenant, identifiers=restored.identifiers).claims
         writes = WriteSet(
             profiles=[(after, survivor.version), (restored, current.version)],
@@ -256,8 +263,11 @@ class ProfileAdmin:
         profiles = self.repo.load_profiles(tenant, ids)
         identifiers = list(dict.fromkeys([ident, *(i for p in profiles.values() for i in p.identifiers)]))
         extra: list[tuple[str, str]] = []
+        raw_refs: list[str] = []  # the person's archived raw requests (timeline items name them)
         for pid in ids:
             for item in self.repo.timeline_all(tenant, pid):
+                if item.get("raw_ref"):
+                    raw_refs.append(str(item["raw_ref"]))
                 connector = (item.get("source") or {}).get("connector")
                 if connector:
                     extra.append((marker_pk(tenant, connector, item["message_id"]), MARKER_SK))
@@ -286,6 +296,8 @@ class ProfileAdmin:
                 kept = [r for r in rows if Identifier(type=r["type"], value=r["value"]) not in erased]
                 if len(kept) != len(rows):
                     rewrites.append(dict(item, identifiers=kept))
+                    if item.get("raw_ref"):  # the request carried the person's identifiers
+                        raw_refs.append(str(item["raw_ref"]))
             for record in self.repo.merge_records(tenant, sid):
                 if (record["pk"], record["sk"]) not in dropped:
                     scrubbed = _scrub_merge(record, erased, gone)
@@ -309,13 +321,24 @@ class ProfileAdmin:
             profile_ids=ids,
             identifier_count=len(identifiers),
         ).outgoing()
+        refs = sorted({r for r in raw_refs if r.startswith("raw/")})
+        archive = [
+            ArchiveEraseRequested(
+                event_id=derive_event_id(tenant, "erase-archive", live.profile_id, now, n),
+                tenant_id=tenant,
+                occurred_at=now,
+                raw_refs=refs[n : n + ARCHIVE_REFS_PER_EVENT],
+            ).outgoing()
+            for n in range(0, len(refs), ARCHIVE_REFS_PER_EVENT)
+        ]
         body = {
             "profile_id": live.profile_id,
             "profile_ids": ids,
             "identifiers": len(identifiers),
             "items": deleted,
+            "archived_requests": len(refs),
         }
-        return AdminResult(body, [event])
+        return AdminResult(body, [event, *archive])
 
     def export(self, tenant: str, profile_id: str) -> dict[str, Any]:
         """Everything held about the person, as one JSON document."""
