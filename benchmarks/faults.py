@@ -168,6 +168,18 @@ class Faults:
             return AWSResponse(request.url, 503, headers, _Raw(body))
         return AWSResponse(request.url, 400, headers, _Raw(body))
 
+    # -- fake providers (notify's sink in the local runtime) ----------------------------------------------
+    def arm_providers(self, times: int) -> None:
+        """WeChat answers "system busy" and Aliyun SMS a 503 for the next ``times`` calls each."""
+        sink = getattr(self.runtime, "notify_sink", None)
+        if sink is None or not self.enabled:
+            return
+        sink.fail_next(
+            "/wechat/cgi-bin/message", times, status=200, reply={"errcode": -1, "errmsg": "system busy"}
+        )
+        sink.fail_next("/aliyun", times, status=503, reply={"Code": "ServiceUnavailable", "Message": "busy"})
+        self.injected.add("provider transient failure (WeChat, Aliyun) armed", 2 * times)
+
     # -- ticks ----------------------------------------------------------------------------------------
     def late_ticks(self) -> int:
         """Each schedule's previous period delivered late (after the current one ran)."""
