@@ -502,7 +502,7 @@ def build_pipeline(settings: Any | None = None) -> IngestPipeline:
     identity's processed marker, not by a write per event here (docs/cost.md).
     """
     from huiliu.bus import SqsPublisher
-    from huiliu.ingest.archive import S3RawArchive
+    from huiliu.ingest.archive import FirehoseArchive
     from huiliu.ingest.idempotency import DynamoDedupeStore, IdentityMarkerDedupe
     from huiliu.ingest.metrics import PowertoolsIngestMetrics
     from huiliu.settings import get_settings
@@ -518,7 +518,7 @@ def build_pipeline(settings: Any | None = None) -> IngestPipeline:
     return IngestPipeline(
         directory=directory,
         dedupe=IdentityMarkerDedupe(DynamoDedupeStore(settings.idempotency_table)),
-        archive=S3RawArchive(settings.raw_bucket),
+        archive=FirehoseArchive(settings.raw_archive_stream, settings.raw_bucket),
         publisher=SqsPublisher(settings.identity_queue_url),
         metrics=PowertoolsIngestMetrics(),
         max_body_bytes=settings.max_body_bytes,
