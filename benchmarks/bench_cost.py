@@ -182,6 +182,62 @@ def drive_batch(ctx: Ctx, n: int) -> int:
     return batches * BATCH
 
 
+def _admin(ctx: Ctx, method: str, path: str, body: Any = None) -> Any:
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 - the local runtime
+        ctx.runtime.api_url + "/admin" + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {ctx.runtime.tenant['admin_key']}",
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
+def setup_receipts(ctx: Ctx, n: int) -> None:
+    """Known people with an email (notify's contact projection hears them) and a receipt template."""
+    _admin(
+        ctx,
+        "POST",
+        "/templates",
+        {
+            "template_id": "cost-receipt",
+            "channel": "email",
+            "purpose": "transactional",
+            "locales": {"zh-CN": {"subject": "订单 {{ vars.order_id }}", "text": "谢谢 {{ traits.name }}"}},
+            "sample": {"traits": {"name": "Li"}, "vars": {"order_id": "1"}},
+        },
+    )
+    setup_known_users(ctx, n)
+    ctx.runtime.drain(timeout=60)
+    ctx.profiles = [  # type: ignore[attr-defined]
+        _admin(ctx, "GET", f"/profiles/lookup?email={_user(ctx, i)}@example.com")["profile_id"]
+        for i in range(n)
+    ]
+
+
+def drive_receipts(ctx: Ctx, n: int) -> int:
+    """Transactional email through the admin API: notification.requested → notify → SES → sent."""
+    for i in range(n):
+        _admin(
+            ctx,
+            "POST",
+            "/notifications",
+            {
+                "idempotency_key": f"cost-{ctx.run}-{i}",
+                "profile_id": ctx.profiles[i],  # type: ignore[attr-defined]
+                "channel": "email",
+                "template_id": "cost-receipt",
+                "variables": {"order_id": str(i)},
+            },
+        )
+    return n
+
+
 WORKLOADS: list[Workload] = [
     Workload("segment track, known user", "single", drive_track_known, setup_known_users),
     Workload("segment identify, new user", "single", drive_identify_new),
@@ -193,6 +249,7 @@ WORKLOADS: list[Workload] = [
         drive_signup_journey,
         setup_signup_journey,
     ),
+    Workload("transactional email (admin API -> notify -> SES)", "single", drive_receipts, setup_receipts),
     # last: its setup saves the example segments, which every later workload would then see
     Workload(
         "segment track order, 14 example segments",

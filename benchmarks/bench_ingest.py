@@ -50,9 +50,9 @@ class FakeAws:
         self._count("batch_write_item")
         return {}
 
-    def put_object(self, **_: Any) -> dict[str, Any]:
-        self._count("put_object")
-        return {}
+    def put_record_batch(self, **_: Any) -> dict[str, Any]:
+        self._count("put_record_batch")
+        return {"FailedPutCount": 0}
 
     def put_events(self, Entries: list[dict[str, Any]], **_: Any) -> dict[str, Any]:
         self._count("put_events")
@@ -175,7 +175,7 @@ def segment_batch(secrets: Any, size: int) -> dict[str, Any]:
 
 def build(app: Any, now: datetime) -> tuple[Any, FakeAws]:
     from huiliu.bus import EventBridgePublisher
-    from huiliu.ingest.archive import S3RawArchive
+    from huiliu.ingest.archive import FirehoseArchive
     from huiliu.ingest.fakes import StaticDirectory
     from huiliu.ingest.idempotency import DynamoDedupeStore
     from huiliu.ingest.metrics import PowertoolsIngestMetrics
@@ -189,7 +189,7 @@ def build(app: Any, now: datetime) -> tuple[Any, FakeAws]:
     pipeline = IngestPipeline(
         directory=StaticDirectory({"bench": (TenantSettings(tenant_id="bench"), secrets)}),
         dedupe=DynamoDedupeStore("idem", client=fake),
-        archive=S3RawArchive("raw", client=fake),
+        archive=FirehoseArchive("raw", "raw", firehose=fake),
         publisher=EventBridgePublisher("bus", client=fake),
         metrics=PowertoolsIngestMetrics(),
         clock=lambda: now,

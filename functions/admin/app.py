@@ -21,6 +21,7 @@ def _mount_routers() -> None:
     from huiliu.adminapi.routes_tenant import router as tenant_router
     from huiliu.identity.admin_routes import router as profiles_router
     from huiliu.journeys.admin_routes import router as journeys_router
+    from huiliu.notify.admin_routes import router as templates_router
     from huiliu.reports.admin_routes import router as reports_router
     from huiliu.segments.admin_routes import router as segments_router
 
@@ -29,6 +30,7 @@ def _mount_routers() -> None:
     app.include_router(profiles_router)
     app.include_router(segments_router)
     app.include_router(journeys_router)
+    app.include_router(templates_router)
     app.include_router(reports_router)
 
 

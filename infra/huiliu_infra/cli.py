@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_replay,
         cli_report,
         cli_segments,
+        cli_templates,
         cli_tenants,
     )
 
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_journeys,
         cli_apply,
         cli_dlq,
+        cli_templates,
         cli_report,
     ):
         module.register(sub)

@@ -163,10 +163,12 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
     try:
         print_banner(runtime, say)
         say(f"\n(started in {time.perf_counter() - started:.1f}s)\n")
-        from huiliu_infra import demo_segments
+        from huiliu_infra import demo_notify, demo_segments
 
         say("== 0. Segments from examples/segments/: huiliu segments apply -f examples/segments ==")
         say(demo_segments.indent(demo_segments.apply_examples(runtime)))
+        say("\n== 0a. Message templates: huiliu templates apply -f events/notify/templates.yaml ==")
+        say(demo_notify.apply_templates(runtime))
         say("\n== 0b. The three classic journeys: huiliu journeys apply --examples ==")
         journeys_demo.apply_examples(runtime, say)
         say("\n== 1. Sample webhooks from events/, signed as each source signs them ==")
@@ -260,11 +262,9 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         )
         say(f"\n  Report page (one self-contained HTML file, opens offline): {report_path}")
 
-        say("\n== 6. Messages sent ==")
-        say(
-            "  none yet: the journeys and notify stages are wired (their queues and handlers\n"
-            "  receive every event above) but their logic is still to come — see the open issues."
-        )
+        say("\n== 6. Messages sent (SES/SNS as moto records them; WeChat, Aliyun, webhooks in the sink) ==")
+        say(demo_notify.send_samples(runtime))
+        say(demo_notify.report(runtime))
         say(
             "\nLook further:\n"
             "  make local                               keep the runtime up for your own clients\n"

@@ -352,6 +352,20 @@ for _model in (
     register(_model)
 
 
+class ArchiveEraseRequested(BusEvent):
+    """Identity's erase → the raw archive: the refs of the person's archived requests (≤ 500 per
+    event; an erasure with more sends several). Refs name no person (tenant, connector, receive
+    time, delivery id); functions/archive_erase removes the records (docs/cost.md)."""
+
+    DETAIL_TYPE: ClassVar[str] = "archive.erase_requested"
+    SOURCE: ClassVar[str] = "huiliu.identity"
+
+    raw_refs: list[str] = Field(default_factory=list, max_length=500)
+
+
+register(ArchiveEraseRequested)
+
+
 class UnknownDetailType(ValueError):
     pass
 

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     reports_table: str = Field(default="huiliu-reports", alias="REPORTS_TABLE")
     idempotency_table: str = Field(default="huiliu-idempotency", alias="IDEMPOTENCY_TABLE")
     raw_bucket: str = Field(default="huiliu-raw", alias="RAW_BUCKET")
+    # The Firehose delivery stream that batches raw requests into RAW_BUCKET (docs/cost.md).
+    raw_archive_stream: str = Field(default="huiliu-raw-archive", alias="RAW_ARCHIVE_STREAM")
     # Ingest and import hand canonical events straight to identity's queue (docs/cost.md).
     identity_queue_url: str = Field(default="", alias="IDENTITY_QUEUE_URL")
     secrets_prefix: str = Field(default="huiliu/local", alias="SECRETS_PREFIX")

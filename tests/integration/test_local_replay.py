@@ -62,6 +62,8 @@ def test_replay_hands_archived_events_to_identity_which_applies_each_once(
     status, _ = sources.send(sources.signed_json(conf, order))
     assert status == 200
     claim = eventually(lambda: identity_item(local_runtime, f"T#demo#ID#member_id#M-{run}", "CLAIM"))
+    # (the archive stream delivers its buffer within 60 s; draining the runtime delivers it now)
+    assert local_runtime.drain(timeout=30)
     state = tmp_path / "local.json"
     local_runtime.write_state_file(state)
 

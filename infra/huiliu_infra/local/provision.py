@@ -16,6 +16,7 @@ from typing import Any
 
 from huiliu_infra import ROOT, cfn
 from huiliu_infra.local import support
+from huiliu_infra.local.firehose import StreamSpec, stream_specs
 
 TEMPLATE = ROOT / "template.yaml"
 # Function env keys that differ per function are applied per invocation, not process-wide.
@@ -92,6 +93,8 @@ class Deployment:
     schedules: list[ScheduleSpec] = field(default_factory=list)
     # Rule targets that are log groups in AWS (the catch-all debug rule) become local "tap" queues.
     taps: dict[str, str] = field(default_factory=dict)
+    # Firehose delivery streams (served by the runtime's own emulator, delivering into the buckets).
+    streams: dict[str, StreamSpec] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
 
     def shared_env(self) -> dict[str, str]:
@@ -295,6 +298,13 @@ def provision(
         names.refs[logical] = bucket
         names.attrs[(logical, "Arn")] = f"arn:aws:s3:::{bucket}"
         deployment.buckets[logical] = bucket
+
+    # Firehose delivery streams (after the buckets: their destinations name them).
+    streams = dict(of_type("AWS::KinesisFirehose::DeliveryStream"))
+    for spec in stream_specs(streams, resolver, stack):
+        names.refs[spec.logical] = spec.name
+        names.attrs[(spec.logical, "Arn")] = f"arn:aws:firehose:{region}:{acct}:deliverystream/{spec.name}"
+        deployment.streams[spec.logical] = spec
 
     # EventBridge rules, delivering to SQS targets (other target kinds are AWS-only: logs).
     for logical, res in of_type("AWS::Events::Rule"):

@@ -32,6 +32,8 @@ from huiliu import aws
 from huiliu.clock import OffsetClock, SystemClock, parse_duration, set_default_clock
 
 from huiliu_infra import state_file
+from huiliu_infra.local.firehose import TARGET_PREFIX as FIREHOSE_TARGET
+from huiliu_infra.local.firehose import FirehoseEmulator
 from huiliu_infra.local.lambda_runtime import (
     Router,
     http_api_event,
@@ -167,6 +169,7 @@ class LocalRuntime:
         self.deployment: Deployment | None = None
         self.router: Router | None = None
         self.tenant: dict[str, Any] = {}
+        self.notify_sink: Any = None  # huiliu.notify.fakes.FakeProviders (local/notify_sink.py)
         self._moto: Any = None
         self._http: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -179,6 +182,7 @@ class LocalRuntime:
         self._invoke_lock = threading.Lock()
         self._next_fire: dict[str, datetime] = {}
         self._env_of: str | None = None  # the function whose environment settings were read with
+        self.firehose: FirehoseEmulator | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -201,7 +205,15 @@ class LocalRuntime:
         set_default_clock(self.clock)
         self.router = Router(self.deployment.routes)
         self._start_http()  # binds the port first: the tenant's connector URLs name it
+        # Firehose is answered by this runtime (moto writes one object per call, no buffering).
+        self.firehose = FirehoseEmulator(
+            list(self.deployment.streams.values()), self.clock.now, lambda: aws.client("s3")
+        )
+        os.environ["AWS_ENDPOINT_URL_FIREHOSE"] = self.api_url
         self.tenant = self._provision_demo_tenant()
+        from huiliu_infra.local import notify_sink
+
+        self.notify_sink = notify_sink.start(self)  # fake WeChat / Aliyun / webhook receiver
         now = self.clock.now()
         for sched in self.deployment.schedules:
             self._next_fire[sched.logical] = now + timedelta(seconds=sched.seconds)
@@ -213,6 +225,9 @@ class LocalRuntime:
         return self
 
     def stop(self) -> None:
+        if self.firehose is not None:
+            with contextlib.suppress(Exception):  # deliver what is buffered, as the stream would
+                self.firehose.flush()
         self._stop.set()
         if self._http:
             self._http.shutdown()
@@ -222,6 +237,9 @@ class LocalRuntime:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self.notify_sink is not None:
+            self.notify_sink.stop()
+            self.notify_sink = None
         set_default_clock(SystemClock())
         # Handler modules hold clients built for this endpoint: the next runtime imports afresh.
         unload_handlers()
@@ -301,7 +319,11 @@ class LocalRuntime:
             "schedules": {s.logical: s.expression for s in self.deployment.schedules},
             "functions": {k: f.code_dir for k, f in self.deployment.functions.items()},
             # What the functions see: lets `huiliu --local …` run library code against this runtime.
-            "env": {**self.deployment.shared_env(), "AWS_ENDPOINT_URL": self.endpoint},
+            "env": {
+                **self.deployment.shared_env(),
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ENDPOINT_URL_FIREHOSE": self.api_url,
+            },
         }
 
     # ------------------------------------------------------------------ invoking
@@ -431,6 +453,10 @@ class LocalRuntime:
         if parts.path.startswith("/_huiliu/"):
             self._control(req, parts.path, body)
             return
+        target = req.headers.get("X-Amz-Target") or ""
+        if target.startswith(FIREHOSE_TARGET) and self.firehose is not None:
+            self._firehose(req, target, body)
+            return
         assert self.router is not None
         matched = self.router.match(req.command, parts.path)
         if matched is None:
@@ -463,6 +489,10 @@ class LocalRuntime:
             return
         if path == "/_huiliu/state":
             self._json(req, 200, {**self.describe(), "stats": self.stats.summary()})
+        elif path == "/_huiliu/sent":
+            from huiliu_infra.local import notify_sink
+
+            self._json(req, 200, notify_sink.sent(self))
         elif path == "/_huiliu/bus":
             self._json(req, 200, self.bus_events())
         elif path == "/_huiliu/tenant":
@@ -568,10 +598,22 @@ class LocalRuntime:
                         VisibilityTimeout=self.retry_delay,
                     )
 
+    def _firehose(self, req: BaseHTTPRequestHandler, target: str, body: bytes) -> None:
+        assert self.firehose is not None
+        try:
+            status, payload = self.firehose.handle(target, json.loads(body or b"{}"))
+        except (ValueError, TypeError) as exc:
+            status, payload = 400, {"__type": "InvalidArgumentException", "message": str(exc)}
+        raw = json.dumps(payload).encode()
+        self._reply(req, status, {"Content-Type": "application/x-amz-json-1.1"}, raw)
+
     # ------------------------------------------------------------------ schedules and time
     def _schedule_loop(self) -> None:
         while not self._stop.wait(0.5):
             self.fire_due()
+            if self.firehose is not None:
+                with contextlib.suppress(Exception):
+                    self.firehose.tick()
 
     def fire_due(self, upto: datetime | None = None) -> int:
         """Fire every schedule whose next time has come; returns the number of invocations."""
@@ -627,6 +669,9 @@ class LocalRuntime:
                 pending += self._busy
             quiet_rounds = quiet_rounds + 1 if pending == 0 else 0
             if quiet_rounds >= 2:
+                # A delivery stream's buffer is work in flight too: deliver it (as its interval would).
+                if self.firehose is not None:
+                    self.firehose.flush()
                 return True
             time.sleep(0.1)
         return False

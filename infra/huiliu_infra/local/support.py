@@ -24,6 +24,16 @@ MODELLED = {
     "AWS::Events::Rule",
     "AWS::Scheduler::Schedule",
     "AWS::ApiGatewayV2::Api",
+    "AWS::KinesisFirehose::DeliveryStream",  # Direct PUT → S3, emulated by the runtime (firehose.py)
+}
+# What the Firehose emulator honours of an S3 destination (the rest is AWS-side: roles, encryption).
+FIREHOSE_S3_PROPERTIES = {
+    "BucketARN",
+    "RoleARN",
+    "Prefix",
+    "ErrorOutputPrefix",
+    "BufferingHints",
+    "CompressionFormat",
 }
 # Types with no local effect, and why that is safe.
 AWS_ONLY = {
@@ -101,6 +111,16 @@ def check(translated: dict[str, Any]) -> None:
                     problems.append(f"{logical}: rule target {target.get('Id')} properties {extra}")
                 if kind_of not in ("AWS::SQS::Queue", "AWS::Logs::LogGroup"):
                     problems.append(f"{logical}: rule target {target.get('Id')} is not a queue or log group")
+        elif kind == "AWS::KinesisFirehose::DeliveryStream":
+            dest = props.get("ExtendedS3DestinationConfiguration")
+            if props.get("DeliveryStreamType", "DirectPut") != "DirectPut" or not dest:
+                problems.append(f"{logical}: only Direct PUT streams to an S3 destination are modelled")
+            else:
+                extra = sorted(set(dest) - FIREHOSE_S3_PROPERTIES)
+                if extra:
+                    problems.append(f"{logical}: delivery stream S3 destination properties {extra}")
+                if dest.get("CompressionFormat", "UNCOMPRESSED") not in ("UNCOMPRESSED", "GZIP"):
+                    problems.append(f"{logical}: compression {dest['CompressionFormat']} (GZIP only)")
         elif kind == "AWS::Scheduler::Schedule":
             extra = sorted(set(props.get("Target", {})) - SCHEDULE_TARGET_PROPERTIES)
             if extra:

@@ -46,56 +46,96 @@ MIN_FRACTION = 1e-130
 MAX_FRACTION = 9.9999999999999999e125
 
 
-def _path(parent: str, key: Any) -> str:
-    return f"{parent}[{key}]" if isinstance(key, int) else f"{parent}.{key}" if parent else str(key)
+class _Invalid(Exception):
+    """Raised inside the walk; ``path`` collects the keys on the way out (built only on error)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.path: list[Any] = []
 
 
-def _check_string(text: str, where: str) -> None:
+def _check_string(text: str) -> None:
     if text.isascii():
         return
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise BadRequest(
-            f"{where} holds a lone UTF-16 surrogate (not encodable as UTF-8)", reason="invalid_string"
-        ) from exc
+    except UnicodeEncodeError:
+        raise _Invalid("invalid_string", "holds a lone UTF-16 surrogate (not encodable as UTF-8)") from None
 
 
-def _check_number(value: int | float, where: str) -> None:
+def _check_number(value: int | float) -> None:
     if isinstance(value, int):
         if abs(value) > MAX_INT:
-            raise BadRequest(f"{where}: integers have at most 38 digits", reason="invalid_number")
+            raise _Invalid("invalid_number", "is an integer of more than 38 digits")
         return
     if not math.isfinite(value):
-        raise BadRequest(f"{where} is not a finite number", reason="invalid_number")
+        raise _Invalid("invalid_number", "is not a finite number")
     magnitude = abs(value)
     if magnitude and not (MIN_FRACTION <= magnitude <= MAX_FRACTION):
-        raise BadRequest(f"{where} is outside 1E-130 … 9.99E+125", reason="invalid_number")
+        raise _Invalid("invalid_number", "is outside 1E-130 … 9.99E+125")
+
+
+def _walk(item: Any, depth: int, max_depth: int) -> None:
+    """Recursive, but never deeper than ``max_depth`` + 1 frames: it stops where the bound is."""
+    kind = type(item)
+    if kind is str:
+        _check_string(item)
+    elif isinstance(item, dict):
+        if depth > max_depth:
+            raise _Invalid("too_deep", f"is nested deeper than {max_depth} levels")
+        for key, child in item.items():
+            try:
+                if not isinstance(key, str):
+                    raise _Invalid("invalid_key", "has a non-string key")
+                _check_string(key)
+                _walk(child, depth + 1, max_depth)
+            except _Invalid as exc:
+                exc.path.append(key)
+                raise
+    elif isinstance(item, list | tuple):
+        if depth > max_depth:
+            raise _Invalid("too_deep", f"is nested deeper than {max_depth} levels")
+        for index, child in enumerate(item):
+            try:
+                _walk(child, depth + 1, max_depth)
+            except _Invalid as exc:
+                exc.path.append(index)
+                raise
+    elif kind is bool or item is None:
+        return
+    elif isinstance(item, int | float):
+        _check_number(item)
+    elif isinstance(item, str):  # a str subclass
+        _check_string(item)
+
+
+def _where(root: str, parts: list[Any]) -> str:
+    path = root
+    for part in reversed(parts):
+        path += f"[{part}]" if isinstance(part, int) else f".{str(part)[:60]}" if path else str(part)[:60]
+        if len(path) > 200:  # names the field in an error message: keep it readable
+            return path[:200] + "…"
+    return path
 
 
 def check_value(value: Any, where: str, *, max_depth: int = MAX_DEPTH) -> None:
-    """Depth, numbers and strings of one JSON-like value (iterative: no recursion limit)."""
-    stack: list[tuple[Any, str, int]] = [(value, where, 1)]
-    while stack:
-        item, path, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth > max_depth:
-                raise BadRequest(f"{path} is nested deeper than {max_depth} levels", reason="too_deep")
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    raise BadRequest(f"{path} has a non-string key", reason="invalid_key")
-                _check_string(key, path)
-                stack.append((child, _path(path, key), depth + 1))
-        elif isinstance(item, list | tuple):
-            if depth > max_depth:
-                raise BadRequest(f"{path} is nested deeper than {max_depth} levels", reason="too_deep")
-            stack.extend((child, _path(path, i), depth + 1) for i, child in enumerate(item))
-        elif isinstance(item, str):
-            _check_string(item, path)
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int | float):
-            _check_number(item, path)
+    """Depth, numbers and strings of one JSON-like value; BadRequest naming the field.
+
+    ``max_depth`` is small (it bounds the recursion): values nested deeper are refused, not walked.
+    """
+    try:
+        _walk(value, 1, max_depth)
+    except _Invalid as exc:
+        raise BadRequest(f"{_where(where, exc.path)} {exc.message}", reason=exc.reason) from None
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        _check_string(text)
+    except _Invalid as exc:
+        raise BadRequest(f"{where} {exc.message}", reason=exc.reason) from None
 
 
 def detail_bytes(detail: dict[str, Any]) -> int:
@@ -111,11 +151,11 @@ def check_event(event: CanonicalEvent, position: str = "") -> dict[str, Any]:
     for name in ("message_id", "event", "correlation_id"):
         text = getattr(event, name)
         if text:
-            _check_string(text, prefix + name)
+            _check_text(text, prefix + name)
     for index, ident in enumerate(event.identifiers):
-        _check_string(ident.value, f"{prefix}identifiers[{index}]")
+        _check_text(ident.value, f"{prefix}identifiers[{index}]")
     if event.source.account:
-        _check_string(event.source.account, prefix + "source.account")
+        _check_text(event.source.account, prefix + "source.account")
     detail = event.model_dump(mode="json")
     size = detail_bytes(detail) + (RAW_REF_RESERVE if event.raw_ref is None else 0)
     if size > MAX_EVENT_BYTES:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from huiliu.bus import OutgoingEvent
 from huiliu.clock import Clock, default_clock
 from huiliu.contracts import (
+    ArchiveEraseRequested,
     ChangeSet,
     IdentifierRef,
     ProfileChanged,
@@ -62,11 +63,22 @@ TIMELINE_FIELDS = (
     "correlation_id",
 )
 
+# Refs per archive.erase_requested event (the contract bounds it; an entry stays far below 256 KB).
+ARCHIVE_REFS_PER_EVENT = 500
+
 
 @dataclass
 class AdminResult:
     body: dict[str, Any]
     events: list[OutgoingEvent] = field(default_factory=list)
+
+
+def _sk_time(sk: str) -> datetime:
+    """The event time of a timeline sort key ``TL#{iso time}#{message id}``."""
+    try:
+        return datetime.fromisoformat(sk.split("#", 2)[1])
+    except (IndexError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)  # unknown: never lets a profile be skipped
 
 
 def _timeline_entry(item: dict[str, Any]) -> dict[str, Any]:
@@ -138,15 +150,41 @@ class ProfileAdmin:
         if cursor is not None and not valid_cursor(cursor):
             raise BadRequest("cursor must be a next_cursor from an earlier page", reason="bad_cursor")
         profile = self.live(tenant, profile_id)
-        members = [profile.profile_id, *profile.absorbed]
-        rows: list[dict[str, Any]] = []
-        for pid in members:
+        rows = self.repo.timeline(tenant, profile.profile_id, before=cursor, limit=limit + 1)
+        # The absorbed profiles (one BatchGet): their newest event time (last_seen) says whether
+        # their timeline can reach this page at all, their merge_count whether they hold merge
+        # records. After a merge new events go to the survivor, so a page is usually the
+        # survivor's alone: 4 calls (profile, timeline, absorbed profiles, merges) whatever the
+        # number of merges and events.
+        others = (
+            self.repo.load_profiles(tenant, profile.absorbed, consistent=False) if profile.absorbed else {}
+        )
+
+        def newest(pid: str) -> datetime | None:
+            member = others.get(pid)
+            seen = (member.computed if member else {}).get("last_seen")
+            try:
+                when = datetime.fromisoformat(str(seen)) if seen else None
+            except ValueError:
+                return None
+            return when if when is None or when.tzinfo else when.replace(tzinfo=UTC)
+
+        order = sorted(
+            profile.absorbed, key=lambda pid: newest(pid) or datetime.max.replace(tzinfo=UTC), reverse=True
+        )
+        for pid in order:
+            rows.sort(key=lambda i: i["sk"], reverse=True)
+            seen = newest(pid)
+            if len(rows) > limit and seen is not None and seen < _sk_time(rows[limit - 1]["sk"]):
+                continue  # everything this profile holds is older than the page
             rows += self.repo.timeline(tenant, pid, before=cursor, limit=limit + 1)
         rows.sort(key=lambda i: i["sk"], reverse=True)
         page, more = rows[:limit], len(rows) > limit
-        merges: list[dict[str, Any]] = []
-        for pid in members:
-            merges += [_merge_entry(m) for m in self.repo.merge_records(tenant, pid)]
+        merges = [_merge_entry(m) for m in self.repo.merge_records(tenant, profile.profile_id)]
+        for pid in profile.absorbed:
+            member = others.get(pid)
+            if member is None or member.merge_count > 0:  # only profiles that absorbed others hold records
+                merges += [_merge_entry(m) for m in self.repo.merge_records(tenant, pid)]
         merges.sort(key=lambda m: m["merged_at"] or "", reverse=True)
         return {
             "profile_id": profile.profile_id,
@@ -199,6 +237,9 @@ class ProfileAdmin:
         restored.keep_apart = sorted({*restored.keep_apart, profile_id})
         after.version = survivor.version + 1
         after.updated_at = now
+        # Events either side applied before now may sit on the other one's ring: from now on both
+        # check the processed marker for anything received earlier (service._known).
+        restored.recent_since = after.recent_since = now
         owners = self.repo.load(tenant, identifiers=restored.identifiers).claims
         writes = WriteSet(
             profiles=[(after, survivor.version), (restored, current.version)],
@@ -211,7 +252,11 @@ class ProfileAdmin:
         record = dict(record, status="undone", undone_at=now)
         writes.merge_updates.append((record["pk"], record["sk"], record))
         self.repo.commit(tenant, writes)
-        base = {"tenant_id": tenant, "correlation_id": record.get("correlation_id"), "occurred_at": now}
+        base: dict[str, Any] = {
+            "tenant_id": tenant,
+            "correlation_id": record.get("correlation_id"),
+            "occurred_at": now,
+        }
         cause = f"{tenant}#unmerge#{record['merge_id']}"
         events = [
             ProfileUnmerged(
@@ -256,8 +301,11 @@ class ProfileAdmin:
         profiles = self.repo.load_profiles(tenant, ids)
         identifiers = list(dict.fromkeys([ident, *(i for p in profiles.values() for i in p.identifiers)]))
         extra: list[tuple[str, str]] = []
+        raw_refs: list[str] = []  # the person's archived raw requests (timeline items name them)
         for pid in ids:
             for item in self.repo.timeline_all(tenant, pid):
+                if item.get("raw_ref"):
+                    raw_refs.append(str(item["raw_ref"]))
                 connector = (item.get("source") or {}).get("connector")
                 if connector:
                     extra.append((marker_pk(tenant, connector, item["message_id"]), MARKER_SK))
@@ -286,6 +334,8 @@ class ProfileAdmin:
                 kept = [r for r in rows if Identifier(type=r["type"], value=r["value"]) not in erased]
                 if len(kept) != len(rows):
                     rewrites.append(dict(item, identifiers=kept))
+                    if item.get("raw_ref"):  # the request carried the person's identifiers
+                        raw_refs.append(str(item["raw_ref"]))
             for record in self.repo.merge_records(tenant, sid):
                 if (record["pk"], record["sk"]) not in dropped:
                     scrubbed = _scrub_merge(record, erased, gone)
@@ -309,13 +359,24 @@ class ProfileAdmin:
             profile_ids=ids,
             identifier_count=len(identifiers),
         ).outgoing()
+        refs = sorted({r for r in raw_refs if r.startswith("raw/")})
+        archive = [
+            ArchiveEraseRequested(
+                event_id=derive_event_id(tenant, "erase-archive", live.profile_id, now, n),
+                tenant_id=tenant,
+                occurred_at=now,
+                raw_refs=refs[n : n + ARCHIVE_REFS_PER_EVENT],
+            ).outgoing()
+            for n in range(0, len(refs), ARCHIVE_REFS_PER_EVENT)
+        ]
         body = {
             "profile_id": live.profile_id,
             "profile_ids": ids,
             "identifiers": len(identifiers),
             "items": deleted,
+            "archived_requests": len(refs),
         }
-        return AdminResult(body, [event])
+        return AdminResult(body, [event, *archive])
 
     def export(self, tenant: str, profile_id: str) -> dict[str, Any]:
         """Everything held about the person, as one JSON document."""
@@ -407,8 +468,8 @@ def _split(
             if isinstance(after.traits.get(name), int | float) and isinstance(value, int | float):
                 after.traits[name] = after.traits[name] - value
         elif strategy is TraitStrategy.UNION:
-            brought = {repr(v) for v in value or []} - {repr(v) for v in before.traits.get(name) or []}
-            after.traits[name] = [v for v in after.traits.get(name) or [] if repr(v) not in brought]
+            brought_values = {repr(v) for v in value or []} - {repr(v) for v in before.traits.get(name) or []}
+            after.traits[name] = [v for v in after.traits.get(name) or [] if repr(v) not in brought_values]
         elif after.trait_meta.get(name) == restored.trait_meta.get(name):
             # The value came from the restored profile: fall back to the survivor's own value
             # (before the merge, plus what its own events said since), never to nothing if it

@@ -29,6 +29,10 @@ MAX_PRODUCT_ID = 200
 # at ingest (64 KB) this keeps the profile item, the merge record (two profiles) and profile.changed
 # (the profile next to the event) within DynamoDB's 400 KB and EventBridge's 256 KB.
 MAX_TRAIT_BYTES = 32 * 1024
+# Applied-event keys a profile remembers (9 bytes each on the item). Small on purpose: the ring only
+# has to cover the gap between the profile write and the marker write, and concurrent redeliveries;
+# an event received before the last eviction is checked against its processed marker instead.
+RECENT_APPLIED = 8
 # Sums (revenue_total, SUM traits) saturate here: DynamoDB numbers end at 9.99E+125.
 MAX_SUM = 9.9e125
 # Traits with a special home on the profile rather than in ``traits``.
@@ -109,6 +113,15 @@ class Profile:
     updated_at: str | None = None
     # trait names (and tags) not stored because the profile was at MAX_TRAIT_BYTES (not persisted)
     dropped_traits: list[str] = field(default_factory=list, compare=False, repr=False)
+    # The last RECENT_APPLIED events applied to this profile (short hashes of connector#message id),
+    # and when the newest entry pushed out of that ring had been applied: an event received after
+    # ``recent_since`` that is not in the ring has not been applied here (service: the known-person
+    # path, which reads no processed marker for such events). None: unknown, always read the marker.
+    recent: list[str] = field(default_factory=list)
+    recent_since: str | None = None
+    # identifier key -> erased_at of an identifier this profile claimed after it had been erased (an
+    # old event carrying it, stamped before that, must still not count; known-person path)
+    erased_ids: dict[str, str] = field(default_factory=dict)
 
     # -- (de)serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +144,12 @@ class Profile:
             data["keep_apart"] = self.keep_apart
         if self.merged_into:
             data["merged_into"] = self.merged_into
+        if self.recent:
+            data["recent"] = " ".join(self.recent)  # one string: 9 bytes an entry, no list overhead
+        if self.recent_since:
+            data["recent_since"] = self.recent_since
+        if self.erased_ids:
+            data["erased_ids"] = self.erased_ids
         return data
 
     @classmethod
@@ -151,6 +170,9 @@ class Profile:
             merged_into=data.get("merged_into"),
             merge_count=int(data.get("merge_count") or 0),
             version=int(data.get("version") or 0),
+            recent=str(data.get("recent") or "").split(),
+            recent_since=data.get("recent_since"),
+            erased_ids=dict(data.get("erased_ids") or {}),
         )
 
     def copy(self) -> Profile:
@@ -171,7 +193,29 @@ class Profile:
             merged_into=self.merged_into,
             merge_count=self.merge_count,
             version=self.version,
+            recent=list(self.recent),
+            recent_since=self.recent_since,
+            erased_ids=dict(self.erased_ids),
         )
+
+    # -- applied events ---------------------------------------------------------------------------
+    def applied(self, key: str) -> bool:
+        return key in self.recent
+
+    def remember_applied(self, key: str, now: str) -> None:
+        """Record ``key`` as applied; an entry pushed out moves ``recent_since`` to ``now``."""
+        if self.recent_since is None:
+            # history unknown until now: events received from now on are all recorded here
+            self.recent_since = now
+        if key not in self.recent:
+            self.recent.append(key)
+        if len(self.recent) > RECENT_APPLIED:
+            del self.recent[: len(self.recent) - RECENT_APPLIED]
+            self.recent_since = max(self.recent_since or "", now)
+
+    def ring_covers(self, received_at: str) -> bool:
+        """Whether an event received at ``received_at`` would be in the ring had it been applied."""
+        return self.recent_since is not None and received_at > self.recent_since
 
     @property
     def is_tombstone(self) -> bool:
@@ -494,4 +538,13 @@ def merge_profiles(survivor: Profile, loser: Profile, rules: IdentityRules) -> N
     survivor.computed = merge_computed(survivor.computed, loser.computed)
     survivor.absorbed = [*survivor.absorbed, loser.profile_id, *loser.absorbed]
     survivor.keep_apart = sorted(set(survivor.keep_apart) | set(loser.keep_apart))
+    # Applied-event rings: the survivor's own, then the loser's, newest kept; what is pushed out (or
+    # what the loser had already pushed out) moves recent_since, so the ring stays authoritative.
+    if survivor.recent_since is None or loser.recent_since is None:
+        survivor.recent_since = None  # one side's history is unknown: the union is too
+    else:
+        survivor.recent_since = max(survivor.recent_since, loser.recent_since)
+    # (kept whole here: the service trims it with remember_applied, which moves recent_since)
+    survivor.recent = [k for k in loser.recent if k not in survivor.recent] + survivor.recent
+    survivor.erased_ids = {**loser.erased_ids, **survivor.erased_ids}
     survivor.merge_count += 1 + loser.merge_count

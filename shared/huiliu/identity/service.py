@@ -12,6 +12,7 @@ A lost race raises ConditionFailed and the whole attempt is retried from a fresh
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -185,6 +186,12 @@ def decode_events(
     return out
 
 
+def applied_key(event: CanonicalEvent) -> str:
+    """The short key a profile's applied-event ring keeps for an event (48 bits of its dedupe key)."""
+    digest = hashlib.sha256(f"{event.source.connector}#{event.message_id}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:6]).decode()
+
+
 class TombstoneChainTooLong(RuntimeError):
     """A claim leads through more merged-away profiles than MAX_TOMBSTONE_HOPS (corrupt data)."""
 
@@ -247,7 +254,7 @@ class IdentityService:
         identifiers, _dropped = rules.clean(event.identifiers)
         for attempt in range(1, self.max_attempts + 1):
             try:
-                outcome = self._attempt(event, settings, rules, identifiers)
+                outcome = self._attempt(event, settings, rules, identifiers, attempt)
             except ConditionFailed:
                 self.forget(event.tenant_id, identifiers)
                 if attempt == self.max_attempts:
@@ -264,9 +271,11 @@ class IdentityService:
         settings: TenantSettings,
         rules: IdentityRules,
         identifiers: list[Identifier],
+        attempt: int = 1,
     ) -> Outcome:
         tenant = event.tenant_id
         repo = self.repo
+        key = applied_key(event)
         facts = order_facts(event)
         order_keys: list[tuple[str, str]] = []
         if facts and facts.order_id:
@@ -277,16 +286,19 @@ class IdentityService:
         candidates = [cached[i] or self.deterministic_id(tenant, i) for i in identifiers]
         if identifiers and not cached[identifiers[0]]:
             candidates.append(self.deterministic_id(tenant, identifiers[0]))
-        snap = repo.load(
-            tenant,
-            identifiers=identifiers,
-            profile_ids=candidates,
-            marker=(event.source.connector, event.message_id),
-            orders=order_keys,
-        )
+        # A known person (first attempt, no order to count once): one eventually consistent read of
+        # the profile the cache or the top identifier names; see _known.
+        snap = self._known(event, identifiers, cached, key) if attempt == 1 and not order_keys else None
+        if snap is None:
+            snap = repo.load(
+                tenant,
+                identifiers=identifiers,
+                profile_ids=candidates,
+                marker=(event.source.connector, event.message_id),
+                orders=order_keys,
+            )
         if snap.marker is not None:
             return self._duplicate(tenant, snap, identifiers)
-        when = event.timestamp.astimezone(UTC).isoformat()
         stamp = iso(event.timestamp)
         live = [i for i in identifiers if not (i in snap.erased and stamp <= snap.erased[i])]
         if not live:
@@ -335,6 +347,9 @@ class IdentityService:
         else:
             survivor = profiles[survivor_id].copy()
             expected = survivor.version
+            if survivor.applied(key):
+                # applied already, but its marker was never written (a crash between the two writes)
+                return self._rebuild(event, survivor, identifiers, settings)
         out: list[OutgoingEvent] = []
         losers = sorted(
             (profiles[p] for p in plan.group if p != survivor.profile_id),
@@ -398,6 +413,10 @@ class IdentityService:
             count_refund=new_order and event.event == REFUND_EVENT,
         )
         changes.identifiers_added = added
+        survivor.remember_applied(key, now)
+        for ident in plan.attach:
+            if ident in snap.erased:  # claimed again after an erasure: old events must still not count
+                survivor.erased_ids[ident.key] = snap.erased[ident]
         survivor.version = (expected or 0) + 1
         survivor.updated_at = now
         writes.profiles.insert(0, (survivor, expected))
@@ -406,24 +425,9 @@ class IdentityService:
         refused = {c.identifier for c in plan.conflicts}
         retention = settings.timeline_retention_days or self.retention_days
         ttl = int((self.clock.now() + timedelta(days=retention)).timestamp())
-        writes.timeline = {
-            "pk": profile_pk(tenant, survivor.profile_id),
-            "sk": f"TL#{when}#{event.message_id}",
-            "profile_id": survivor.profile_id,
-            "message_id": event.message_id,
-            "type": str(event.type),
-            "event": event.event,
-            "timestamp": when,
-            "received_at": event.received_at.astimezone(UTC).isoformat(),
-            "source": event.source.model_dump(exclude_none=True),
-            # only what was attached: a conflicting identifier belongs to someone else
-            "identifiers": [{"type": i.type, "value": i.value} for i in live if i not in refused],
-            "traits": event.traits,
-            "properties": event.properties,
-            "context": event.context,
-            "correlation_id": event.correlation_id,
-            "ttl": ttl,
-        }
+        writes.timeline = self._timeline_item(
+            event, survivor.profile_id, [i for i in live if i not in refused], ttl
+        )
         version = survivor.version
         for conflict in plan.conflicts:
             out.append(
@@ -460,6 +464,98 @@ class IdentityService:
         repo.commit(tenant, writes)
         self._remember(tenant, survivor)
         return Outcome("processed", survivor.profile_id, out, merged=[p.profile_id for p in losers])
+
+    # -- the known-person path ------------------------------------------------------------------------
+    def _known(
+        self,
+        event: CanonicalEvent,
+        identifiers: list[Identifier],
+        cached: dict[Identifier, str | None],
+        key: str,
+    ) -> Snapshot | None:
+        """The snapshot of a known person from one eventually consistent read, or None.
+
+        The profile the warm cache names for the top identifier is read alone (no guess, no read).
+        When it is live and already holds every identifier of the event, it is what resolution
+        would pick with nothing to attach, move or merge: a live profile lists exactly the
+        identifiers whose claims lead to it, so the claims need no read, and ``erased_ids`` on the
+        profile replaces the erased-hash reads. The processed marker is read only for an event
+        received before the profile's ``recent_since`` (older than its applied-event ring); a key
+        in the ring is a redelivery. A stale read costs nothing but a retry: the profile write is
+        conditioned on the version read, and attempts after the first take the full, strongly
+        consistent read.
+        """
+        pid = cached.get(identifiers[0]) if identifiers else None
+        if pid is None:
+            return None  # a cold cache or a new identifier: no guess worth a read of its own
+        tenant = event.tenant_id
+        profile = self.repo.load_profiles(tenant, [pid], consistent=False).get(pid)
+        if profile is None or profile.merged_into or not set(identifiers) <= set(profile.identifiers):
+            return None
+        erased = {i: profile.erased_ids[i.key] for i in identifiers if i.key in profile.erased_ids}
+        snap = Snapshot(claims=dict.fromkeys(identifiers, pid), profiles={pid: profile}, erased=erased)
+        received = iso(event.received_at)
+        if profile.applied(key) or not profile.ring_covers(received):
+            snap.marker = self.repo.get_marker(tenant, event.source.connector, event.message_id)
+            if snap.marker is None and profile.applied(key):
+                return None  # applied without its marker: the full path rebuilds it
+        return snap
+
+    def _timeline_item(
+        self, event: CanonicalEvent, profile_id: str, attached: list[Identifier], ttl: int
+    ) -> dict[str, Any]:
+        when = event.timestamp.astimezone(UTC).isoformat()
+        return {
+            "pk": profile_pk(event.tenant_id, profile_id),
+            "sk": f"TL#{when}#{event.message_id}",
+            "profile_id": profile_id,
+            "message_id": event.message_id,
+            "type": str(event.type),
+            "event": event.event,
+            "timestamp": when,
+            "received_at": event.received_at.astimezone(UTC).isoformat(),
+            "source": event.source.model_dump(exclude_none=True),
+            # only what was attached: a conflicting identifier belongs to someone else
+            "identifiers": [{"type": i.type, "value": i.value} for i in attached],
+            "traits": event.traits,
+            "properties": event.properties,
+            "context": event.context,
+            "correlation_id": event.correlation_id,
+            # the archived raw request it came from: erase removes it from the archive too
+            "raw_ref": event.raw_ref,
+            "ttl": ttl,
+        }
+
+    def _rebuild(
+        self, event: CanonicalEvent, profile: Profile, identifiers: list[Identifier], settings: TenantSettings
+    ) -> Outcome:
+        """An event the profile applied whose marker and timeline item were never written (the
+        process stopped between the profile write and theirs): write them now and republish
+        ``profile.changed`` with the same event id and the live snapshot (the diff is lost)."""
+        tenant = event.tenant_id
+        now = iso(self.clock.now())
+        retention = settings.timeline_retention_days or self.retention_days
+        ttl = int((self.clock.now() + timedelta(days=retention)).timestamp())
+        changed = ProfileChanged(
+            **_base(tenant, event, now, ProfileChanged.DETAIL_TYPE, 0),
+            profile_id=profile.profile_id,
+            version=profile.version,
+            created=False,
+            changed=ChangeSet(),
+            merged_from=[],
+            event=event_summary(event),
+            profile=ProfileSnapshot.model_validate(profile_summary(profile)),
+        ).outgoing()
+        held = [i for i in identifiers if i in set(profile.identifiers)]
+        marker = {
+            "pk": marker_pk(tenant, event.source.connector, event.message_id),
+            "sk": MARKER_SK,
+            "profile_id": profile.profile_id,
+            "ttl": ttl,
+            "out": encode_events([changed], identifiers),
+        }
+        self.repo.batch_write([self._timeline_item(event, profile.profile_id, held, ttl), marker])
+        return Outcome("duplicate", profile.profile_id, [changed])
 
     def _duplicate(self, tenant: str, snap: Snapshot, identifiers: list[Identifier]) -> Outcome:
         """A redelivered event: its stored out-events again, with the live profile's summary."""

@@ -295,14 +295,16 @@ class IngestPipeline:
         if not result.ingest:
             return Outcome(result.reply, name, tenant_id)
         many = len(result.events) > 1
+        details: dict[int, dict[str, Any]] = {}
         for index, event in enumerate(result.events):
             # what later steps can carry (bus entry, DynamoDB item): a 4xx now, not a 5xx or a
-            # dead letter later. The correlation id is part of what gets published.
+            # dead letter later. The correlation id is part of what gets published; the checked
+            # detail is what gets published (raw_ref added), so the event is serialised once.
             event.correlation_id = correlation_id
-            check_event(event, f"events[{index}]" if many else "")
+            details[id(event)] = check_event(event, f"events[{index}]" if many else "")
         # Segment requests carry no signature: archive them decoded (so a body writeKey can be removed).
         archived = decoded if name == "segment" else request
-        return self._deliver(archived, result, name, tenant_id, now, force, raw_ref, correlation_id)
+        return self._deliver(archived, result, name, tenant_id, now, force, raw_ref, correlation_id, details)
 
     def _authenticate(
         self,
@@ -338,6 +340,7 @@ class IngestPipeline:
         force: bool,
         raw_ref: str | None,
         correlation_id: str,
+        details: dict[int, dict[str, Any]] | None = None,
     ) -> Outcome:
         by_key: dict[str, CanonicalEvent] = {}
         in_request = 0
@@ -366,7 +369,7 @@ class IngestPipeline:
                 )
                 for event in fresh:
                     event.raw_ref = outcome.raw_ref
-                self._publish(fresh)
+                self._publish(fresh, details or {})
         except PartialPublishFailed as exc:
             # Keep what EventBridge took (a retry must not publish it again); free only the rest.
             failed = {new_keys[i] for i in exc.failed if i < len(new_keys)}
@@ -425,11 +428,18 @@ class IngestPipeline:
         self.archive.put(key, record)
         return key
 
-    def _publish(self, events: list[CanonicalEvent]) -> None:
+    def _publish(self, events: list[CanonicalEvent], details: dict[int, dict[str, Any]]) -> None:
+        """PutEvents; ``details`` are the checked bus details by ``id(event)`` (serialised once)."""
         detail_type = DetailType.EVENT_INGESTED.value
-        self.publisher.publish(
-            [OutgoingEvent(BUS_SOURCE, detail_type, event.model_dump(mode="json")) for event in events]
-        )
+        out = []
+        for event in events:
+            detail = details.get(id(event))
+            if detail is None:
+                detail = event.model_dump(mode="json")
+            else:
+                detail["raw_ref"] = event.raw_ref
+            out.append(OutgoingEvent(BUS_SOURCE, detail_type, detail))
+        self.publisher.publish(out)
 
     # -- helpers -------------------------------------------------------------------------------
     def connector(self, name: str) -> Connector:
@@ -492,7 +502,7 @@ def build_pipeline(settings: Any | None = None) -> IngestPipeline:
     identity's processed marker, not by a write per event here (docs/cost.md).
     """
     from huiliu.bus import SqsPublisher
-    from huiliu.ingest.archive import S3RawArchive
+    from huiliu.ingest.archive import FirehoseArchive
     from huiliu.ingest.idempotency import DynamoDedupeStore, IdentityMarkerDedupe
     from huiliu.ingest.metrics import PowertoolsIngestMetrics
     from huiliu.settings import get_settings
@@ -508,7 +518,7 @@ def build_pipeline(settings: Any | None = None) -> IngestPipeline:
     return IngestPipeline(
         directory=directory,
         dedupe=IdentityMarkerDedupe(DynamoDedupeStore(settings.idempotency_table)),
-        archive=S3RawArchive(settings.raw_bucket),
+        archive=FirehoseArchive(settings.raw_archive_stream, settings.raw_bucket),
         publisher=SqsPublisher(settings.identity_queue_url),
         metrics=PowertoolsIngestMetrics(),
         max_body_bytes=settings.max_body_bytes,

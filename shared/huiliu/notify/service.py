@@ -46,7 +46,7 @@ from huiliu.notify.models import Contact, SendRecord, State
 from huiliu.notify.policy import PolicyInput, Verdict, check_cap, decide, zone
 from huiliu.notify.repository import ClaimResult, MessagesRepository
 from huiliu.notify.settings import NotifySettings, cap_rule
-from huiliu.notify.templates import Template, render
+from huiliu.notify.templates import InvalidTemplate, Template, render
 from huiliu.notify.unsubscribe import UnsubscribeClaim, unsubscribe_url
 
 SOURCE = "huiliu.notify"
@@ -149,13 +149,28 @@ class NotifyService:
             created_at=held.created_at if held and held.created_at else now.isoformat(),
         )
 
-        template = self.templates.get(req.tenant_id, req.template_id)
+        try:
+            template = self.templates.get(req.tenant_id, req.template_id)
+        except InvalidTemplate:
+            return self._final(req, base, State.FAILED, "template_invalid", now)
+        if template is None or template.channel != req.channel:
+            # A fallback channel uses the template's own version for it: "coupon-sms.email".
+            try:
+                variant = self.templates.get(req.tenant_id, f"{req.template_id}.{req.channel.value}")
+            except InvalidTemplate:
+                variant = None
+            template = variant or template
         if template is None:
             return self._final(req, base, State.FAILED, "template_not_found", now)
         if template.channel != req.channel:
             return self._final(req, base, State.FAILED, "template_channel_mismatch", now)
         if not template.allows(req.purpose):
             return self._final(req, base, State.FAILED, "template_transactional_only", now)
+        # A marketing template is marketing whatever the request says (no consent bypass).
+        purpose = (
+            "marketing" if "marketing" in (req.purpose.value, template.purpose.value) else "transactional"
+        )
+        base.purpose = purpose
 
         if contact is None and req.channel != Channel.WEBHOOK:
             # The projection may not have seen this person's profile.changed yet (journeys and
@@ -168,7 +183,7 @@ class NotifyService:
         decision = decide(
             PolicyInput(
                 channel=req.channel.value,
-                purpose=req.purpose.value,
+                purpose=purpose,
                 address=address,
                 suppressed=None,  # the suppression list is checked atomically with the claim
                 consent=bool(contact and contact.consents(req.channel.value)),
@@ -176,7 +191,7 @@ class NotifyService:
                 tenant_tz=tenant.timezone,
                 quiet_start=tenant.quiet_hours.start,
                 quiet_end=tenant.quiet_hours.end,
-                quiet_applies=req.purpose.value == "marketing" or ns.quiet_hours_transactional,
+                quiet_applies=purpose == "marketing" or ns.quiet_hours_transactional,
             ),
             now,
         )
@@ -187,7 +202,7 @@ class NotifyService:
             return self._defer(req, base, decision.until, decision.reason, now)
 
         try:
-            message = self._message(req, template, contact, address, ns, tenant.default_locale)
+            message = self._message(req, template, contact, address, ns, tenant.default_locale, purpose)
         except TemplateError as exc:
             return self._final(req, base, State.FAILED, f"render_error: {exc}"[:300], now)
         sender = self._sender(req.channel, ns)
@@ -195,7 +210,7 @@ class NotifyService:
             assert held is not None
             return self._finish(req, held, State.FAILED, now, reason="unknown_outcome")
 
-        rule = cap_rule(tenant, req.channel.value, req.purpose.value)
+        rule = cap_rule(tenant, req.channel.value, purpose)
         cap_state = loaded.cap
         claimed: SendRecord | None = None
         for _ in range(8):
@@ -259,6 +274,7 @@ class NotifyService:
         address: str | None,
         ns: NotifySettings,
         default_locale: str,
+        purpose: str,
     ) -> OutboundMessage:
         unsubscribe = None
         if req.channel == Channel.EMAIL and self.config.public_api_url and address:
@@ -268,6 +284,7 @@ class NotifyService:
                 UnsubscribeClaim(req.tenant_id, req.profile_id, "email", address),
             )
         context = {
+            **req.variables,  # journey variables also by their own name: {{ coupon }}
             "traits": contact.traits if contact else {},
             "profile": {
                 "id": req.profile_id,
@@ -293,7 +310,7 @@ class NotifyService:
             idempotency_key=req.idempotency_key,
             profile_id=req.profile_id,
             channel=req.channel.value,
-            purpose=req.purpose.value,
+            purpose=purpose,
             to=address or "",
             subject=out.subject,
             text=out.text,
@@ -304,7 +321,7 @@ class NotifyService:
             or (template.sms.template_code if template.sms else None),
             sign_name=(template.sms.sign_name if template.sms else None) or ns.sms_sign_name,
             kind=template.wechat.kind if template.wechat else None,
-            unsubscribe_url=unsubscribe if req.purpose.value == "marketing" else None,
+            unsubscribe_url=unsubscribe if purpose == "marketing" else None,
             tags={"tenant": req.tenant_id, "profile": req.profile_id, "key": req.idempotency_key},
             extra=extra,
         )
@@ -435,7 +452,7 @@ class NotifyService:
             profile_id=req.profile_id,
             channel=req.channel,
             template_id=req.template_id,
-            purpose=req.purpose,
+            purpose=record.purpose,
             journey_id=req.journey_id,
             enrollment_id=req.enrollment_id,
             step_id=req.step_id,

@@ -7,15 +7,24 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from huiliu.errors import ConditionFailed, Conflict
-from huiliu.notify.templates import Template, check
+from huiliu.notify.templates import InvalidTemplate, Template, check
 from huiliu.storage.dynamo import DynamoRepository
 
 
 class TemplateRepository(DynamoRepository):
     def get_template(self, tenant: str, template_id: str) -> Template | None:
+        """The stored template; one that does not parse (written around the admin API) raises
+        InvalidTemplate, which a send records as ``failed: template_invalid``."""
         item = self.get(f"T#{tenant}", f"TEMPLATE#{template_id}", consistent=False)
-        return Template.model_validate(item["template"]) if item else None
+        if not item:
+            return None
+        try:
+            return Template.model_validate(item["template"])
+        except ValidationError as exc:
+            raise InvalidTemplate([f"stored template {template_id}: {exc.errors()[0]['msg']}"]) from exc
 
     def list_templates(self, tenant: str) -> list[Template]:
         return [

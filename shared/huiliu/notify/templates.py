@@ -6,7 +6,8 @@ Rendering context (the same names at save time, from ``sample``, and at send tim
 - ``traits``   the person's traits from the profile snapshot (``traits.first_name``)
 - ``profile``  ``{"id", "email", "phone", "locale", "timezone"}``
 - ``event``    properties of the event that triggered the journey step (``event.order_id``)
-- ``vars``     journey variables and the request's own variables (``vars.coupon``)
+- ``vars``     journey variables and the request's own variables (``vars.coupon``; also by their
+  own name, ``coupon``, unless the name is one of these five)
 - ``unsubscribe_url``  the signed one-click link (email only; empty elsewhere)
 """
 
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
 from huiliu.contracts import Channel, Purpose
 
@@ -59,7 +60,7 @@ class SmsTarget(BaseModel):
 
 
 class Template(BaseModel):
-    template_id: str = Field(pattern=TEMPLATE_ID_PATTERN)
+    template_id: str = Field(pattern=TEMPLATE_ID_PATTERN, validation_alias=AliasChoices("template_id", "id"))
     channel: Channel
     # What the template may be used for. WeChat template messages are service notices: WeChat
     # forbids marketing in them, so a wechat/template template is transactional-only.
@@ -156,7 +157,15 @@ def render(template: Template, context: dict[str, Any], locale: str) -> Rendered
 
 
 def sample_context(sample: dict[str, Any]) -> dict[str, Any]:
-    base: dict[str, Any] = {"traits": {}, "profile": {}, "event": {}, "vars": {}, "unsubscribe_url": ""}
+    variables = sample.get("vars") if isinstance(sample.get("vars"), dict) else {}
+    base: dict[str, Any] = {
+        **variables,
+        "traits": {},
+        "profile": {},
+        "event": {},
+        "vars": {},
+        "unsubscribe_url": "",
+    }
     base.update(sample)
     return base
 

@@ -90,10 +90,24 @@ class Stack:
         return [service.process(CanonicalEvent.model_validate(e["detail"])).status for e in queued]
 
     def raw_keys(self) -> list[str]:
-        from huiliu import aws
+        """The ref of every archived request (a record in the archive stream's objects)."""
+        return sorted(r["ref"] for r in self._raw())
 
-        resp = aws.client("s3").list_objects_v2(Bucket=ENV["RAW_BUCKET"], Prefix="raw/")
-        return [o["Key"] for o in resp.get("Contents", [])]
+    def raw_records(self) -> dict[str, dict[str, Any]]:
+        """Archived requests by ref."""
+        return {r["ref"]: r for r in self._raw()}
+
+    def _raw(self) -> list[dict[str, Any]]:
+        from huiliu import aws
+        from huiliu.ingest.archive import decode_object
+
+        s3 = aws.client("s3")
+        resp = s3.list_objects_v2(Bucket=ENV["RAW_BUCKET"], Prefix="raw/")
+        records: list[dict[str, Any]] = []
+        for obj in resp.get("Contents", []):
+            body = s3.get_object(Bucket=ENV["RAW_BUCKET"], Key=obj["Key"])["Body"].read()
+            records += decode_object(body)
+        return records
 
 
 def http_event(
@@ -161,6 +175,16 @@ def make_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             Bucket=ENV["RAW_BUCKET"], CreateBucketConfiguration={"LocationConstraint": "ap-east-1"}
         )
         aws.client("events").create_event_bus(Name=ENV["EVENT_BUS_NAME"])
+        # The raw archive's delivery stream (moto delivers each call as one object under raw/).
+        aws.client("firehose").create_delivery_stream(
+            DeliveryStreamName="t-raw-archive",
+            ExtendedS3DestinationConfiguration={
+                "BucketARN": f"arn:aws:s3:::{ENV['RAW_BUCKET']}",
+                "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+                "Prefix": "raw/",
+            },
+        )
+        monkeypatch.setenv("RAW_ARCHIVE_STREAM", "t-raw-archive")
         # Canonical events go straight to identity's queue (template: IDENTITY_QUEUE_URL).
         queue_url = aws.client("sqs").create_queue(QueueName="identity")["QueueUrl"]
         monkeypatch.setenv("IDENTITY_QUEUE_URL", queue_url)

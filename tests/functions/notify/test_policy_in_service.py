@@ -138,3 +138,47 @@ def test_erasure_removes_the_contact_and_the_send_logs_personal_fields(stage: St
     assert items[0]["erased"] is True
     assert items[0]["state"] == State.SENT.value  # the outcome stays (counts, funnels), the person does not
     assert "erase@example.com" not in str(items)
+
+
+def test_no_phone_falls_back_to_email_with_the_templates_email_version(stage: Stage) -> None:
+    from huiliu.contracts import NotificationRequested
+    from huiliu.notify.template_store import TemplateRepository
+    from huiliu.notify.templates import Template
+
+    from tests.functions.notify.notify_helpers import client
+
+    TemplateRepository(stage.tenants_table, client=client(stage.endpoint, "dynamodb")).save_template(
+        TENANT,
+        Template.model_validate(
+            {
+                "template_id": "otp.email",
+                "channel": "email",
+                "purpose": "transactional",
+                "locales": {"zh-CN": {"subject": "验证码", "text": "{{ code }}"}},
+                "sample": {"vars": {"code": "1"}},
+            }
+        ),
+    )
+    stage.service().handle(stage.profile(email="fallback@example.com", phone=None))
+    out = stage.service().handle(
+        request("fb-1", channel="sms", template_id="otp", purpose="transactional", fallback=["email"])
+    )
+    suppressed, again = out
+    assert isinstance(suppressed, NotificationSuppressed)
+    assert suppressed.reason == "no_sms_address"
+    assert (again.source, again.detail["channel"], again.detail["idempotency_key"]) == (
+        "huiliu.notify",
+        "email",
+        "fb-1~email",
+    )
+    sent = stage.service().handle(NotificationRequested.model_validate(again.detail))
+    assert [type(e) for e in sent] == [NotificationSent]
+    assert len([m for m in stage.ses_sent() if "fallback@example.com" in m.destinations]) == 1
+
+
+def test_a_marketing_template_needs_consent_even_when_requested_as_transactional(stage: Stage) -> None:
+    stage.service().handle(stage.profile(email="noconsent@example.com", consent={}))
+    (out,) = stage.service().handle(request("sneaky", template_id="welcome", purpose="transactional"))
+    assert isinstance(out, NotificationSuppressed)
+    assert out.reason == "no_consent:email"
+    assert out.purpose == "marketing"

@@ -77,6 +77,7 @@ def identity_samples() -> list[OutgoingEvent]:
             traits={"name": "Li Lei", "consent": {"email": True, "sms": False}, "tags": ["vip"]},
             message_id="m-2",
             minutes=1,
+            raw_ref="raw/acme/segment/2026/03/01/080100-req-2.json",
         )
     )
     linked = service.process(

@@ -56,6 +56,7 @@ def make_event(
     context: dict[str, Any] | None = None,
     message_id: str | None = None,
     tenant: str = TENANT,
+    raw_ref: str | None = None,
 ) -> CanonicalEvent:
     when = (at or T0) + timedelta(minutes=minutes)
     return CanonicalEvent(
@@ -71,4 +72,5 @@ def make_event(
         properties=properties or {},
         context=context or {},
         correlation_id="corr-1",
+        raw_ref=raw_ref,
     )

@@ -123,7 +123,9 @@ def test_given_a_warm_cache_when_an_old_event_of_an_erased_and_returned_person_r
     outcome = memory_service.process(old)
 
     assert outcome.status == "skipped"
-    assert memory_repo.stats.by_op == {"BatchGetItem": 1}
+    # the known-person path: the profile (which remembers the erasure), and for an event received
+    # before the profile's applied-event ring begins, its processed marker
+    assert memory_repo.stats.by_op == {"BatchGetItem": 1, "GetItem": 1}
 
 
 def test_given_an_erased_person_when_they_return_then_their_profile_gets_a_new_id(
@@ -167,3 +169,23 @@ def test_given_a_cursor_that_is_not_a_timeline_key_then_bad_cursor(
         with pytest.raises(BadRequest) as caught:
             admin.view(TENANT, survivor, cursor=cursor)
         assert caught.value.reason == "bad_cursor"
+
+
+def test_given_archived_requests_when_the_person_is_erased_then_the_archive_is_asked_to_remove_them(
+    service: IdentityService, admin: ProfileAdmin, clock: ManualClock
+) -> None:
+    # Given two of the person's events that came from archived raw requests (one merged in later)
+    first = "raw/acme/segment/2026/03/01/080000-req-1.json"
+    second = "raw/acme/shopify/2026/03/01/080500-req-2.json"
+    service.process(make_event(("email", "li@x.cn"), raw_ref=first))
+    clock.advance(timedelta(minutes=1))
+    service.process(make_event(("phone", "13800138000"), raw_ref=second, minutes=5))
+    service.process(make_event(("email", "li@x.cn"), ("phone", "13800138000"), minutes=10))
+
+    # When the person is erased
+    result = admin.erase(TENANT, PHONE)
+
+    # Then besides profile.erased, archive.erase_requested names both archived requests
+    [archive] = [e for e in result.events if e.detail_type == "archive.erase_requested"]
+    assert sorted(archive.detail["raw_refs"]) == [first, second]
+    assert archive.detail["tenant_id"] == TENANT

@@ -79,3 +79,25 @@ def test_a_transactional_template_refuses_marketing_requests() -> None:
     template = Template.model_validate({**_email("x"), "purpose": "transactional"})
     assert template.allows("transactional")
     assert not template.allows("marketing")
+
+
+def test_journey_variables_are_reachable_by_their_own_name_too() -> None:
+    template = check(
+        Template.model_validate(
+            {
+                "template_id": "c",
+                "channel": "sms",
+                "locales": {"zh-CN": {"text": "券 {{ coupon }} / {{ vars.coupon }}"}},
+                "sample": {"vars": {"coupon": "W10"}},
+            }
+        )
+    )
+    assert render(template, sample_context(template.sample), "zh-CN").text == "券 W10 / W10"
+
+
+def test_the_demo_templates_all_render_against_their_samples() -> None:
+    import yaml
+    from huiliu_infra.local.provision import ROOT
+
+    docs = yaml.safe_load((ROOT / "events/notify/templates.yaml").read_text(encoding="utf-8"))
+    assert {check(Template.model_validate(d)).template_id for d in docs} >= {"welcome", "coupon-sms.email"}
