@@ -44,3 +44,16 @@ def test_no_admin_operation_answers_5xx_or_breaks_its_schema(local_runtime: Any)
             failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:600]}")
     assert operations >= 15
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_local_runtime_refuses_the_iam_routes_it_cannot_authenticate(local_runtime: Any) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{local_runtime.api_url}/ops/tenants/demo/keys")  # noqa: S310
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)  # noqa: S310
+
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read())["code"] == "iam_not_emulated"
