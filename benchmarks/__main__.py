@@ -8,7 +8,17 @@ import sys
 import time
 from typing import Any
 
-BENCHMARKS = ("coldstart", "ingest", "identity", "segments", "journeys", "notify", "cost")
+BENCHMARKS = (
+    "coldstart",
+    "ingest",
+    "identity",
+    "segments",
+    "journeys",
+    "notify",
+    "cost",
+    "admin",
+    "pipeline",
+)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -39,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         if name == "coldstart":
             rows = module.run(samples=3 if args.quick else 9)
-        elif name in ("identity", "segments", "journeys", "notify", "cost"):
+        elif name in ("identity", "segments", "journeys", "notify", "cost", "admin", "pipeline"):
             rows = module.run(quick=args.quick)
         else:
             rows = module.run(**({"repeat": 50, "batches": 3} if args.quick else {}))

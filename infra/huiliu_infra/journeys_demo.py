@@ -9,9 +9,23 @@ from typing import Any
 # What the examples reference. Templates are notify's (TenantsTable ``T#{t}`` / ``TEMPLATE#{id}``),
 # segments are the segments stage's (SegmentsTable ``T#{t}#SEG`` / ``DEF#{id}``).
 EXAMPLE_TEMPLATES: dict[str, dict[str, Any]] = {
-    "coupon-sms": {"channel": "sms", "body": "Welcome! Your coupon {{ coupon }} is waiting."},
-    "winback-email": {"channel": "email", "subject": "We miss you", "body": "Come back for 10% off."},
-    "recommend-b": {"channel": "wechat", "body": "You liked A, you will love {{ product }}."},
+    "coupon-sms": {
+        "channel": "sms",
+        "locales": {"zh-CN": {"text": "欢迎加入！优惠券 {{ vars.coupon }} 已放入您的账户。"}},
+        "sample": {"vars": {"coupon": "WELCOME10"}},
+    },
+    "winback-email": {
+        "channel": "email",
+        "locales": {"zh-CN": {"subject": "好久不见", "text": "回来看看吧：本周全场九折。"}},
+    },
+    # WeChat template messages are service notices (transactional only): a recommendation is
+    # marketing, so it goes as a subscribe message.
+    "recommend-b": {
+        "channel": "wechat",
+        "wechat": {"kind": "subscribe", "template_id": "demo-subscribe-recommend"},
+        "locales": {"zh-CN": {"fields": {"thing1": "您可能也喜欢 {{ vars.product }}"}}},
+        "sample": {"vars": {"product": "SKU-B"}},
+    },
 }
 # The segment the win-back journey starts from: examples/segments/dormant_90_days.yaml (the demo
 # applies the segment examples first).
@@ -19,21 +33,15 @@ DORMANT_SEGMENT = "dormant_90_days"
 
 
 def seed_references(tenant: str) -> None:
-    """Make the examples' templates exist when notify has not created them (the demo tenant)."""
+    """Create the examples' templates through notify's template store (validated) when missing."""
+    from huiliu.notify.template_store import TemplateRepository
+    from huiliu.notify.templates import Template
     from huiliu.settings import get_settings
-    from huiliu.storage.dynamo import DynamoRepository
 
-    tenants = DynamoRepository(get_settings().tenants_table)
+    repo = TemplateRepository(get_settings().tenants_table)
     for template_id, body in EXAMPLE_TEMPLATES.items():
-        if tenants.get(f"T#{tenant}", f"TEMPLATE#{template_id}") is None:
-            tenants.put(
-                {
-                    "pk": f"T#{tenant}",
-                    "sk": f"TEMPLATE#{template_id}",
-                    "template": {"template_id": template_id, **body},
-                    "version": 1,
-                }
-            )
+        if repo.get_template(tenant, template_id) is None:
+            repo.save_template(tenant, Template.model_validate({"template_id": template_id, **body}))
 
 
 def apply_examples(runtime: Any, say: Any) -> None:
@@ -92,6 +100,14 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
         return str(deserialize(item)["profile_id"])
 
     runtime.bus_events()  # start from an empty tap: only this section's messages are shown
+    for n, user in enumerate(("mei", "lei", "jun", "hua"), start=1):
+        traits = {
+            "phone": f"+86 139 0000 {n:04d}",
+            "email": f"{user}@example.cn",
+            "consent": {"sms": True, "email": True, "wechat": True},
+        }
+        payload = {"userId": user, "traits": traits, "messageId": uuid.uuid4().hex}
+        sources.send(sources.segment(seg, "identify", payload))
     say("  day 0: mei and lei sign up; jun orders product A (order A-1001)")
     track("mei", "Signed Up")
     track("lei", "Signed Up")
@@ -121,9 +137,19 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
     say("  days 1-16: the clock moves in 12-hour steps; the journey tick runs at each")
     runtime.advance(timedelta(days=15, hours=1), step=timedelta(hours=12))
     names = {v: k for k, v in ids.items()}
+    events = runtime.bus_events(limit=2000)
     requested = [
-        e["detail"] for e in runtime.bus_events() if e.get("detail-type") == "notification.requested"
+        e["detail"]
+        for e in events
+        if e.get("detail-type") == "notification.requested" and e.get("source") == "huiliu.journeys"
     ]
+    outcomes: dict[str, str] = {}
+    for e in events:  # what notify did with each (sent / suppressed / deferred / failed, and why)
+        kind = str(e.get("detail-type", ""))
+        if kind.startswith("notification.") and kind != "notification.requested":
+            d = e["detail"]
+            why = f" ({d['reason']})" if d.get("reason") else ""
+            outcomes.setdefault(d["idempotency_key"], kind.split(".", 1)[1] + why)
     key = runtime.tenant["admin_key"]
     report: dict[str, Any] = {"requested": requested, "funnels": {}}
     for journey_id in ("signup-coupon", "winback", "cross-sell-b"):
@@ -143,6 +169,7 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
             f"    {r['occurred_at'][:16]}  {r['journey_id']:<14} {names.get(r['profile_id'], '?'):<4} "
             f"{r['channel']:<7} fallback={','.join(r['fallback']) or '-':<6} template={r['template_id']}"
             + (f" order={order}" if order else "")
+            + f"  -> notify: {outcomes.get(r['idempotency_key'], 'pending')}"
         )
     why = call(
         runtime.api_url, key, "GET", f"/journeys/why/{ids['lei']}", query={"journey_id": "signup-coupon"}

@@ -42,8 +42,8 @@ def queue_handler(stage: str) -> Handler:
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return process_partial_response(
-            event=event, record_handler=handle, processor=processor, context=context
+        return dict(
+            process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
         )
 
     return handler

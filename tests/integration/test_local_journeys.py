@@ -23,7 +23,11 @@ pytestmark = pytest.mark.integration
 
 
 def _requested(runtime: Any, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen.extend(e for e in runtime.bus_events() if e.get("detail-type") == "notification.requested")
+    seen.extend(
+        e
+        for e in runtime.bus_events()
+        if e.get("detail-type") == "notification.requested" and e.get("source") == "huiliu.journeys"
+    )
     return [e["detail"] for e in seen]
 
 

@@ -60,6 +60,8 @@ class RouteSpec:
     method: str  # upper case, or ANY
     path: str  # API Gateway route path, e.g. /v1/hooks/{connector}/{tenant}
     function: str
+    # "AWS_IAM" for SigV4 routes (/ops): the local runtime does not emulate SigV4 and refuses them
+    authorizer: str | None = None
 
     @property
     def route_key(self) -> str:
@@ -387,8 +389,14 @@ def provision(
                 if not integration:
                     continue
                 verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+                schemes = [name for entry in spec.get("security", []) for name in entry]
                 deployment.routes.append(
-                    RouteSpec(method=verb, path=path, function=_logical_from_arn_sub(integration["uri"]))
+                    RouteSpec(
+                        method=verb,
+                        path=path,
+                        function=_logical_from_arn_sub(integration["uri"]),
+                        authorizer="AWS_IAM" if "AWS_IAM" in schemes else (schemes[0] if schemes else None),
+                    )
                 )
 
     for key, out in translated.get("Outputs", {}).items():

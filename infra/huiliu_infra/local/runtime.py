@@ -315,7 +315,13 @@ class LocalRuntime:
             "queues": {k: q.url for k, q in self.deployment.queues.items()},
             "buckets": self.deployment.buckets,
             "bus": self.deployment.buses,
-            "routes": [r.route_key + " → " + r.function for r in self.deployment.routes],
+            "routes": [
+                r.route_key
+                + " → "
+                + r.function
+                + (f" ({r.authorizer}: refused locally)" if r.authorizer else "")
+                for r in self.deployment.routes
+            ],
             "schedules": {s.logical: s.expression for s in self.deployment.schedules},
             "functions": {k: f.code_dir for k, f in self.deployment.functions.items()},
             # What the functions see: lets `huiliu --local …` run library code against this runtime.
@@ -463,6 +469,21 @@ class LocalRuntime:
             self._json(req, 404, {"success": False, "code": "not_found", "message": "Not Found"})
             return
         route, params = matched
+        if route.authorizer:
+            # API Gateway would check a SigV4 signature (AWS_IAM) here; the local runtime does not
+            # emulate IAM, so it refuses rather than serve an operator route unauthenticated.
+            self._json(
+                req,
+                403,
+                {
+                    "success": False,
+                    "code": "iam_not_emulated",
+                    "message": f"{route.route_key} needs {route.authorizer} (SigV4), which the local "
+                    "runtime does not emulate: use `huiliu tenants …` against the local tables, or a "
+                    "deployed stack",
+                },
+            )
+            return
         event = http_api_event(
             route=route,
             params=params,

@@ -100,9 +100,9 @@ def tenant_of(router: Any) -> str:
     return str(tenant)
 
 
-def build_app(*, routers: Iterable[Any] = ()) -> Any:
+def build_app(*, routers: Iterable[Any] = (), prefix: str = PREFIX) -> Any:
     """The admin resolver with validation, error handlers, /openapi.json and /docs."""
-    app = APIGatewayHttpResolver(strip_prefixes=[PREFIX], enable_validation=True)
+    app = APIGatewayHttpResolver(strip_prefixes=[prefix], enable_validation=True)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
@@ -121,11 +121,11 @@ def build_app(*, routers: Iterable[Any] = ()) -> Any:
 
     @app.get("/openapi.json", include_in_schema=False)
     def _openapi():
-        return Response(200, content_types.APPLICATION_JSON, json.dumps(openapi_document(app)))
+        return Response(200, content_types.APPLICATION_JSON, json.dumps(openapi_document(app, prefix)))
 
     @app.get("/docs", include_in_schema=False)
     def _docs():
-        return Response(200, "text/html; charset=utf-8", swagger_page(app))
+        return Response(200, "text/html; charset=utf-8", swagger_page(app, prefix))
 
     for router in routers:
         app.include_router(router)
@@ -191,7 +191,7 @@ def resolve(app: Any, event: dict[str, Any], context: Any, authenticate: Callabl
     return app.resolve(event, context)
 
 
-def openapi_document(app: Any) -> dict[str, Any]:
+def openapi_document(app: Any, prefix: str = PREFIX) -> dict[str, Any]:
     """The OpenAPI document of every mounted route, with the shared error shape on 400."""
     from aws_lambda_powertools.event_handler.openapi.models import Server
 
@@ -203,9 +203,13 @@ def openapi_document(app: Any) -> dict[str, Any]:
             "`Authorization: Bearer <key>`; a key belongs to one tenant and has a scope "
             "(read < write < admin). Errors share one shape (ErrorBody)."
         ),
-        servers=[Server(url=PREFIX)],
-        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},  # type: ignore[dict-item]
-        security=[{"bearer": []}],
+        servers=[Server(url=prefix)],
+        security_schemes=(
+            {"bearer": {"type": "http", "scheme": "bearer"}}  # type: ignore[dict-item]
+            if prefix == PREFIX
+            else {"sigv4": {"type": "apiKey", "name": "Authorization", "in": "header"}}  # type: ignore[dict-item]
+        ),
+        security=[{"bearer": []}] if prefix == PREFIX else [{"sigv4": []}],
     )
     doc = json.loads(raw)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -229,7 +233,7 @@ def openapi_document(app: Any) -> dict[str, Any]:
     return doc
 
 
-def swagger_page(app: Any) -> str:
+def swagger_page(app: Any, prefix: str = PREFIX) -> str:
     """Swagger UI with its JS and CSS inlined (Powertools ships them): works offline."""
     from pathlib import Path
 
@@ -239,5 +243,20 @@ def swagger_page(app: Any) -> str:
     folder = Path(swagger.__file__).parent
     js = (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
     css = (folder / "swagger-ui.min.css").read_text(encoding="utf-8")
-    spec = json.dumps(openapi_document(app)).replace("</", "<\\/")
+    spec = json.dumps(openapi_document(app, prefix)).replace("</", "<\\/")
     return generate_swagger_html(spec, js, css, "", None, persist_authorization=False)
+
+
+def iam_resolve(app: Any, event: dict[str, Any], context: Any) -> Any:
+    """The ops gate: API Gateway's AWS_IAM authorizer verified the caller's SigV4 signature and put
+    the IAM identity on the request; without it (a misconfigured route) nothing is served."""
+    iam = ((event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
+    if not iam.get("userArn") and not iam.get("accessKey"):
+        return _raw(403, "iam_required", "ops routes need AWS IAM (SigV4) authentication")
+    body = event.get("body") or ""
+    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
+        return _raw(413, "payload_too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    from huiliu.observability import logger
+
+    logger.append_keys(operator=iam.get("userArn") or iam.get("accessKey"))
+    return app.resolve(event, context)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from huiliu.bus import OutgoingEvent
@@ -71,6 +71,14 @@ ARCHIVE_REFS_PER_EVENT = 500
 class AdminResult:
     body: dict[str, Any]
     events: list[OutgoingEvent] = field(default_factory=list)
+
+
+def _sk_time(sk: str) -> datetime:
+    """The event time of a timeline sort key ``TL#{iso time}#{message id}``."""
+    try:
+        return datetime.fromisoformat(sk.split("#", 2)[1])
+    except (IndexError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)  # unknown: never lets a profile be skipped
 
 
 def _timeline_entry(item: dict[str, Any]) -> dict[str, Any]:
@@ -142,15 +150,41 @@ class ProfileAdmin:
         if cursor is not None and not valid_cursor(cursor):
             raise BadRequest("cursor must be a next_cursor from an earlier page", reason="bad_cursor")
         profile = self.live(tenant, profile_id)
-        members = [profile.profile_id, *profile.absorbed]
-        rows: list[dict[str, Any]] = []
-        for pid in members:
+        rows = self.repo.timeline(tenant, profile.profile_id, before=cursor, limit=limit + 1)
+        # The absorbed profiles (one BatchGet): their newest event time (last_seen) says whether
+        # their timeline can reach this page at all, their merge_count whether they hold merge
+        # records. After a merge new events go to the survivor, so a page is usually the
+        # survivor's alone: 4 calls (profile, timeline, absorbed profiles, merges) whatever the
+        # number of merges and events.
+        others = (
+            self.repo.load_profiles(tenant, profile.absorbed, consistent=False) if profile.absorbed else {}
+        )
+
+        def newest(pid: str) -> datetime | None:
+            member = others.get(pid)
+            seen = (member.computed if member else {}).get("last_seen")
+            try:
+                when = datetime.fromisoformat(str(seen)) if seen else None
+            except ValueError:
+                return None
+            return when if when is None or when.tzinfo else when.replace(tzinfo=UTC)
+
+        order = sorted(
+            profile.absorbed, key=lambda pid: newest(pid) or datetime.max.replace(tzinfo=UTC), reverse=True
+        )
+        for pid in order:
+            rows.sort(key=lambda i: i["sk"], reverse=True)
+            seen = newest(pid)
+            if len(rows) > limit and seen is not None and seen < _sk_time(rows[limit - 1]["sk"]):
+                continue  # everything this profile holds is older than the page
             rows += self.repo.timeline(tenant, pid, before=cursor, limit=limit + 1)
         rows.sort(key=lambda i: i["sk"], reverse=True)
         page, more = rows[:limit], len(rows) > limit
-        merges: list[dict[str, Any]] = []
-        for pid in members:
-            merges += [_merge_entry(m) for m in self.repo.merge_records(tenant, pid)]
+        merges = [_merge_entry(m) for m in self.repo.merge_records(tenant, profile.profile_id)]
+        for pid in profile.absorbed:
+            member = others.get(pid)
+            if member is None or member.merge_count > 0:  # only profiles that absorbed others hold records
+                merges += [_merge_entry(m) for m in self.repo.merge_records(tenant, pid)]
         merges.sort(key=lambda m: m["merged_at"] or "", reverse=True)
         return {
             "profile_id": profile.profile_id,
@@ -218,7 +252,11 @@ class ProfileAdmin:
         record = dict(record, status="undone", undone_at=now)
         writes.merge_updates.append((record["pk"], record["sk"], record))
         self.repo.commit(tenant, writes)
-        base = {"tenant_id": tenant, "correlation_id": record.get("correlation_id"), "occurred_at": now}
+        base: dict[str, Any] = {
+            "tenant_id": tenant,
+            "correlation_id": record.get("correlation_id"),
+            "occurred_at": now,
+        }
         cause = f"{tenant}#unmerge#{record['merge_id']}"
         events = [
             ProfileUnmerged(
@@ -430,8 +468,8 @@ def _split(
             if isinstance(after.traits.get(name), int | float) and isinstance(value, int | float):
                 after.traits[name] = after.traits[name] - value
         elif strategy is TraitStrategy.UNION:
-            brought = {repr(v) for v in value or []} - {repr(v) for v in before.traits.get(name) or []}
-            after.traits[name] = [v for v in after.traits.get(name) or [] if repr(v) not in brought]
+            brought_values = {repr(v) for v in value or []} - {repr(v) for v in before.traits.get(name) or []}
+            after.traits[name] = [v for v in after.traits.get(name) or [] if repr(v) not in brought_values]
         elif after.trait_meta.get(name) == restored.trait_meta.get(name):
             # The value came from the restored profile: fall back to the survivor's own value
             # (before the merge, plus what its own events said since), never to nothing if it

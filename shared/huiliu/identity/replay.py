@@ -16,6 +16,7 @@ one PutEvents entry, and the deliveries of ``profile.changed`` to its consumer q
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from huiliu.bus import OutgoingEvent
 from huiliu.contracts import (
@@ -50,15 +51,19 @@ def replay_page(
     # Fill the page across shards (an empty or short shard moves on to the next).
     next_cursor: str | None = None
     while shard < PROFILE_SHARDS and len(ids) < request.page_size:
-        page, last = repo.profile_ids_page(tenant, shard, after=after, limit=request.page_size - len(ids))
-        ids += page
+        found, last = repo.profile_ids_page(tenant, shard, after=after, limit=request.page_size - len(ids))
+        ids += found
         if last is not None:
             next_cursor = f"{shard}:{last}"
             break
         shard, after = shard + 1, None
         next_cursor = f"{shard}:" if shard < PROFILE_SHARDS else None
     profiles = repo.load_profiles(tenant, ids, consistent=False) if ids else {}
-    base = {"tenant_id": tenant, "correlation_id": request.correlation_id, "occurred_at": occurred}
+    base: dict[str, Any] = {
+        "tenant_id": tenant,
+        "correlation_id": request.correlation_id,
+        "occurred_at": occurred,
+    }
     out: list[OutgoingEvent] = []
     for pid in ids:
         profile = profiles.get(pid)

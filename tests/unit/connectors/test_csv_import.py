@@ -245,3 +245,24 @@ def test_given_a_multi_line_quoted_row_when_rejected_then_it_is_reported_at_its_
 
     assert [r["line"] for r in report.rejected] == [3]
     assert report.accepted == 2
+
+
+def test_given_a_row_beyond_the_event_bound_when_imported_then_only_that_row_is_rejected() -> None:
+    """A 70 KB cell made a bus event nobody downstream can carry; now the row is reported (issue 8)."""
+    data = ("email,note\na@example.com,ok\nb@example.com," + "汉" * 25_000 + "\nc@example.com,ok\n").encode()
+    directory = StaticDirectory({"acme": (TenantSettings(tenant_id="acme"), TenantSecrets())})
+    publisher = MemoryPublisher()
+    importer = CsvImporter(
+        store=RangeStore(data, chunk=4096),
+        directory=directory,
+        dedupe=MemoryDedupeStore(),
+        publisher=publisher,
+        clock=lambda: NOW,
+    )
+
+    report = importer.run("b", "imports/acme/big-cell.csv")
+
+    assert report.accepted == 2
+    assert [r["line"] for r in report.rejected] == [3]
+    assert report.rejected[0]["reason"].startswith("event_too_large")
+    assert len(publisher.events) == 2

@@ -2,7 +2,7 @@
 
 Each stage owns its tables (DESIGN §3, §8); what it needs from another stage arrives on the bus.
 Every function may read the tenants table (tenant configuration is read-only shared config). The
-admin API is the one composition surface over the stages' tables (it serves their routes) and is
+admin API (and the IAM-only ops API) are the composition surfaces over the stages' tables and are
 listed as such; a new function is held to its stage's tables by its logical name.
 """
 
@@ -27,7 +27,7 @@ OWNED: dict[str, set[str]] = {
     "Report": {"ReportsTable"},
 }
 SHARED_READ = {"TenantsTable"}
-COMPOSITION = {"AdminFunction"}
+COMPOSITION = {"AdminFunction", "OpsFunction"}  # ops: keys in the tenants table, reports (read)
 WRITE_ACTIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
