@@ -123,17 +123,17 @@ TEMPLATES: list[dict[str, Any]] = [
 
 @dataclass
 class Size:
-    shoppers: int = 60
-    probes: int = 30
+    shoppers: int = 30
+    probes: int = 20
     rate: float = 4.0  # webhooks per second offered
-    batch_events: int = 200  # events sent through /v1/batch (the batch path)
+    batch_events: int = 100  # events sent through /v1/batch (the batch path)
     days: int = 16  # the clock is moved this far in 12-hour steps so every wait fires
     faults: bool = True
     seed: int = 14
 
 
 SMOKE = Size(shoppers=4, probes=2, rate=20.0, batch_events=0, days=1)
-QUICK = Size(shoppers=25, probes=15, rate=6.0, batch_events=100)
+QUICK = Size(shoppers=12, probes=8, rate=6.0, batch_events=50, days=8)
 
 
 @dataclass
@@ -149,6 +149,7 @@ class RunResult:
     checks: dict[str, Any] = field(default_factory=dict)
     injected: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
+    memory_mb: dict[str, int] = field(default_factory=dict)  # per stage (the template's MemorySize)
 
 
 # -- runtime and setup ------------------------------------------------------------------------------------
@@ -350,6 +351,8 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # handlers print EMF metric lines
             meter = Meter(runtime, cfn.load_template(TEMPLATE)) if meter_cost else None
+            if meter:
+                result.memory_mb = {meter.stage_of[f]: mb for f, mb in meter.memory_mb.items()}
             injector = Faults(runtime, faults, seed=size.seed) if faults else None
             mark = time.perf_counter()
             result.checks["active"] = activate(runtime)
@@ -389,7 +392,7 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
                 if injector:
                     injector.arm_providers(max(1, size.shoppers // 10))
                 for _ in range(size.days * 2):
-                    runtime.advance(timedelta(hours=12), step=timedelta(hours=6))
+                    runtime.advance(timedelta(hours=12), step=timedelta(hours=12))
                     if injector:
                         injector.late_ticks()
                 runtime.drain(timeout=120)
@@ -536,7 +539,23 @@ def cost_rows(result: RunResult) -> list[list[str]]:
             calls = (
                 sum(c for (s, svc, _op), c in ledger.calls.items() if s == stage and svc == service) / events
             )
-            rows.append([path, stage, service, f"{per_m:.3f}", f"{calls:.2f}" if calls else "-"])
+            detail = ""
+            if service == "lambda":
+                invocations = ledger.rows.get((stage, "lambda", "lambda.request"), 0)
+                gb_s = ledger.rows.get((stage, "lambda", "lambda.gb_second_arm"), 0)
+                mb = result.memory_mb.get(stage, 512)
+                if invocations:
+                    detail = (
+                        f"{invocations / events:.3f} invocations/event, "
+                        f"{gb_s / invocations * 1024 / mb * 1000:.0f} ms billed/invocation"
+                    )
+            else:
+                detail = ", ".join(
+                    f"{op} {c / events:.2f}"
+                    for (s, svc, op), c in sorted(ledger.calls.items())
+                    if s == stage and svc == service
+                )
+            rows.append([path, stage, service, f"{per_m:.3f}", f"{calls:.2f}" if calls else "-", detail])
     return rows
 
 
@@ -655,7 +674,7 @@ def table(results: list[RunResult]) -> str:
         )
         parts += [
             "\n-- per stage and service (USD per million events; AWS calls per event)",
-            _grid(["path", "stage", "service", "usd/M", "calls/event"], cost_rows(r)),
+            _grid(["path", "stage", "service", "usd/M", "calls/event", "per event"], cost_rows(r)),
         ]
     fault_rows = []
     for r in results:

@@ -37,16 +37,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from pydantic import BaseModel
 
 from huiliu.bus import OutgoingEvent, Publisher
 from huiliu.observability import bind_correlation, logger, metrics, tracer
 
+if TYPE_CHECKING:  # pydantic (and the contracts) load with the first record, not at cold start
+    from pydantic import BaseModel
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-Out = BaseModel | OutgoingEvent
+Out = Any  # a contract model (BusEvent) or an OutgoingEvent
 SEEN_LIMIT = 10_000
 
 

@@ -46,6 +46,14 @@ def _load(name: str, path: str) -> ModuleType:
     return module
 
 
+def _admin_app() -> ModuleType:
+    """The admin app, imported once per process like the other admin tests do: routers are shared
+    module objects, and each app that includes them takes over their request context."""
+    from tests.functions.ingest.ingest_helpers import load_function
+
+    return load_function("admin")
+
+
 def _sqs_event(events: list[OutgoingEvent]) -> dict[str, Any]:
     return {
         "Records": [
@@ -203,7 +211,7 @@ def _admin_event(
 def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: Any) -> None:
     settings = get_settings()
     TenantRepository(settings.tenants_table).put_admin_key(hash_key(ADMIN_KEY, settings.hash_salt), TENANT)
-    app = _load("admin_app_segments_test", "functions/admin/app.py")
+    app = _admin_app()
     publisher = MemoryPublisher()
 
     def writer(key: str, body: bytes) -> str:
@@ -283,7 +291,7 @@ def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: 
 def test_one_definition_routes_for_huiliu_apply(world: Any) -> None:
     settings = get_settings()
     TenantRepository(settings.tenants_table).put_admin_key(hash_key(ADMIN_KEY, settings.hash_salt), TENANT)
-    app = _load("admin_app_segments_one", "functions/admin/app.py")
+    app = _admin_app()
     admin_routes.configure(admin=SegmentsAdmin(world.store, clock=world.clock), publisher=MemoryPublisher())
     try:
 

@@ -79,6 +79,16 @@ def _profile_changed(runtime: Any) -> None:
 
 
 def test_templates_apply_then_every_channel_sends_and_the_runtime_shows_it(local_runtime: Any) -> None:
+    # The runtime's clock is the wall clock: no quiet hours, so the marketing mail goes at any hour.
+    status, current = _admin(local_runtime, "GET", "/tenant/settings")
+    assert status == 200, current
+    status, body = _admin(
+        local_runtime,
+        "PUT",
+        "/tenant/settings",
+        {**current, "quiet_hours": {"start": "00:00", "end": "00:00"}},
+    )
+    assert status == 200, body
     code, text = _cli(local_runtime, "templates", "apply", "-f", "events/notify/templates.yaml")
     assert code == 0, text
     assert "welcome: saved (version 1)" in text

@@ -179,6 +179,8 @@ class SegmentsService:
             self._replays.add(ev.replay_id)  # a backfill follows a change of definitions: reload them
             self.invalidate(tenant)
         plan = self.plan(tenant)
+        if not plan.segments:
+            return []  # a tenant without segments costs nothing here (a backfill follows the first one)
         now = self.clock.now().timestamp()
         absorbed_ids = [a for a in ev.merged_from if a != pid]
         loaded = self.store.get_states(tenant, [pid, *absorbed_ids])

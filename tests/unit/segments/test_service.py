@@ -275,3 +275,42 @@ def test_the_sweep_recomputes_rfm_breakpoints_from_histograms_and_backfills() ->
     )
     histogram = world.store.load_histogram(TENANT)
     assert sum(v for k, v in histogram.items() if k.startswith("f_")) == 29
+
+
+def test_an_unmerged_profile_starts_afresh_from_its_tombstone() -> None:
+    world = World()
+    world.define(RECENT, SHANGHAI)
+    survivor, absorbed = Person("p1"), Person("p2")
+    world.send(survivor.set(city="北京"))
+    world.send(absorbed.track("Order Completed", T0))
+    world.send(
+        ProfileMerged(
+            event_id="m1",
+            tenant_id=TENANT,
+            occurred_at=iso(T0),
+            profile_id="p1",
+            version=2,
+            absorbed_id="p2",
+            merge_id="m",
+        )
+    )
+    assert world.members("recent_buyers") == set()
+    assert world.store.get_states(TENANT, ["p2"])["p2"][0].merged_into == "p1"
+    # identity restores p2 (its own snapshot, a new version) and emits profile.changed for it
+    absorbed.version += 5
+    restored = absorbed.set(city="上海")
+    out = world.send(restored)
+    assert sorted(kinds(out)) == [
+        ("segment.entered", "recent_buyers", "conditions"),
+        ("segment.entered", "shanghai", "conditions"),
+    ]
+    assert world.store.get_states(TENANT, ["p2"])["p2"][0].merged_into is None
+
+
+def test_a_tenant_without_segments_costs_no_dynamodb_call_per_event() -> None:
+    world = World()
+    world.service.plan(TENANT)
+    world.service.cache_seconds = 3600
+    before = (world.store.stats.reads, world.store.stats.writes)
+    assert world.send(Person().track("Order Completed", T0)) == []
+    assert (world.store.stats.reads, world.store.stats.writes) == before

@@ -75,7 +75,13 @@ class SesEmailSender:
             "FromEmailAddress": address,
             "Destination": {"ToAddresses": [message.to]},
             "Content": {"Raw": {"Data": build_mime(message, sender)}},
-            "EmailTags": [{"Name": f"huiliu_{k}", "Value": tag_value(v)} for k, v in message.tags.items()],
+            # SES tag values stop at 256 characters: a longer one is left out (feedback then has
+            # the tenant and profile, not the key).
+            "EmailTags": [
+                {"Name": f"huiliu_{k}", "Value": tag_value(v)}
+                for k, v in message.tags.items()
+                if len(tag_value(v)) <= 256
+            ],
         }
         if config_set:
             kwargs["ConfigurationSetName"] = config_set
