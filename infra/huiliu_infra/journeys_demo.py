@@ -11,8 +11,8 @@ from typing import Any
 EXAMPLE_TEMPLATES: dict[str, dict[str, Any]] = {
     "coupon-sms": {
         "channel": "sms",
-        "locales": {"zh-CN": {"text": "欢迎加入！优惠券 {{ coupon }} 已放入您的账户。"}},
-        "sample": {"coupon": "WELCOME10"},
+        "locales": {"zh-CN": {"text": "欢迎加入！优惠券 {{ vars.coupon }} 已放入您的账户。"}},
+        "sample": {"vars": {"coupon": "WELCOME10"}},
     },
     "winback-email": {
         "channel": "email",
@@ -23,8 +23,8 @@ EXAMPLE_TEMPLATES: dict[str, dict[str, Any]] = {
     "recommend-b": {
         "channel": "wechat",
         "wechat": {"kind": "subscribe", "template_id": "demo-subscribe-recommend"},
-        "locales": {"zh-CN": {"fields": {"thing1": "您可能也喜欢 {{ product }}"}}},
-        "sample": {"product": "SKU-B"},
+        "locales": {"zh-CN": {"fields": {"thing1": "您可能也喜欢 {{ vars.product }}"}}},
+        "sample": {"vars": {"product": "SKU-B"}},
     },
 }
 # The segment the win-back journey starts from: examples/segments/dormant_90_days.yaml (the demo
