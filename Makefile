@@ -6,7 +6,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= ap-east-1
 export AWS_REGION ?= ap-east-1
 
-.PHONY: help venv demo local test lint format validate scan unit integration test-localstack localstack bench build deploy clean
+.PHONY: help venv demo local test lint typecheck format validate scan unit integration test-localstack localstack bench build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ demo: venv ## Run the local runtime, send the sample webhooks through every func
 local: venv ## Run the local runtime in the foreground (HTTP :3000, AWS :4566) for your own clients
 	@$(BIN)/huiliu local
 
-test: venv lint validate scan ## Everything CI runs: lint, template validation and scan, unit/function/property/integration tests
+test: venv lint typecheck validate scan ## Everything CI runs: lint, type check, template validation and scan, unit/function/property/integration tests
 	@$(BIN)/python -m pytest -q -n 2 --dist loadfile --cov --cov-report=term:skip-covered --cov-fail-under=80
 
 unit: venv ## Fast tests only (no local runtime)
@@ -32,6 +32,9 @@ integration: venv ## Integration tests through the local runtime (moto server, o
 lint: venv ## ruff lint and format check
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+
+typecheck: venv ## mypy over shared/ (the layer) and functions/ (config in pyproject.toml)
+	@$(BIN)/mypy
 
 format: venv ## Apply ruff fixes and formatting
 	@$(BIN)/ruff check --fix .

@@ -78,7 +78,8 @@ def client(service: str, *, region_name: str | None = None) -> Any:
         if found is None:
             if _session is None:
                 _session = boto3.session.Session()
-            found = _session.client(service, region_name=reg, endpoint_url=endpoint, config=_CLIENT_CONFIG)
+            make: Any = _session.client  # (boto3-stubs types it per literal service name)
+            found = make(service, region_name=reg, endpoint_url=endpoint, config=_CLIENT_CONFIG)
             _clients[key] = found
     return found
 
