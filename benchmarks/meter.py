@@ -132,6 +132,7 @@ class RuleTarget:
     kind: str  # sqs | logs | other
     queue: str | None  # logical id of the SQS target
     bus: str  # logical id of the bus, or "default"
+    template: str | None = None  # an InputTransformer's template: what is delivered instead
 
 
 def template_rules(template: dict[str, Any]) -> list[RuleTarget]:
@@ -151,9 +152,15 @@ def template_rules(template: dict[str, Any]) -> list[RuleTarget]:
             if ref_logical:
                 rtype = template["Resources"].get(ref_logical, {}).get("Type", "")
                 kind = {"AWS::SQS::Queue": "sqs", "AWS::Logs::LogGroup": "logs"}.get(rtype, "other")
+            transformer = target.get("InputTransformer") or {}
             out.append(
                 RuleTarget(
-                    logical, props.get("EventPattern", {}), kind, ref_logical if kind == "sqs" else None, bus
+                    logical,
+                    props.get("EventPattern", {}),
+                    kind,
+                    ref_logical if kind == "sqs" else None,
+                    bus,
+                    transformer.get("InputTemplate"),
                 )
             )
     return out
@@ -408,7 +415,9 @@ class Meter:
                     self.ledger.add(consumer, "sqs", "sqs.request", chunks)
                     self.ledger.add(consumer, "sqs", "deliveries", 1)
                 elif target.kind == "logs":
-                    self.ledger.add("ops", "logs", "logs.gb_ingested", (size + 26) / pricing.GB)
+                    # an InputTransformer delivers its template (field values ~40 bytes each)
+                    delivered = len(target.template) + 200 if target.template else size
+                    self.ledger.add("ops", "logs", "logs.gb_ingested", (delivered + 26) / pricing.GB)
 
     def _firehose(
         self, stage: str, op: str, params: dict[str, Any], parsed: dict[str, Any], extra: Any, failed: bool
