@@ -99,6 +99,18 @@ class RuntimeStats:
         return out
 
 
+def _log_as(service: str | None) -> None:
+    """Handlers share one process here, so one Powertools Logger: give its records the invoked
+    function's service name (Lambda reads POWERTOOLS_SERVICE_NAME once per container). The default
+    keys are what ``clear_state`` restores at each invocation."""
+    if not service:
+        return
+    from huiliu.observability import logger
+
+    logger._default_log_keys["service"] = service  # no public setter
+    logger.append_keys(service=service)
+
+
 class PortInUse(OSError):
     """A port the local runtime needs is taken (another `huiliu local` or `make demo` running?)."""
 
@@ -374,6 +386,7 @@ class LocalRuntime:
         if self._env_of != spec.logical:
             get_settings.cache_clear()
             self._env_of = spec.logical
+            _log_as(spec.env.get("POWERTOOLS_SERVICE_NAME"))
         try:
             yield
         finally:

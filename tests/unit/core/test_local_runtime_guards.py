@@ -176,3 +176,18 @@ def test_batch_calls_retry_unprocessed_items_with_backoff_then_give_up() -> None
             DynamoRepository("t", client=Throttled(stubborn=100)).batch_write([{"pk": "a", "sk": "b"}])
     finally:
         dynamo.BATCH_BACKOFF_SECONDS = original
+
+
+def test_each_function_logs_under_its_own_service_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from huiliu.observability import logger
+
+    runtime = LocalRuntime(http_port=0, aws_port=0, write_state=False, quiet=True)
+    a = FunctionSpec("A", "A", "functions/a", "app.handler", 3, 128, {"POWERTOOLS_SERVICE_NAME": "identity"})
+    b = FunctionSpec("B", "B", "functions/b", "app.handler", 3, 128, {"POWERTOOLS_SERVICE_NAME": "notify"})
+    runtime.deployment = type("D", (), {"functions": {"A": a, "B": b}})()  # type: ignore[assignment]
+    for spec in (a, b):
+        with runtime._function_env(spec):
+            logger.clear_state()  # what inject_lambda_context(clear_state=True) does per invocation
+            logger.info("hello")
+    lines = [line for line in capsys.readouterr().out.splitlines() if '"hello"' in line]
+    assert ['"service":"identity"' in lines[0], '"service":"notify"' in lines[1]] == [True, True]
