@@ -25,15 +25,20 @@ def _mount_routers() -> None:
     from huiliu.reports.admin_routes import router as reports_router
     from huiliu.segments.admin_routes import router as segments_router
 
-    app.include_router(tenant_router)
-    app.include_router(keys_router)
-    app.include_router(profiles_router)
-    app.include_router(segments_router)
-    app.include_router(journeys_router)
-    app.include_router(templates_router)
-    app.include_router(reports_router)
+    for router in (
+        tenant_router,
+        keys_router,
+        profiles_router,
+        segments_router,
+        journeys_router,
+        templates_router,
+        reports_router,
+    ):
+        app.include_router(router)
+        _routers.append(router)
 
 
+_routers: list[Any] = []
 _mount_routers()
 
 
@@ -53,4 +58,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId")
     bind_correlation(headers.get(CORRELATION_HEADER) or request_id)
     metrics.add_metric(name="admin_requests", unit="Count", value=1)
+    # A router serves the app that included it last; routers are module-level objects, so where
+    # more than one admin app lives in a process (tests, the local runtime reloading handlers)
+    # each request points them back at this app (its context holds the authenticated tenant).
+    for router in _routers:
+        router.api_resolver = app
     return resolve(app, event, context, authenticate)
