@@ -395,9 +395,10 @@ for _model in (
     NotificationSuppressed,
     NotificationDeferred,
     NotificationFailed,
-    *FEEDBACK_CONTRACTS.values(),
 ):
     register(_model)
+for _feedback in FEEDBACK_CONTRACTS.values():
+    register(_feedback)
 
 
 class ArchiveEraseRequested(BusEvent):

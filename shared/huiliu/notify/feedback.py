@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from huiliu.bus import OutgoingEvent
-from huiliu.contracts import FEEDBACK_CONTRACTS, derive_event_id
+from huiliu.contracts import FEEDBACK_CONTRACTS, Channel, Purpose, derive_event_id
 from huiliu.models import CanonicalEvent, EventType, Source, build_identifiers
 from huiliu.notify.channels.email import untag_value
 from huiliu.notify.repository import MessagesRepository
@@ -135,9 +135,9 @@ class FeedbackService:
                 occurred_at=self.now().isoformat(),
                 idempotency_key=key,
                 profile_id=profile_id,
-                channel=record.channel,
+                channel=Channel(record.channel),
                 template_id=record.template_id,
-                purpose=record.purpose,
+                purpose=Purpose(record.purpose),
                 journey_id=record.journey_id,
                 enrollment_id=record.enrollment_id,
                 step_id=record.step_id,
