@@ -442,6 +442,8 @@ class Meter:
             for index in desc.get("GlobalSecondaryIndexes", []):
                 schema = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
                 projection = index.get("Projection", {}).get("ProjectionType", "ALL")
+                if projection == "INCLUDE":  # "INCLUDE:a,b": the attributes the entry carries
+                    projection += ":" + ",".join(index["Projection"].get("NonKeyAttributes", []))
                 keys.append((schema["HASH"], schema.get("RANGE"), projection))
             self._indexes[table] = keys
         return self._indexes[table]
@@ -551,12 +553,15 @@ class Meter:
                     after_key = _index_entry(after, hash_key, range_key)
                     if before_key is None and after_key is None:
                         continue
-                    if before_key == after_key and projection == "KEYS_ONLY":
+                    carried = _carried(projection, hash_key, range_key, self._table_key(table))
+                    if before_key == after_key and (
+                        carried is not None and _pick(old, carried) == _pick(after, carried)
+                    ):
                         continue  # same keys, nothing projected changed: the index is not written
                     index_writes = 2 if (before_key and after_key and before_key != after_key) else 1
-                    self.ledger.add(
-                        stage, "dynamodb", wru, index_writes * write_units(item_size(after or old))
-                    )
+                    entry = after or old
+                    size = item_size(entry if carried is None else _pick(entry, carried))
+                    self.ledger.add(stage, "dynamodb", wru, index_writes * write_units(size))
 
     # -- storage -----------------------------------------------------------------------------------
     def storage_bytes(self) -> dict[str, int]:
@@ -582,6 +587,19 @@ class Meter:
                 total += sum(o["Size"] for o in page.get("Contents", []))
             out[f"s3:{logical}"] = total
         return out
+
+
+def _carried(projection: str, hash_key: str, range_key: str | None, table_keys: list[str]) -> set[str] | None:
+    """The attributes a KEYS_ONLY / INCLUDE index entry holds (the table's and the index's keys, and
+    the included attributes); None for ALL (the whole item)."""
+    if projection == "ALL":
+        return None
+    included = projection.partition(":")[2]
+    return {*table_keys, hash_key, range_key or hash_key} | {a for a in included.split(",") if a}
+
+
+def _pick(item: dict[str, Any] | None, names: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in (item or {}).items() if k in names}
 
 
 def _index_entry(item: dict[str, Any] | None, hash_key: str, range_key: str | None) -> Any:

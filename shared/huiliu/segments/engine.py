@@ -157,6 +157,11 @@ class ProfileState:
     log: dict[str, list[list[Any]]] = field(default_factory=dict)
     seen: list[int] = field(default_factory=list)
     members: dict[str, int] = field(default_factory=dict)
+    # when each membership began: segment -> [posix seconds, 1 if a backfill entered it else 0]
+    since: dict[str, list[int]] = field(default_factory=dict)
+    # the RFM histogram cells of a buyer [orders, revenue, day of the last order] (tenants with RFM
+    # segments): projected into the tenant index, from which the sweep recomputes the breakpoints
+    rfm: list[str] | None = None
     due: float | None = None
     revision: str = ""
     generation: int = 0
@@ -175,6 +180,8 @@ class ProfileState:
             "log": self.log,
             "seen": self.seen,
             "members": self.members,
+            "since": self.since,
+            "rfm": self.rfm,
             "due": self.due,
             "revision": self.revision,
             "generation": self.generation,
@@ -194,6 +201,8 @@ class ProfileState:
             log={k: [list(o) for o in v] for k, v in (item.get("log") or {}).items()},
             seen=[int(v) for v in item.get("seen") or []],
             members={k: int(v) for k, v in (item.get("members") or {}).items()},
+            since={k: [int(x) for x in v] for k, v in (item.get("since") or {}).items()},
+            rfm=[str(x) for x in item["rfm"]] if item.get("rfm") else None,
             due=float(item["due"]) if item.get("due") is not None else None,
             revision=str(item.get("revision") or ""),
             generation=int(item.get("generation") or 0),

@@ -28,6 +28,48 @@ def test_an_order_enters_the_recent_buyers_segment_with_the_profile() -> None:
     assert world.store.count(TENANT, "recent_buyers") == 1
 
 
+def test_a_membership_change_is_one_conditional_put_of_the_state_and_no_transaction() -> None:
+    world = World()
+    world.define(RECENT, TWICE, VIP, SHANGHAI)
+    person = Person()
+    world.send(person.track("Order Completed", T0, revenue=600))
+    world.service.cache_seconds = 3600  # a warm container holds the compiled plan
+    before = dict(world.store.stats.by_op)
+    out = world.send(person.track("Order Completed", T0 + timedelta(days=1), revenue=600))
+    assert sorted(kinds(out)) == [
+        ("segment.entered", "twice_in_30d", "conditions"),
+        ("segment.entered", "vip", "conditions"),
+    ]
+    spent = {op: n - before.get(op, 0) for op, n in world.store.stats.by_op.items() if n != before.get(op, 0)}
+    assert spent == {"BatchGetItem": 1, "PutItem": 1}  # read the state, write it back
+    assert world.store.counts(TENANT) == {"recent_buyers": 1, "twice_in_30d": 1, "vip": 1}
+
+
+def test_members_are_listed_page_by_page_from_the_tenant_index_with_when_they_entered() -> None:
+    world = World()
+    world.define(SHANGHAI)
+    inside = set()
+    people = {f"p{n:02d}": Person(f"p{n:02d}") for n in range(40)}
+    for n, person in enumerate(people.values()):
+        city = "上海" if n % 3 else "北京"
+        world.send(person.set(city=city))
+        if city == "上海":
+            inside.add(f"p{n:02d}")
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page, cursor = world.store.members(TENANT, "shanghai", limit=7, cursor=cursor)
+        assert len(page) <= 7
+        seen += page
+        if cursor is None:
+            break
+    assert sorted(m["profile_id"] for m in seen) == sorted(inside)  # each once, none missed
+    assert {(m["segment_version"], m["entered_at"], m["backfill"]) for m in seen} == {(1, iso(T0), False)}
+    assert world.store.count(TENANT, "shanghai") == len(inside)
+    world.send(people["p01"].set(city="北京"))  # leaves
+    assert world.store.count(TENANT, "shanghai") == len(inside) - 1
+
+
 def test_a_stale_profile_changed_after_a_newer_one_changes_nothing() -> None:
     world = World()
     world.define(SHANGHAI)
