@@ -79,15 +79,16 @@ class _Stage:
     service: Any = None
     publisher: Publisher | None = None
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    # The settings object a built (not injected) service was built from: a new one (tests change
-    # the environment and clear the settings cache) rebuilds it. In Lambda it never changes.
+    # The settings a built (not injected) service was built from: different settings (tests change
+    # the environment) rebuild it. Compared by value: the local runtime re-reads the settings when
+    # another function ran in between, and that must not cost a warm container its caches.
     built_for: Any = None
 
     def get_service(self) -> Any:
         if self.service is not None and self.built_for is not None:
             from huiliu.settings import get_settings
 
-            if get_settings() is not self.built_for:
+            if get_settings() != self.built_for:
                 self.service = None
         if self.service is None:
             if self.build is None:
@@ -100,10 +101,9 @@ class _Stage:
 
     def get_publisher(self) -> Publisher:
         if self.publisher is None:
-            from huiliu.bus import EventBridgePublisher
-            from huiliu.settings import get_settings
+            from huiliu.bus import bus_publisher
 
-            self.publisher = EventBridgePublisher(get_settings().event_bus_name)
+            self.publisher = bus_publisher()
         return self.publisher
 
     def remember(self, event_id: str) -> None:
