@@ -336,9 +336,17 @@ class MeteredClient:
         return resp
 
     def put_item(self, **kwargs: Any) -> Any:
-        resp = self._client.put_item(**kwargs)
         self.writes += 1
-        self.wcu += math.ceil(item_size(kwargs["Item"]) / 1024)
+        self.wcu += math.ceil(item_size(kwargs["Item"]) / 1024)  # a failed condition costs too
+        return self._client.put_item(**kwargs)
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        resp = self._client.batch_write_item(**kwargs)
+        self.writes += 1
+        for requests in kwargs["RequestItems"].values():
+            for request in requests:
+                item = (request.get("PutRequest") or {}).get("Item")
+                self.wcu += max(1, math.ceil(item_size(item) / 1024)) if item else 1
         return resp
 
 

@@ -174,13 +174,14 @@ def segment_batch(secrets: Any, size: int) -> dict[str, Any]:
 
 
 def build(app: Any, now: datetime) -> tuple[Any, FakeAws]:
+    from huiliu import stage
     from huiliu.bus import EventBridgePublisher
     from huiliu.ingest.archive import FirehoseArchive
     from huiliu.ingest.fakes import StaticDirectory
+    from huiliu.ingest.http import ApiGatewayIngest
     from huiliu.ingest.idempotency import DynamoDedupeStore
     from huiliu.ingest.metrics import PowertoolsIngestMetrics
     from huiliu.ingest.pipeline import IngestPipeline
-    from huiliu.settings import get_settings
     from huiliu.tenants import TenantSettings, new_demo_secrets
 
     fake = FakeAws()
@@ -194,7 +195,7 @@ def build(app: Any, now: datetime) -> tuple[Any, FakeAws]:
         metrics=PowertoolsIngestMetrics(),
         clock=lambda: now,
     )
-    app._built = (get_settings(), pipeline)
+    stage.configure("ingest", service=ApiGatewayIngest(pipeline))
     return secrets, fake
 
 

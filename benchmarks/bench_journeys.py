@@ -37,7 +37,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from huiliu.bus import EventBridgePublisher, MemoryPublisher, OutgoingEvent
+from huiliu.bus import EventBridgePublisher, MemoryPublisher, OutgoingEvent, bus_publisher
 from huiliu.journeys.definition import parse_definition
 from huiliu.journeys.examples import example_documents
 from huiliu.journeys.interpreter import (
@@ -185,7 +185,8 @@ def throughput(n: int, workers: int, *, fan_out: bool = False) -> dict[str, Any]
 
         bus = "bench-sink"
         aws.client("events").create_event_bus(Name=bus)
-    publisher = EventBridgePublisher(bus)
+    # with fan-out: the publisher producers use (send requests travel on the bus topic)
+    publisher = bus_publisher() if fan_out else EventBridgePublisher(bus)
     ticker = JourneyTicker(repo, publisher, definitions=Definitions(repo), workers=workers)
     before = _snapshot(stats)
     import os

@@ -6,10 +6,11 @@ and capacity units per profile.changed and per swept profile.
     python benchmarks/bench_segments.py --profiles 20000
 
 Capacity units come from item sizes (moto reports 1.0 whatever the size): a read unit per 4 KB
-(strongly consistent), a write unit per 1 KB, transactional writes twice, plus the keys-only GSI
-writes when an item enters, moves in or leaves the due index (and once when the tenant index learns
-a profile). The call shape is DynamoSegmentsStore's (one BatchGetItem; PutItem or TransactWriteItems),
-checked on moto by tests/functions/test_segments_stage.py.
+(strongly consistent), a write unit per 1 KB of the larger of the old and new item, plus the index
+writes: the keys-only due index when an item enters, moves in or leaves it, the tenant_members index
+when a profile's memberships or RFM cell change. The call shape is DynamoSegmentsStore's (one
+BatchGetItem; one conditional PutItem, never a transaction), checked on moto by
+tests/functions/test_segments_stage.py.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if __package__ in (None, ""):
 from huiliu.segments.builtin import epoch
 from huiliu.segments.compiler import EvalContext, compile_condition
 from huiliu.segments.engine import ProfileState
-from huiliu.segments.repository import Commit, MemorySegmentsStore, _member_ops, _state_item
+from huiliu.segments.repository import TENANT_INDEX_ATTRIBUTES, Commit, MemorySegmentsStore, _state_item
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 CITIES = ["上海", "北京", "杭州", "广州", "深圳", "成都"]
@@ -240,22 +241,26 @@ class MeteredStore(MemorySegmentsStore):
         return found
 
     def commit(self, commit: Commit) -> None:
-        before = self.items.get((f"T#{commit.state.tenant_id}#P#{commit.state.profile_id}", "STATE"))
+        """One conditional PutItem/DeleteItem: ceil(max(old, new) / 1 KB) units, plus the index
+        entries it adds, moves or changes (due: keys only; tenant_members: keys + memberships + RFM)."""
+        key = (f"T#{commit.state.tenant_id}#P#{commit.state.profile_id}", "STATE")
+        before = self.items.get(key)
         super().commit(commit)
+        after = self.items.get(key)
         self.calls["write"] += 1
-        puts, deltas = _member_ops(commit)
-        transactional = bool(puts or commit.exited)
-        units = 0 if commit.delete_state else math.ceil(_size(_state_item(commit.state, 1)) / 1024)
-        units += len(puts) + len(commit.exited) + sum(1 for d in deltas.values() if d)
-        self.wcu += units * (2 if transactional else 1)
+        size = max(_size(before) if before else 0, _size(after) if after else 0)
+        self.wcu += max(1, math.ceil(size / 1024))
         due_before = before.get("due_at") if before else None
-        due_after = None if commit.delete_state else _state_item(commit.state, 1).get("due_at")
-        if due_before != due_after:
-            self.wcu += (
-                1 if (due_before is None or due_after is None) else 2
-            )  # GSI insert/delete; move = both
-        if before is None:
-            self.wcu += 1  # the tenant index learns the profile
+        due_after = after.get("due_at") if after else None
+        if due_before != due_after:  # GSI insert/delete; a move is both
+            self.wcu += 1 if (due_before is None or due_after is None) else 2
+        projected = [
+            {k: item.get(k) for k in ("tenant_shard", *TENANT_INDEX_ATTRIBUTES)} if item else None
+            for item in (before, after)
+        ]
+        if projected[0] != projected[1]:
+            entry = projected[1] or projected[0] or {}
+            self.wcu += max(1, math.ceil((_size(entry) + 40) / 1024))  # + the table's keys
 
 
 def fifty_segments() -> list[dict[str, Any]]:

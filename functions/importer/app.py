@@ -18,13 +18,12 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from huiliu.observability import logger
+from huiliu.stage import register
 
 if TYPE_CHECKING:
     from huiliu.ingest.importer import CsvImporter
-    from huiliu.settings import Settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
-_built: tuple[Settings, CsvImporter] | None = None
 _context: Any = None  # the current invocation's Lambda context (for the remaining time)
 CONTINUE = "huiliu_import_continue"
 
@@ -34,16 +33,19 @@ class ImportIncomplete(Exception):
     redelivers it; the checkpoint lets the next attempt resume."""
 
 
+def _build() -> CsvImporter:
+    from huiliu.ingest.importer import build_importer
+
+    return build_importer()
+
+
+# The importer's collaborator slot: built on first use, rebuilt when the settings change,
+# injected with ``huiliu.stage.configure("importer", service=...)`` like every stage's service.
+_state = register("importer", build=_build)
+
+
 def importer() -> CsvImporter:
-    global _built
-    from huiliu.settings import get_settings
-
-    settings = get_settings()
-    if _built is None or _built[0] is not settings:
-        from huiliu.ingest.importer import build_importer
-
-        _built = (settings, build_importer(settings))
-    return _built[1]
+    return _state.get_service()  # type: ignore[no-any-return]
 
 
 def s3_objects(body: dict[str, Any]) -> list[tuple[str, str]]:
@@ -103,8 +105,10 @@ def process(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     global _context
     _context = context
     try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
         )
     finally:
         _context = None

@@ -1,6 +1,7 @@
 """Reports function: bus events (via SQS) → report counters in ReportsTable (huiliu.reports).
 
-One batch = one unit: the batch's increments are merged and written once per counter item.
+A batch's increments are merged and written once per counter item; the events of an item whose
+write failed are reported as batch item failures (SQS delivers them again), the rest are done.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def configure(stage: Any | None = None) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
-    batch = _stage().handle([r.get("body") or "" for r in records])
+    outcome = _stage().handle([r.get("body") or "" for r in records])
     metrics.add_metric(name="reports_events", unit="Count", value=len(records))
-    metrics.add_metric(name="reports_counter_writes", unit="Count", value=len(batch.adds))
-    return {"batchItemFailures": []}
+    metrics.add_metric(name="reports_counter_writes", unit="Count", value=len(outcome.batch.adds))
+    if outcome.duplicates:
+        metrics.add_metric(name="reports_duplicates_skipped", unit="Count", value=outcome.duplicates)
+    # only the events of counter items whose write failed are delivered again
+    return {"batchItemFailures": [{"itemIdentifier": records[p]["messageId"]} for p in outcome.failed]}

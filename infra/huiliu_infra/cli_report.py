@@ -11,12 +11,14 @@ import argparse
 import html
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from huiliu_infra.admin_client import AdminApi, CliError, add_target
 
 FUNNEL = ("requested", "sent", "delivered", "opened", "clicked", "converted")
+SIDE = ("suppressed", "failed", "bounced", "complained")
 
 
 def _pct(value: float | None) -> str:
@@ -25,13 +27,17 @@ def _pct(value: float | None) -> str:
 
 def tables(report: dict[str, Any]) -> str:
     out = [f"Report for tenant {report['tenant_id']}", ""]
-    out.append("Journey funnels (rate: of requested)")
-    head = f"  {'journey':<22} {'channel':<8}" + "".join(f"{s:>11}" for s in FUNNEL)
+    out.append("Journey funnels (count, and its rate of the step before: delivered/sent, opened/delivered …)")
+    head = f"  {'journey':<22} {'channel':<8}" + "".join(f"{s:>14}" for s in FUNNEL)
+    head += "".join(f"{s:>11}" for s in SIDE)
     out.append(head)
     for row in report["funnels"]:
         counts, rates = row["counts"], row["rates"]
-        cells = [f"{counts['requested']:>11}"]
-        cells += [f"{counts[s]:>5} {_pct(rates.get(f'{s}_of_requested')):>5}" for s in FUNNEL[1:]]
+        cells = [f"{counts['requested']:>14}"]
+        cells += [
+            f"{counts[s]:>7} {_pct(rates.get(f'{s}_per_{before}')):>6}" for before, s in pairwise(FUNNEL)
+        ]
+        cells += [f"{counts.get(s, 0):>11}" for s in SIDE]
         out.append(f"  {row['journey_id'][:22]:<22} {row['channel']:<8}" + "".join(cells))
     if not report["funnels"]:
         out.append("  (no messages yet)")
@@ -118,7 +124,11 @@ def page(report: dict[str, Any]) -> str:
         body.append(_bars([(s, c[s]) for s in FUNNEL]))
         body.append(
             "<p class='note'>"
-            + " · ".join(f"{s}: {_pct(r.get(f'{s}_of_requested'))} of requested" for s in FUNNEL[1:])
+            + " · ".join(
+                f"{s}: {_pct(r.get(f'{s}_per_{before}'))} of {before}" for before, s in pairwise(FUNNEL)
+            )
+            + "<br>"
+            + " · ".join(f"{s}: {c.get(s, 0)}" for s in SIDE)
             + "</p>"
         )
     if not report["funnels"]:

@@ -312,6 +312,53 @@ class NotificationFailed(NotificationOutcome):
     DETAIL_TYPE: ClassVar[str] = "notification.failed"
 
 
+class NotificationFeedback(NotificationOutcome):
+    """What the provider said about a send after it left (SES event publishing → functions/feedback).
+
+    Keyed by the send's ``idempotency_key``; the send-log fields (journey, step, template, channel)
+    come from notify's send log. Published **once per send and kind**: a second open or click of the
+    same mail, or SES repeating an event, adds nothing (so funnels count unique opens and clicks).
+    """
+
+    SOURCE: ClassVar[str] = "huiliu.feedback"
+
+    provider_event_at: str | None = Field(default=None, description="when the provider saw it (ISO-8601)")
+    link: str | None = Field(default=None, description="clicked: the link")
+    bounce_type: str | None = Field(default=None, description="bounced: Permanent | Transient | Undetermined")
+    bounce_subtype: str | None = None
+    feedback_type: str | None = Field(default=None, description="complained: abuse, fraud, ...")
+
+
+class NotificationDelivered(NotificationFeedback):
+    DETAIL_TYPE: ClassVar[str] = "notification.delivered"
+
+
+class NotificationOpened(NotificationFeedback):
+    DETAIL_TYPE: ClassVar[str] = "notification.opened"
+
+
+class NotificationClicked(NotificationFeedback):
+    DETAIL_TYPE: ClassVar[str] = "notification.clicked"
+
+
+class NotificationBounced(NotificationFeedback):
+    DETAIL_TYPE: ClassVar[str] = "notification.bounced"
+
+
+class NotificationComplained(NotificationFeedback):
+    DETAIL_TYPE: ClassVar[str] = "notification.complained"
+
+
+# feedback kind (SES ``eventType``) → contract
+FEEDBACK_CONTRACTS: dict[str, type[NotificationFeedback]] = {
+    "Delivery": NotificationDelivered,
+    "Open": NotificationOpened,
+    "Click": NotificationClicked,
+    "Bounce": NotificationBounced,
+    "Complaint": NotificationComplained,
+}
+
+
 # ---------------------------------------------------------------------------------------- registry
 class EventIngested(ContractModel):
     """``event.ingested``: the detail is a :class:`huiliu.models.CanonicalEvent` (see its schema).
@@ -350,6 +397,8 @@ for _model in (
     NotificationFailed,
 ):
     register(_model)
+for _feedback in FEEDBACK_CONTRACTS.values():
+    register(_feedback)
 
 
 class ArchiveEraseRequested(BusEvent):

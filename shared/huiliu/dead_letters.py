@@ -70,7 +70,7 @@ def forward_if_last_attempt(record: Any, exc: BaseException, stage: str) -> bool
     reason = reason_of(exc)
     raw = record.raw_event if hasattr(record, "raw_event") else record
     count = (raw.get("attributes") or {}).get("ApproximateReceiveCount")
-    attempts = int(count) if str(count or "").isdigit() else 0
+    attempts = int(str(count)) if str(count or "").isdigit() else 0
     source_arn = raw.get("eventSourceARN") or ""
     logger.warning(
         "record failed",

@@ -79,20 +79,31 @@ class _Stage:
     service: Any = None
     publisher: Publisher | None = None
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # The settings a built (not injected) service was built from: different settings (tests change
+    # the environment) rebuild it. Compared by value: the local runtime re-reads the settings when
+    # another function ran in between, and that must not cost a warm container its caches.
+    built_for: Any = None
 
     def get_service(self) -> Any:
+        if self.service is not None and self.built_for is not None:
+            from huiliu.settings import get_settings
+
+            if get_settings() != self.built_for:
+                self.service = None
         if self.service is None:
             if self.build is None:
                 raise RuntimeError(f"stage {self.name} has no service")
+            from huiliu.settings import get_settings
+
             self.service = self.build()
+            self.built_for = get_settings()
         return self.service
 
     def get_publisher(self) -> Publisher:
         if self.publisher is None:
-            from huiliu.bus import EventBridgePublisher
-            from huiliu.settings import get_settings
+            from huiliu.bus import bus_publisher
 
-            self.publisher = EventBridgePublisher(get_settings().event_bus_name)
+            self.publisher = bus_publisher()
         return self.publisher
 
     def remember(self, event_id: str) -> None:
@@ -115,6 +126,7 @@ def configure(
     """Inject a stage's collaborators (None: built on first use). Forgets the events it has seen."""
     state = _STAGES.setdefault(stage, _Stage(stage, build))
     state.service = service
+    state.built_for = None
     state.publisher = publisher
     if build is not None:
         state.build = build
@@ -123,6 +135,13 @@ def configure(
 
 def stage_state(stage: str) -> _Stage:
     return _STAGES[stage]
+
+
+def register(stage: str, build: Callable[[], Any]) -> _Stage:
+    """A stage's collaborator slot for a handler that is not a bus consumer (the CSV importer):
+    built on first use, injected with :func:`configure`, like every other stage's service."""
+    state = _STAGES[stage] = _Stage(stage, build)
+    return state
 
 
 def to_outgoing(items: Sequence[Out]) -> list[OutgoingEvent]:
@@ -219,6 +238,34 @@ def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -
                 event=event, record_handler=record_handler, processor=processor, context=context
             )
         )
+
+    return handler
+
+
+@runtime_checkable
+class HttpService(Protocol):
+    """An HTTP-fed stage (API Gateway HTTP API, payload v2): one request in, one response out."""
+
+    def respond(self, event: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def http_handler(stage: str, build: Callable[[], HttpService] | None = None) -> Handler:
+    """The Lambda handler of an HTTP-fed stage (ingest's webhooks): the service answers the request.
+
+    The same collaborator slot as the bus stages (:func:`configure`); the same logger/tracer stack.
+    A direct call without a Lambda context (tests, tools) skips the context decorators."""
+    state = _STAGES[stage] = _Stage(stage, build)
+
+    def respond(event: dict[str, Any]) -> dict[str, Any]:
+        return state.get_service().respond(event)  # type: ignore[no-any-return]
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    def in_lambda(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return respond(event)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return respond(event) if context is None else in_lambda(event, context)
 
     return handler
 

@@ -20,7 +20,7 @@ from huiliu.identity.repository import IdentityRepository
 from huiliu.identity.service import IdentityService
 from huiliu.segments import admin_routes
 from huiliu.segments.admin import SegmentsAdmin
-from huiliu.segments.repository import DynamoSegmentsStore
+from huiliu.segments.repository import DynamoSegmentsStore, iso_of
 from huiliu.segments.service import SegmentsService
 from huiliu.settings import get_settings
 from huiliu.tenants import TenantRepository, hash_key
@@ -116,6 +116,7 @@ def test_identity_events_through_the_handler_enter_a_segment_with_one_read(world
     world.admin.apply(TENANT, [RECENT, VIP])
     world.service.plan(TENANT)  # a warm container holds the compiled plan
     before = (world.store.stats.reads, world.store.stats.writes)
+    transactions = world.store.stats.by_op.get("TransactWriteItems", 0)
     out = _identity(
         world, ("email", "li@x.cn"), name="Order Completed", properties={"order_id": "A1", "revenue": 99}
     )
@@ -125,13 +126,58 @@ def test_identity_events_through_the_handler_enter_a_segment_with_one_read(world
     assert [e.detail["segment_id"] for e in entered] == ["recent_buyers"]
     assert entered[0].detail["reason"] == "conditions"
     assert world.store.stats.reads - before[0] == 1  # one BatchGetItem
-    assert world.store.stats.writes - before[1] == 1  # one TransactWriteItems (a membership changed)
+    assert world.store.stats.writes - before[1] == 1  # one conditional PutItem, though a membership changed
+    assert world.store.stats.by_op.get("TransactWriteItems", 0) == transactions
     assert world.admin.count(TENANT, "recent_buyers")["count"] == 1
+    [member] = world.admin.members(TENANT, "recent_buyers")["members"]
+    assert (member["segment_version"], member["entered_at"], member["backfill"]) == (
+        1,
+        iso_of(T0.timestamp()),
+        False,
+    )
 
-    # a page view changes nothing segments keep: one read, no write
+    # a page view changes nothing segments keep (identity's change set says so): no call at all
     before = (world.store.stats.reads, world.store.stats.writes)
     handler(_sqs_event(_identity(world, ("email", "li@x.cn"), name="Page Viewed", minutes=1)), _Ctx())
-    assert (world.store.stats.reads - before[0], world.store.stats.writes - before[1]) == (1, 0)
+    assert (world.store.stats.reads - before[0], world.store.stats.writes - before[1]) == (0, 0)
+    assert world.service.metrics.skipped == 1
+
+
+def test_merge_and_erasure_on_dynamodb_end_memberships_and_counts(world: Any) -> None:
+    from huiliu.contracts import ProfileErased, ProfileMerged
+
+    world.admin.apply(TENANT, [RECENT])
+    pids = []
+    for n in range(2):
+        for event in _identity(
+            world, ("email", f"m{n}@x.cn"), name="Order Completed", properties={"order_id": f"M{n}"}
+        ):
+            if event.detail_type == "profile.changed":
+                pids.append(event.detail["profile_id"])
+                world.service.handle(ProfileChanged.model_validate(event.detail))
+    assert world.admin.count(TENANT, "recent_buyers")["count"] == 2
+    merged = ProfileMerged(
+        event_id="merge-1",
+        tenant_id=TENANT,
+        occurred_at=T0.isoformat(),
+        profile_id=pids[0],
+        version=9,
+        absorbed_id=pids[1],
+        merge_id="m1",
+    )
+    assert [e.reason for e in world.service.handle(merged)] == ["merge"]
+    assert world.store.get_states(TENANT, [pids[1]])[pids[1]][0].merged_into == pids[0]  # tombstone
+    erased = ProfileErased(
+        event_id="erase-1",
+        tenant_id=TENANT,
+        occurred_at=T0.isoformat(),
+        profile_id=pids[0],
+        profile_ids=pids,
+    )
+    assert [e.reason for e in world.service.handle(erased)] == ["erase"]
+    assert world.store.get_states(TENANT, pids) == {}  # conditional deletes of both states
+    assert world.admin.count(TENANT, "recent_buyers")["count"] == 0
+    assert world.admin.members(TENANT, "recent_buyers")["members"] == []
 
 
 def test_the_sweep_handler_ends_the_membership_on_day_31(world: Any) -> None:

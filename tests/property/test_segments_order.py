@@ -1,6 +1,6 @@
 """Hypothesis: SQS does not keep order and delivers at least once. Whatever the delivery order and
 however many duplicates, a profile ends with the same memberships, the same occurrence log and the
-same kept snapshot as in-order delivery — and no membership item or counter is written twice.
+same kept snapshot as in-order delivery — and the counts read from the tenant index agree.
 
 Generated traits never revert to an earlier value (A -> B -> A): a newer snapshot that equals the
 kept one in every field segments read is not written, so a late older one in between cannot be

@@ -213,7 +213,7 @@ class ShopifyConnector(Connector):
     def _order(topic: str, body: dict[str, Any], region: str, common: dict[str, Any]) -> CanonicalEvent:
         if body.get("id") in (None, ""):
             raise BadRequest("order id is required", reason="missing_id")
-        customer = body.get("customer") if isinstance(body.get("customer"), dict) else {}
+        customer = _mapping(body.get("customer"))
         props = {
             "order_id": _str(body.get("id")),
             "order_number": _str(body.get("name") or body.get("order_number")),
@@ -251,7 +251,7 @@ class ShopifyConnector(Connector):
                 currency = currency or _str(tx.get("currency"))
         lines = [
             {
-                **(r.get("line_item") if isinstance(r.get("line_item"), dict) else {}),
+                **_mapping(r.get("line_item")),
                 "quantity": r.get("quantity"),
             }
             for r in _list(body.get("refund_line_items"))
@@ -277,6 +277,10 @@ def _when(value: Any) -> datetime | None:
         return optional_timestamp(value)
     except BadRequest:
         return None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:

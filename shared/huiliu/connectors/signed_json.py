@@ -114,7 +114,7 @@ class Batch(BaseModel):
     batch: list[Payload] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-_PAYLOAD = TypeAdapter(Payload)
+_PAYLOAD: TypeAdapter[Any] = TypeAdapter(Payload)
 _BATCH = TypeAdapter(Batch)
 
 

@@ -192,13 +192,19 @@ def trade_event_name(kind: str, status: str | None) -> str | None:
     return None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (Youzan's shapes vary)."""
+    return value if isinstance(value, dict) else {}
+
+
 def trade_properties(biz_id: str | None, msg: dict[str, Any], event_name: str) -> tuple[dict[str, Any], dict]:
     """(properties, buyer) for a trade message; tolerant of the several msg shapes Youzan sends."""
-    full = msg.get("full_order_info") if isinstance(msg.get("full_order_info"), dict) else msg
-    order_info = full.get("order_info") if isinstance(full.get("order_info"), dict) else {}
-    buyer = full.get("buyer_info") if isinstance(full.get("buyer_info"), dict) else {}
-    pay = full.get("pay_info") if isinstance(full.get("pay_info"), dict) else {}
-    orders = full.get("orders") if isinstance(full.get("orders"), list) else []
+    full = _mapping(msg.get("full_order_info")) or msg
+    order_info = _mapping(full.get("order_info"))
+    buyer = _mapping(full.get("buyer_info"))
+    pay = _mapping(full.get("pay_info"))
+    orders = full.get("orders")
+    orders = orders if isinstance(orders, list) else []
     products = []
     for line in orders[:500]:
         if not isinstance(line, dict):
@@ -309,7 +315,7 @@ class YouzanConnector(Connector):
             }
         }
         account = str(body["kdt_id"]) if body.get("kdt_id") not in (None, "") else None
-        common = {
+        common: dict[str, Any] = {
             "tenant_id": tenant.tenant_id,
             "message_id": message_id,
             "received_at": now,
@@ -371,7 +377,9 @@ class YouzanConnector(Connector):
         """POINTS → ``identify`` carrying the points total as a trait, plus a ``Points Changed`` track."""
         identifiers = self._person(msg, region)
         when = local_time(_first(msg.get("event_time"), msg.get("create_time")), tz) or now
-        props = {k: msg.get(k) for k in ("amount", "total", "description", "event_type") if k in msg}
+        props: dict[str, Any] = {
+            k: msg.get(k) for k in ("amount", "total", "description", "event_type") if k in msg
+        }
         events = []
         total = msg.get("total")
         if isinstance(total, int | float | str) and not isinstance(total, bool) and total != "":
@@ -385,7 +393,7 @@ class YouzanConnector(Connector):
                 )
             )
         track_id = common["message_id"] + "#points"
-        track_common = {
+        track_common: dict[str, Any] = {
             **common,
             "message_id": track_id if len(track_id) <= 200 else "yz-" + digest_id(track_id),
         }

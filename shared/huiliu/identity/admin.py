@@ -151,14 +151,19 @@ class ProfileAdmin:
             raise BadRequest("cursor must be a next_cursor from an earlier page", reason="bad_cursor")
         profile = self.live(tenant, profile_id)
         rows = self.repo.timeline(tenant, profile.profile_id, before=cursor, limit=limit + 1)
-        # The absorbed profiles (one BatchGet): their newest event time (last_seen) says whether
-        # their timeline can reach this page at all, their merge_count whether they hold merge
-        # records. After a merge new events go to the survivor, so a page is usually the
-        # survivor's alone: 4 calls (profile, timeline, absorbed profiles, merges) whatever the
-        # number of merges and events.
-        others = (
-            self.repo.load_profiles(tenant, profile.absorbed, consistent=False) if profile.absorbed else {}
-        )
+        # The absorbed profiles and the merge records (``merge_log`` names them) in one
+        # BatchGetItem: an absorbed profile's newest event time (last_seen) says whether its
+        # timeline can reach this page at all. After a merge new events go to the survivor, so a
+        # page is usually the survivor's alone: 3 calls (profile, timeline, absorbed profiles and
+        # merge records) whatever the number of merges and events; none for the merges of a
+        # profile that never absorbed anyone. A profile whose merges are not listed (written
+        # before ``merge_log``) queries its merge records as before.
+        others: dict[str, Profile] = {}
+        records: list[dict[str, Any]] | None = None
+        if profile.merge_log is not None and (profile.absorbed or profile.merge_log):
+            others, records = self.repo.load_view_parts(tenant, profile.absorbed, profile.merge_log)
+        elif profile.absorbed:
+            others = self.repo.load_profiles(tenant, profile.absorbed, consistent=False)
 
         def newest(pid: str) -> datetime | None:
             member = others.get(pid)
@@ -180,12 +185,17 @@ class ProfileAdmin:
             rows += self.repo.timeline(tenant, pid, before=cursor, limit=limit + 1)
         rows.sort(key=lambda i: i["sk"], reverse=True)
         page, more = rows[:limit], len(rows) > limit
-        merges = [_merge_entry(m) for m in self.repo.merge_records(tenant, profile.profile_id)]
-        for pid in profile.absorbed:
-            member = others.get(pid)
-            if member is None or member.merge_count > 0:  # only profiles that absorbed others hold records
-                merges += [_merge_entry(m) for m in self.repo.merge_records(tenant, pid)]
-        merges.sort(key=lambda m: m["merged_at"] or "", reverse=True)
+        if records is not None:
+            merges = [_merge_entry(m) for m in records]
+        elif profile.merge_log == []:
+            merges = []  # it never absorbed anyone: no record lives under it
+        else:
+            merges = [_merge_entry(m) for m in self.repo.merge_records(tenant, profile.profile_id)]
+            for pid in profile.absorbed:
+                member = others.get(pid)
+                if member is None or member.merge_count > 0:  # only those that absorbed others hold records
+                    merges += [_merge_entry(m) for m in self.repo.merge_records(tenant, pid)]
+        merges.sort(key=lambda m: (m["merged_at"] or "", m["merge_id"] or ""), reverse=True)
         return {
             "profile_id": profile.profile_id,
             "requested_id": profile_id,
@@ -461,6 +471,13 @@ def _split(
     returning = {restored.profile_id, *restored.absorbed}
     after.absorbed = [p for p in after.absorbed if p not in returning]
     after.merge_count = max(0, after.merge_count - 1 - restored.merge_count)
+    # the restored profile takes its own merge records back out of the survivor's view (the undone
+    # record stays under the survivor, and in its view)
+    if after.merge_log is not None and restored.merge_log is not None:
+        theirs = set(restored.merge_log)
+        after.merge_log = [e for e in after.merge_log if e not in theirs]
+    else:
+        after.merge_log = None
     own_events: list[dict[str, Any]] | None = None
     for name, value in restored.traits.items():
         strategy = rules.strategy(name)

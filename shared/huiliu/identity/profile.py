@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from huiliu.identity.rules import IdentityRules, TraitStrategy
@@ -122,8 +122,44 @@ class Profile:
     # identifier key -> erased_at of an identifier this profile claimed after it had been erased (an
     # old event carrying it, stamped before that, must still not count; known-person path)
     erased_ids: dict[str, str] = field(default_factory=dict)
+    # Where the merge records of this person's 360 view are: ``owner id:merge id`` for every record
+    # under this profile and under every profile it absorbed (the admin view reads them in one
+    # BatchGetItem with the absorbed profiles). None: not known (a profile with merges written
+    # before this was kept) — the view queries them instead.
+    merge_log: list[str] | None = field(default_factory=list)
 
     # -- (de)serialisation ---------------------------------------------------------------------
+    def to_item(self) -> dict[str, Any]:
+        """The stored form: :meth:`to_dict` with the two parts that grow compacted (the profile item
+        is written on every event and billed per started KB; docs/identity.md, "Profile size").
+
+        * survivorship stamps grouped by stamp (``tm``: ``[[time, message id, name, ...], ...]``) —
+          the traits of one event share one stamp, written once instead of once per trait;
+        * ``computed.events`` as ``computed.ev`` ``{name: [count, last_at]}`` with ``last_at`` in
+          epoch microseconds (``iso`` gives it back exactly; a time it would not give back stays text).
+
+        :meth:`from_dict` reads both forms (items written before are read as they are).
+        """
+        data = self.to_dict()
+        for empty in ("tags", "consent", "absorbed", "merge_count"):
+            if not data[empty]:
+                del data[empty]  # from_dict's defaults
+        grouped = _group_stamps(self.trait_meta)
+        if grouped is not None:
+            del data["trait_meta"]
+            if grouped:
+                data["tm"] = grouped
+        events = self.computed.get("events")
+        if isinstance(events, dict):
+            computed = dict(self.computed)
+            del computed["events"]
+            computed["ev"] = {
+                name: [entry.get("count", 0), _pack_time(entry.get("last_at"))]
+                for name, entry in events.items()
+            }
+            data["computed"] = computed
+        return data
+
     def to_dict(self) -> dict[str, Any]:
         data = {
             "profile_id": self.profile_id,
@@ -150,6 +186,8 @@ class Profile:
             data["recent_since"] = self.recent_since
         if self.erased_ids:
             data["erased_ids"] = self.erased_ids
+        if self.merge_log:
+            data["merge_log"] = self.merge_log
         return data
 
     @classmethod
@@ -161,10 +199,10 @@ class Profile:
             updated_at=data.get("updated_at"),
             identifiers=[Identifier(type=i["type"], value=i["value"]) for i in data.get("identifiers", [])],
             traits=dict(data.get("traits") or {}),
-            trait_meta={k: list(v) for k, v in (data.get("trait_meta") or {}).items()},
+            trait_meta=_ungroup_stamps(data.get("tm"), data.get("trait_meta")),
             tags=list(data.get("tags") or []),
             consent=dict(data.get("consent") or {}),
-            computed=dict(data.get("computed") or {}),
+            computed=_unpack_computed(data.get("computed")),
             absorbed=list(data.get("absorbed") or []),
             keep_apart=list(data.get("keep_apart") or []),
             merged_into=data.get("merged_into"),
@@ -173,6 +211,7 @@ class Profile:
             recent=str(data.get("recent") or "").split(),
             recent_since=data.get("recent_since"),
             erased_ids=dict(data.get("erased_ids") or {}),
+            merge_log=_merge_log(data),
         )
 
     def copy(self) -> Profile:
@@ -196,6 +235,7 @@ class Profile:
             recent=list(self.recent),
             recent_since=self.recent_since,
             erased_ids=dict(self.erased_ids),
+            merge_log=None if self.merge_log is None else list(self.merge_log),
         )
 
     # -- applied events ---------------------------------------------------------------------------
@@ -305,6 +345,72 @@ class Profile:
             return False
         self.consent[channel] = {"granted": bool(granted), "at": at}
         return not held or held.get("granted") != bool(granted)
+
+
+def _merge_log(data: dict[str, Any]) -> list[str] | None:
+    """A stored ``merge_log``; absent, it is empty for a profile that never absorbed anyone (records
+    live under a survivor: one that absorbed someone lists it in ``absorbed``, one whose merges were
+    all undone lists the other in ``keep_apart``), else unknown."""
+    log = data.get("merge_log")
+    if isinstance(log, list):
+        return [str(e) for e in log]
+    return None if data.get("absorbed") or data.get("keep_apart") else []
+
+
+def _group_stamps(meta: dict[str, list[str]]) -> list[list[str]] | None:
+    """``{name: [time, message id]}`` as ``[[time, message id, name, ...], ...]``; None if a stamp
+    is not a pair of strings (then the map is stored as it is)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, stamp in meta.items():
+        pair = isinstance(stamp, list | tuple) and len(stamp) == 2
+        if not (pair and all(isinstance(x, str) for x in stamp)):
+            return None
+        groups.setdefault((stamp[0], stamp[1]), []).append(name)
+    return [[when, msg, *names] for (when, msg), names in groups.items()]
+
+
+def _ungroup_stamps(grouped: Any, meta: Any) -> dict[str, list[str]]:
+    out = {k: list(v) for k, v in (meta or {}).items()}
+    for group in grouped or []:
+        when, msg, *names = (str(x) for x in group)
+        for name in names:
+            out[name] = [when, msg]
+    return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _pack_time(value: Any) -> Any:
+    """An ``iso`` time as epoch microseconds when that gives it back exactly, else as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        return value
+    delta = parsed - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return micros if _unpack_time(micros) == value else value
+
+
+def _unpack_time(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return iso(_EPOCH + timedelta(microseconds=int(value)))
+
+
+def _unpack_computed(stored: Any) -> dict[str, Any]:
+    computed = dict(stored or {})
+    packed = computed.pop("ev", None)
+    if isinstance(packed, dict):
+        computed["events"] = {
+            name: {"count": int(entry[0]), "last_at": _unpack_time(entry[1])}
+            for name, entry in packed.items()
+        }
+    return computed
 
 
 @dataclass

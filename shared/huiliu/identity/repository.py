@@ -173,11 +173,14 @@ class IdentityRepository(DynamoRepository):
         marker: tuple[str, str] | None = None,
         orders: Sequence[tuple[str, str]] = (),
         check_erased: Sequence[Identifier] | None = None,
+        consistent: bool = True,
     ) -> Snapshot:
         """One BatchGetItem: claims, erased hashes, candidate profiles, marker, order markers.
 
         ``check_erased`` limits the erased-hash lookups (default, and the event path: every
-        identifier, so the result never depends on a warm cache).
+        identifier, so the result never depends on a warm cache). ``consistent=False`` halves the
+        read units: the event path's first attempt, whose every write is conditioned on what it
+        read (a stale read loses the condition and the retry reads consistently).
         """
         keys: list[tuple[str, str]] = []
         by_claim = {claim_pk(tenant, i): i for i in identifiers}
@@ -191,7 +194,7 @@ class IdentityRepository(DynamoRepository):
             keys.append((marker_pk(tenant, *marker), MARKER_SK))
         keys += [order_key(tenant, oid, kind) for oid, kind in orders]
         snap = Snapshot(missing_profiles=set(wanted))
-        for item in self.batch_get(keys):
+        for item in self.batch_get(keys, consistent=consistent):
             pk, sk = item["pk"], item["sk"]
             if sk == CLAIM_SK and pk in by_claim:
                 snap.claims[by_claim[pk]] = item["profile_id"]
@@ -223,11 +226,29 @@ class IdentityRepository(DynamoRepository):
         items = self.batch_get([(profile_pk(tenant, p), PROFILE_SK) for p in ids], consistent=consistent)
         return {i["profile_id"]: Profile.from_dict(i) for i in items}
 
+    def load_view_parts(
+        self, tenant: str, absorbed: Sequence[str], merge_log: Sequence[str]
+    ) -> tuple[dict[str, Profile], list[dict[str, Any]]]:
+        """The absorbed profiles and the merge records ``owner:merge id`` of a 360 view, in one
+        BatchGetItem (eventually consistent, like the rest of the view)."""
+        keys = [(profile_pk(tenant, p), PROFILE_SK) for p in absorbed]
+        for entry in merge_log:
+            owner, _, merge_id = entry.partition(":")
+            keys.append((profile_pk(tenant, owner), f"{MERGE_PREFIX}{merge_id}"))
+        profiles: dict[str, Profile] = {}
+        records: list[dict[str, Any]] = []
+        for item in self.batch_get(keys, consistent=False) if keys else []:
+            if item["sk"] == PROFILE_SK:
+                profiles[item["profile_id"]] = Profile.from_dict(item)
+            else:
+                records.append(item)
+        return profiles, records
+
     def commit(self, tenant: str, writes: WriteSet) -> None:
         """All of ``writes`` in one TransactWriteItems; ConditionFailed if any race was lost."""
         ops: list[dict[str, Any]] = []
         for profile, expected in writes.profiles:
-            item = {"pk": profile_pk(tenant, profile.profile_id), "sk": PROFILE_SK, **profile.to_dict()}
+            item = {"pk": profile_pk(tenant, profile.profile_id), "sk": PROFILE_SK, **profile.to_item()}
             if not profile.merged_into:
                 item["gsi2pk"] = profile_index_pk(tenant, profile_shard(profile.profile_id))
                 item["gsi2sk"] = profile.profile_id

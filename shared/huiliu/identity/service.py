@@ -296,6 +296,10 @@ class IdentityService:
                 profile_ids=candidates,
                 marker=(event.source.connector, event.message_id),
                 orders=order_keys,
+                # eventually consistent on the first attempt: every write below is conditioned on
+                # what was read (claims on their owner, profiles on their version, markers on
+                # absence), so a stale read only costs a retry, which reads consistently
+                consistent=attempt > 1,
             )
         if snap.marker is not None:
             return self._duplicate(tenant, snap, identifiers)
@@ -311,7 +315,7 @@ class IdentityService:
             while owner is not None:
                 if owner not in profiles:
                     missing = {o for o in [owner, *snap.claims.values()] if o not in profiles}
-                    profiles.update(repo.load_profiles(tenant, missing))
+                    profiles.update(repo.load_profiles(tenant, missing, consistent=attempt > 1))
                 found = profiles.get(owner)
                 if found is None:
                     owner = None  # claim of a profile that no longer exists: claim it afresh
@@ -372,13 +376,18 @@ class IdentityService:
                     "connector": event.source.connector,
                     "correlation_id": event.correlation_id,
                     "linking_identifiers": [{"type": i.type, "value": i.value} for i in linking],
-                    "survivor_before": survivor.copy().to_dict(),
-                    "absorbed_before": loser.copy().to_dict(),
+                    "survivor_before": survivor.copy().to_item(),
+                    "absorbed_before": loser.copy().to_item(),
                     "merged_at": now,
                     "status": "active",
                 }
             )
+            log = survivor.merge_log
             merge_profiles(survivor, loser, rules)
+            if log is not None and loser.merge_log is not None:
+                survivor.merge_log = [*log, f"{survivor.profile_id}:{merge_id}", *loser.merge_log]
+            else:
+                survivor.merge_log = None  # one side's records are not listed: the view queries
             tomb = loser.copy()
             tomb.merged_into = survivor.profile_id
             tomb.version = loser.version + 1

@@ -351,8 +351,10 @@ class IngestPipeline:
                 continue
             by_key[event.dedupe_key] = event
         keys = list(by_key)
+        done: list[str] = []
+        busy: list[str] = []
         if force:
-            new_keys, done, busy = keys, [], []
+            new_keys = keys
         else:
             claim = self.dedupe.claim(keys, now) if keys else None
             new_keys = claim.new if claim else []

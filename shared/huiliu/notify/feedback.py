@@ -6,6 +6,11 @@
   "Email Opened", "Email Link Clicked", "Email Bounced", "Email Complained" — published as
   ``event.ingested`` from ``huiliu.feedback``, so identity folds them into the profile like any other
   event and segments / journey goals can use them.
+- Each kind also becomes a typed contract on the bus, once per send: ``notification.delivered``,
+  ``.opened``, ``.clicked``, ``.bounced``, ``.complained`` (huiliu.contracts), keyed by the send's
+  idempotency key and carrying its journey, step and channel from the send log (reports count the
+  funnel from them). A conditional write on the send's log entry (``fb_<kind>``) makes a second
+  open, a second click or SES repeating an event add nothing.
 - An unsubscribe stops marketing on the channel at once (``optout`` on notify's contact) and goes
   to identity as an identify event with ``context.consent = {channel: false}``; identity's next
   ``profile.changed`` then carries the withdrawn consent.
@@ -18,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from huiliu.bus import OutgoingEvent
-from huiliu.contracts import derive_event_id
+from huiliu.contracts import FEEDBACK_CONTRACTS, Channel, Purpose, derive_event_id
 from huiliu.models import CanonicalEvent, EventType, Source, build_identifiers
 from huiliu.notify.channels.email import untag_value
 from huiliu.notify.repository import MessagesRepository
@@ -88,7 +93,7 @@ class FeedbackService:
                 self.repo.suppress(tenant, "email", address, "complaint", at)
         elif kind == "Click":
             properties["link"] = (detail.get("click") or {}).get("link")
-        out = []
+        out = self._contract(envelope, kind, tenant, profile_id, key, at, properties)
         for n, address in enumerate(recipients):
             event = CanonicalEvent(
                 tenant_id=tenant,
@@ -104,6 +109,47 @@ class FeedbackService:
             )
             out.append(OutgoingEvent(SOURCE, "event.ingested", event.model_dump(mode="json")))
         return out
+
+    def _contract(
+        self,
+        envelope: dict[str, Any],
+        kind: str,
+        tenant: str,
+        profile_id: str | None,
+        key: str | None,
+        at: str,
+        properties: dict[str, Any],
+    ) -> list[OutgoingEvent]:
+        """The send's ``notification.<kind>``, the first time this kind is seen for it."""
+        if not profile_id or not key:
+            return []  # not a Huiliu send we can key (a tag over SES's 256 characters was left out)
+        token = str(envelope.get("id") or derive_event_id(properties["ses_message_id"], kind, at))
+        record = self.repo.mark_feedback(tenant, profile_id, key, kind, token)
+        if record is None:
+            return []  # seen before (a second open, a repeated event) or a send we never logged
+        contract = FEEDBACK_CONTRACTS[kind]
+        return [
+            contract(
+                event_id=derive_event_id(tenant, key, contract.DETAIL_TYPE),
+                tenant_id=tenant,
+                occurred_at=self.now().isoformat(),
+                idempotency_key=key,
+                profile_id=profile_id,
+                channel=Channel(record.channel),
+                template_id=record.template_id,
+                purpose=Purpose(record.purpose),
+                journey_id=record.journey_id,
+                enrollment_id=record.enrollment_id,
+                step_id=record.step_id,
+                provider=record.provider,
+                provider_id=record.provider_id,
+                provider_event_at=at,
+                link=properties.get("link"),
+                bounce_type=properties.get("bounce_type"),
+                bounce_subtype=properties.get("bounce_subtype"),
+                feedback_type=properties.get("feedback_type"),
+            ).outgoing()
+        ]
 
     def unsubscribe(self, claim: UnsubscribeClaim) -> list[OutgoingEvent]:
         """Marketing on the channel stops now; identity hears it as withdrawn consent."""

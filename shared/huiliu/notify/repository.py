@@ -236,6 +236,30 @@ class MessagesRepository(DynamoRepository):
             return False
         return True
 
+    def mark_feedback(
+        self, tenant: str, profile_id: str, key: str, kind: str, token: str
+    ) -> SendRecord | None:
+        """Note provider feedback ``kind`` (Delivery, Open, ...) on a send's log entry, once.
+
+        One conditional UpdateItem: the first event of a kind stores its ``token`` (the provider
+        event's id) and returns the send record; the same event again (a redelivery of our own
+        attempt) returns it again; another event of the same kind (a second open) or a send not in
+        the log returns None.
+        """
+        try:
+            new = self.update(
+                profile_pk(tenant, profile_id),
+                f"MSG#{key}",
+                "SET #fb = :token",
+                condition="attribute_exists(pk) AND (attribute_not_exists(#fb) OR #fb = :token)",
+                names={"#fb": f"fb_{kind.lower()}"},
+                values={":token": token},
+                return_values="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return _record(new)
+
     # ------------------------------------------------------------------ suppression, consent
     def suppress(self, tenant: str, channel: str, address: str, reason: str, at: str) -> None:
         self.put(

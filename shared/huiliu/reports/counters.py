@@ -4,7 +4,7 @@ Counter items (ReportsTable, one partition per tenant: ``pk = T#{tenant}``):
 
 =============================================  ===============================================
 ``FUNNEL#{journey}#{channel}``                 requested, sent, delivered, opened, clicked,
-                                               converted, suppressed, failed
+                                               converted, suppressed, failed, bounced, complained
 ``SEG#{segment}``                              size (entered - exited), entered, exited
 ``SEGDAY#{segment}#{YYYY-MM-DD}``              size at the day's last change (a time series)
 ``MONTH#{YYYY-MM}``                            orders, revenue, customers, new_customers,
@@ -36,10 +36,13 @@ FUNNEL_STEPS = {
     "notification.clicked": "clicked",
     "notification.suppressed": "suppressed",
     "notification.failed": "failed",
+    "notification.bounced": "bounced",
+    "notification.complained": "complained",
     "journey.converted": "converted",
     "journey.goal_reached": "converted",
 }
 FUNNEL_ORDER = ("requested", "sent", "delivered", "opened", "clicked", "converted")
+FUNNEL_SIDE = ("suppressed", "failed", "bounced", "complained")
 DETAIL_TYPES = (*FUNNEL_STEPS, "event.ingested", "profile.changed", "segment.entered", "segment.exited")
 
 
@@ -69,14 +72,23 @@ class OrderSeen:
 
 @dataclass
 class Increments:
-    """Counter additions of a batch, merged per item: ``adds[(tenant, sk)][field] += n``."""
+    """Counter additions of a batch, merged per item: ``adds[(tenant, sk)][field] += n``.
+
+    ``sources[(tenant, sk)]`` holds the positions (in the batch) of the events that added to the
+    item: every event adds to exactly **one** counter item (a funnel row, a day's ingestion, a
+    segment, a month), so when an item's write fails, exactly its events are retried.
+    """
 
     adds: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     sets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     orders: list[OrderSeen] = field(default_factory=list)
+    sources: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    position: int = -1  # the event being counted
 
     def add(self, tenant: str, sk: str, name: str, by: float = 1) -> None:
         self.adds.setdefault((tenant, sk), Counter())[name] += by  # type: ignore[assignment]
+        if self.position >= 0:
+            self.sources.setdefault((tenant, sk), set()).add(self.position)
 
 
 def count(detail_type: str, detail: dict[str, Any], into: Increments) -> None:

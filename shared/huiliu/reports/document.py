@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from huiliu.reports.counters import FUNNEL_ORDER, previous_month, rate
+from huiliu.reports.counters import FUNNEL_ORDER, FUNNEL_SIDE, previous_month, rate
 
 
 class FunnelRow(BaseModel):
@@ -62,7 +62,7 @@ def build(tenant: str, items: list[dict[str, Any]]) -> ReportDocument:
         kind, _, rest = sk.partition("#")
         if kind == "FUNNEL":
             journey, _, channel = rest.rpartition("#")
-            counts = {step: _int(item.get(step)) for step in (*FUNNEL_ORDER, "suppressed", "failed")}
+            counts = {step: _int(item.get(step)) for step in (*FUNNEL_ORDER, *FUNNEL_SIDE)}
             rates: dict[str, float | None] = {}
             for before, after in pairwise(FUNNEL_ORDER):
                 rates[f"{after}_per_{before}"] = rate(counts[after], counts[before])

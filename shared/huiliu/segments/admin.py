@@ -3,9 +3,9 @@
 - ``apply``: validate a set of definitions (all of them, against the tenant's others: references,
   cycles) before writing any; save new versions in one transaction; start a backfill (identity's
   snapshot replay) for what changed. ``dry_run`` returns the diff and writes nothing.
-- ``list``/``show``/``delete``/``count``/``members``/``export``: counters and the membership items
-  (never a scan); ``preview``: an unsaved definition over a sample of kept profile states;
-  ``why``: which condition held or failed for one profile, with the values seen.
+- ``list``/``show``/``delete``/``count``/``members``/``export``: read the tenant index, which carries
+  every profile's memberships (never a table scan); ``preview``: an unsaved definition over a sample
+  of kept profile states; ``why``: which condition held or failed for one profile, with the values seen.
 """
 
 from __future__ import annotations
@@ -169,13 +169,14 @@ class SegmentsAdmin:
     # -- read side --------------------------------------------------------------------------------
     def list(self, tenant: str) -> dict[str, Any]:
         stored, _ = self._stored(tenant)
+        counts = self.store.counts(tenant) if stored else {}  # one pass over the tenant index
         return {
             "segments": [
                 {
                     "id": sid,
                     "name": item["definition"].get("name", sid),
                     "version": int(item["version"]),
-                    "count": self.store.count(tenant, sid),
+                    "count": counts.get(sid, 0),
                     "updated_at": item.get("updated_at"),
                 }
                 for sid, item in sorted(stored.items())

@@ -6,35 +6,40 @@
 | `T#{t}#SEG` | `MODELS` | the tenant's lifecycle thresholds and RFM breakpoints |
 | `T#{t}#SEG` | `GEN` | generation: bumped by every change of definitions or models |
 | `T#{t}#SEG` | `BACKFILL#{replay id}` | backfill progress: segment, status, profiles, entered |
-| `T#{t}#SEG` | `RFMHIST#{shard}` | RFM histograms: {bucket: count} for recency day, orders, revenue |
-| `T#{t}#P#{profile}` | `STATE` | the profile's state (engine.ProfileState); `due_shard`/`due_at`: a |
-|  |  | change by time is due; `tenant_shard` (the per-tenant index) |
-| `T#{t}#S#{segment}` | `M#{profile}` | a membership: segment_version, profile_version, entered_at |
-| `T#{t}#S#{segment}` | `COUNT#{shard}` | member counter shard (`n`), so a count never scans |
+| `T#{t}#P#{profile}` | `STATE` | the profile's state (engine.ProfileState) with ALL its memberships; |
+|  |  | `due_shard`/`due_at`: a change by time is due; `tenant_shard`/`tenant_sk` |
 
-The ``due`` GSI (``due_shard`` = ``DUE#{00..15}``, ``due_at`` = ISO time, keys only) is what the
-sweep queries; it spans tenants, so one tick reads 16 partitions whatever the tenant count.
+One item per profile holds everything the stage decides on, so a profile event costs one
+conditional write at most (``wv``, the state's write counter) and never a transaction. Two global
+secondary indexes, both maintained by DynamoDB atomically with that write:
+
+- ``due`` (``due_shard`` = ``DUE#{00..15}``, ``due_at`` = ISO time, keys only): what the sweep
+  queries; it spans tenants, so one tick reads 16 partitions whatever the tenant count.
+- ``tenant_members`` (``tenant_shard`` = ``T#{t}#{0..7}``, ``tenant_sk`` = profile id; projects
+  ``members``, ``since`` and ``rfm`` only): member lists, exports and counts read it (no table scan,
+  a few hundred bytes per profile of the tenant), and so does the RFM recomputation. Its entry is
+  rewritten only when a membership or a buyer's RFM cell changes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from huiliu.errors import ConditionFailed
 from huiliu.segments.engine import ProfileState
-from huiliu.storage.dynamo import CallStats, DynamoRepository
+from huiliu.storage.dynamo import CallStats, DynamoRepository, serialize
 
 DUE_SHARDS = 16
-COUNTER_SHARDS = 4
-HISTOGRAM_SHARDS = 8
 STATE_SK = "STATE"
 DUE_INDEX = "due"
-TENANT_INDEX = "tenant"
+TENANT_INDEX = "tenant_members"
 TENANT_SHARDS = 8
+# what the tenant index carries besides its keys (template.yaml: NonKeyAttributes)
+TENANT_INDEX_ATTRIBUTES = ("members", "since", "rfm")
 
 
 def seg_pk(tenant: str) -> str:
@@ -45,10 +50,6 @@ def state_pk(tenant: str, profile_id: str) -> str:
     return f"T#{tenant}#P#{profile_id}"
 
 
-def members_pk(tenant: str, segment_id: str) -> str:
-    return f"T#{tenant}#S#{segment_id}"
-
-
 def _shard(text: str, shards: int) -> int:
     return int(hashlib.blake2b(text.encode(), digest_size=4).hexdigest(), 16) % shards
 
@@ -57,8 +58,8 @@ def due_shard(tenant: str, profile_id: str) -> str:
     return f"DUE#{_shard(f'{tenant}#{profile_id}', DUE_SHARDS):02d}"
 
 
-def counter_shard(profile_id: str) -> str:
-    return f"COUNT#{_shard(profile_id, COUNTER_SHARDS)}"
+def tenant_shard(tenant: str, profile_id: str) -> str:
+    return f"T#{tenant}#{_shard(profile_id, TENANT_SHARDS)}"
 
 
 def iso_of(posix: float) -> str:
@@ -67,13 +68,33 @@ def iso_of(posix: float) -> str:
 
 @dataclass
 class Commit:
-    """Everything one evaluation writes: the state (conditional), memberships and counters."""
+    """What one evaluation writes: the profile's state, conditional on its write counter."""
 
     state: ProfileState
     expected_wv: int | None  # the state's write counter when read (None: must not exist)
-    entered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (segment, item attrs)
-    exited: list[str] = field(default_factory=list)
     delete_state: bool = False
+
+
+def member_row(profile_id: str, segment_id: str, entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    """One member of a segment as listed/exported, from a tenant-index entry (None: not a member)."""
+    members = entry.get("members") or {}
+    if segment_id not in members:
+        return None
+    since = (entry.get("since") or {}).get(segment_id)
+    at, backfill = (since[0], bool(since[1])) if isinstance(since, list) else (since, False)
+    return {
+        "profile_id": profile_id,
+        "segment_version": int(members[segment_id]),
+        "entered_at": iso_of(int(at)) if at is not None else None,
+        "backfill": backfill,
+    }
+
+
+def add_rfm_cell(histogram: dict[str, int], cell: Sequence[Any] | None) -> None:
+    """Count one buyer's [orders, revenue, day] cell into an ``f_/m_/r_`` histogram."""
+    if cell:
+        for axis, value in zip(("f", "m", "r"), cell, strict=False):
+            histogram[f"{axis}_{value}"] = histogram.get(f"{axis}_{value}", 0) + 1
 
 
 class SegmentsStore(Protocol):
@@ -89,6 +110,7 @@ class SegmentsStore(Protocol):
     def commit(self, commit: Commit) -> None: ...
     def due_keys(self, shard: int, until_iso: str, limit: int) -> list[tuple[str, str]]: ...
     def count(self, tenant: str, segment_id: str) -> int: ...
+    def counts(self, tenant: str) -> dict[str, int]: ...
     def members(
         self, tenant: str, segment_id: str, *, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]: ...
@@ -96,16 +118,17 @@ class SegmentsStore(Protocol):
         self, tenant: str, *, limit: int, cursor: str | None
     ) -> tuple[list[ProfileState], str | None]: ...
     def put_progress(self, tenant: str, replay_id: str, attrs: dict[str, Any]) -> None: ...
-    def add_histogram(self, tenant: str, profile_id: str, delta: dict[str, int]) -> None: ...
     def load_histogram(self, tenant: str) -> dict[str, int]: ...
     def add_progress(self, tenant: str, replay_id: str, evaluated: int, entered: int) -> None: ...
     def progress(self, tenant: str) -> list[dict[str, Any]]: ...
 
 
 def _state_item(state: ProfileState, wv: int) -> dict[str, Any]:
-    item = {"pk": state_pk(state.tenant_id, state.profile_id), "sk": STATE_SK, "wv": wv, **state.to_item()}
-    # the per-tenant keys-only index (preview samples kept states without a scan); never changes
-    item["tenant_shard"] = f"T#{state.tenant_id}#{_shard(state.profile_id, TENANT_SHARDS)}"
+    item = {"pk": state_pk(state.tenant_id, state.profile_id), "sk": STATE_SK, "wv": wv}
+    # empty and null attributes are left out: an item's size (its name bytes too) is what a write costs
+    item.update({k: v for k, v in state.to_item().items() if v not in (None, {}, [])})
+    # the per-tenant index (members, counts, preview's sample, RFM); its keys never change
+    item["tenant_shard"] = tenant_shard(state.tenant_id, state.profile_id)
     item["tenant_sk"] = state.profile_id
     due = state.due
     if due is not None:
@@ -114,18 +137,35 @@ def _state_item(state: ProfileState, wv: int) -> dict[str, Any]:
     return item
 
 
-def _member_ops(commit: Commit) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    tenant, pid = commit.state.tenant_id, commit.state.profile_id
-    puts = [
-        {"pk": members_pk(tenant, sid), "sk": f"M#{pid}", "profile_id": pid, **attrs}
-        for sid, attrs in commit.entered
-    ]
-    deltas: dict[str, int] = {}
-    for sid, _ in commit.entered:
-        deltas[sid] = deltas.get(sid, 0) + 1
-    for sid in commit.exited:
-        deltas[sid] = deltas.get(sid, 0) - 1
-    return puts, deltas
+def _member_page(
+    entries: Iterable[tuple[int, str, Mapping[str, Any]]], segment_id: str, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to ``limit`` members from index entries ``(shard, profile id, entry)`` in index order; the
+    cursor names the last member returned (None: no more)."""
+    out: list[dict[str, Any]] = []
+    last_shard = 0
+    for shard, pid, entry in entries:
+        row = member_row(pid, segment_id, entry)
+        if row is None:
+            continue
+        if len(out) == limit:  # one more exists: the next page starts after the last one returned
+            return out, f"{last_shard}:{out[-1]['profile_id']}"
+        out.append(row)
+        last_shard = shard
+    return out, None
+
+
+def _profile_key(pk: str) -> tuple[str, str]:
+    """(tenant, profile id) of a state's partition key ``T#{t}#P#{profile}``."""
+    tenant, _, profile = pk.removeprefix("T#").rpartition("#P#")
+    return tenant, profile
+
+
+def _cursor(cursor: str | None) -> tuple[int, str | None]:
+    if not cursor:
+        return 0, None
+    head, _, tail = cursor.partition(":")
+    return int(head), tail or None
 
 
 class DynamoSegmentsStore(DynamoRepository):
@@ -173,52 +213,26 @@ class DynamoSegmentsStore(DynamoRepository):
 
     def get_states(self, tenant: str, profile_ids: Sequence[str]) -> dict[str, tuple[ProfileState, int]]:
         items = self.batch_get([(state_pk(tenant, pid), STATE_SK) for pid in profile_ids])
-        return {i["profile_id"]: (ProfileState.from_item(i), int(i.get("wv") or 0)) for i in items}
+        states = [(ProfileState.from_item(i), int(i.get("wv") or 0)) for i in items]
+        return {state.profile_id: (state, wv) for state, wv in states}
 
     def commit(self, commit: Commit) -> None:
+        """One conditional PutItem (or DeleteItem) of the state: the write counter guards the whole
+        evaluation, and both indexes follow the item (no membership items, no counters)."""
         state = commit.state
         pk = state_pk(state.tenant_id, state.profile_id)
-        wv = (commit.expected_wv or 0) + 1
         if commit.expected_wv is None:
             condition, values = "attribute_not_exists(pk)", None
         else:
             condition, values = "wv = :wv", {":wv": commit.expected_wv}
-        puts, deltas = _member_ops(commit)
-        if not puts and not commit.exited:
-            if commit.delete_state:
-                if commit.expected_wv is not None:
-                    self.delete(pk, STATE_SK)
-            else:
-                self.put(_state_item(state, wv), condition=condition, values=values)
-            return
-        ops: list[dict[str, Any]] = []
         if commit.delete_state:
             if commit.expected_wv is not None:
-                ops.append({"Delete": {"pk": pk, "sk": STATE_SK, "condition": condition, "values": values}})
-        else:
-            ops.append({"Put": {"item": _state_item(state, wv), "condition": condition, "values": values}})
-        ops += [{"Put": {"item": p}} for p in puts]
-        ops += [
-            {"Delete": {"pk": members_pk(state.tenant_id, sid), "sk": f"M#{state.profile_id}"}}
-            for sid in commit.exited
-        ]
-        shard = counter_shard(state.profile_id)
-        for sid, delta in sorted(deltas.items()):
-            if delta:
-                ops.append(
-                    {
-                        "Update": {
-                            "pk": members_pk(state.tenant_id, sid),
-                            "sk": shard,
-                            "expression": "ADD n :d",
-                            "values": {":d": delta},
-                        }
-                    }
+                key = {"Key": serialize({"pk": pk, "sk": STATE_SK})}
+                self._write(
+                    "DeleteItem", self.client.delete_item, key | self._conditions(condition, None, values)
                 )
-        # A transaction holds 100 items: the state goes with the first chunk (its condition guards
-        # the whole evaluation); the rare remainder follows (see docs/segments.md).
-        for start in range(0, len(ops), 100):
-            self.transact(ops[start : start + 100])
+            return
+        self.put(_state_item(state, (commit.expected_wv or 0) + 1), condition=condition, values=values)
 
     def due_keys(self, shard: int, until_iso: str, limit: int) -> list[tuple[str, str]]:
         page = self.query(
@@ -229,24 +243,52 @@ class DynamoSegmentsStore(DynamoRepository):
             sk_between=("0", until_iso),
             limit=limit,
         )
-        out = []
-        for item in page.items:
-            _, tenant, _, pid = item["pk"].split("#", 3)
-            out.append((tenant, pid))
+        return [_profile_key(item["pk"]) for item in page.items]
+
+    def _tenant_entries(
+        self, tenant: str, start_shard: int = 0, after: str | None = None
+    ) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """Every entry of the tenant index from ``(start_shard, after)`` on, shard by shard."""
+        for shard in range(start_shard, TENANT_SHARDS):
+            start = None
+            if after and shard == start_shard:
+                start = {
+                    "tenant_shard": f"T#{tenant}#{shard}",
+                    "tenant_sk": after,
+                    "pk": state_pk(tenant, after),
+                    "sk": STATE_SK,
+                }
+            while True:
+                page = self.query(
+                    f"T#{tenant}#{shard}",
+                    index=TENANT_INDEX,
+                    pk_name="tenant_shard",
+                    sk_name="tenant_sk",
+                    start_key=start,
+                )
+                for item in page.items:
+                    yield shard, item["tenant_sk"], item
+                if not page.next_key:
+                    break
+                start = page.next_key
+
+    def counts(self, tenant: str) -> dict[str, int]:
+        """Members of every segment of the tenant, in one pass over its index: no scan, no counter to
+        keep exact on every transition; ~200 bytes a profile, so ~25 read units per 1,000 profiles."""
+        out: dict[str, int] = {}
+        for _shard_no, _pid, entry in self._tenant_entries(tenant):
+            for sid in entry.get("members") or {}:
+                out[sid] = out.get(sid, 0) + 1
         return out
 
     def count(self, tenant: str, segment_id: str) -> int:
-        keys = [(members_pk(tenant, segment_id), f"COUNT#{i}") for i in range(COUNTER_SHARDS)]
-        return sum(int(i.get("n") or 0) for i in self.batch_get(keys, consistent=False))
+        return self.counts(tenant).get(segment_id, 0)
 
     def members(
         self, tenant: str, segment_id: str, *, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        start = {"pk": members_pk(tenant, segment_id), "sk": f"M#{cursor}"} if cursor else None
-        page = self.query(members_pk(tenant, segment_id), sk_prefix="M#", limit=limit, start_key=start)
-        items = [{k: v for k, v in i.items() if k not in ("pk", "sk")} for i in page.items]
-        next_cursor = page.next_key["sk"].removeprefix("M#") if page.next_key else None
-        return items, next_cursor
+        shard, after = _cursor(cursor)
+        return _member_page(self._tenant_entries(tenant, shard, after), segment_id, limit)
 
     def states_page(
         self, tenant: str, *, limit: int, cursor: str | None
@@ -304,26 +346,12 @@ class DynamoSegmentsStore(DynamoRepository):
             for i in self.query_all(seg_pk(tenant), sk_prefix="BACKFILL#")
         ]
 
-    def add_histogram(self, tenant: str, profile_id: str, delta: dict[str, int]) -> None:
-        """One UpdateItem moving a profile between histogram cells (approximate by design: a lost
-        update shifts a quantile by one profile)."""
-        names = {f"#h{i}": k for i, k in enumerate(delta)}
-        values = {f":h{i}": v for i, v in enumerate(delta.values())}
-        expression = "ADD " + ", ".join(f"#h{i} :h{i}" for i in range(len(delta)))
-        self.update(seg_pk(tenant), histogram_sk(profile_id), expression, names=names, values=values)
-
     def load_histogram(self, tenant: str) -> dict[str, int]:
-        keys = [(seg_pk(tenant), f"RFMHIST#{i}") for i in range(HISTOGRAM_SHARDS)]
+        """The tenant's buyers' RFM cells, summed from its index (read daily by the sweep)."""
         total: dict[str, int] = {}
-        for item in self.batch_get(keys, consistent=False):
-            for name, value in item.items():
-                if name[:2] in ("f_", "m_", "r_"):
-                    total[name] = total.get(name, 0) + int(value)
+        for _shard_no, _pid, entry in self._tenant_entries(tenant):
+            add_rfm_cell(total, entry.get("rfm"))
         return total
-
-
-def histogram_sk(profile_id: str) -> str:
-    return f"RFMHIST#{_shard(profile_id, HISTOGRAM_SHARDS)}"
 
 
 class MemorySegmentsStore:
@@ -393,48 +421,52 @@ class MemorySegmentsStore:
             commit.expected_wv is not None and (held is None or held.get("wv") != commit.expected_wv)
         ):
             raise ConditionFailed("state changed meanwhile")
-        puts, deltas = _member_ops(commit)
-        self.stats.record("TransactWriteItems" if puts or commit.exited else "PutItem", "write")
         if commit.delete_state:
+            self.stats.record("DeleteItem", "write")
             self.items.pop(key, None)
         else:
+            self.stats.record("PutItem", "write")
             self.items[key] = _copy(_state_item(state, (commit.expected_wv or 0) + 1))
-        for put in puts:
-            self.items[(put["pk"], put["sk"])] = _copy(put)
-        for sid in commit.exited:
-            self.items.pop((members_pk(state.tenant_id, sid), f"M#{state.profile_id}"), None)
-        shard = counter_shard(state.profile_id)
-        for sid, delta in deltas.items():
-            counter = self.items.setdefault((members_pk(state.tenant_id, sid), shard), {"n": 0})
-            counter["n"] += delta
 
     def due_keys(self, shard: int, until_iso: str, limit: int) -> list[tuple[str, str]]:
         self.stats.record("Query", "read")
         name = f"DUE#{shard:02d}"
         due = sorted(
-            (item["due_at"], item["tenant_id"], item["profile_id"])
+            (item["due_at"], item["pk"])
             for item in self.items.values()
             if item.get("due_shard") == name and item["due_at"] <= until_iso
         )
-        return [(t, p) for _, t, p in due[:limit]]
+        return [_profile_key(pk) for _, pk in due[:limit]]
+
+    def _tenant_entries(
+        self, tenant: str, start_shard: int = 0, after: str | None = None
+    ) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        self.stats.record("Query", "read")
+        entries = sorted(
+            (int(item["tenant_shard"].rsplit("#", 1)[1]), item["tenant_sk"], item)
+            for item in self.items.values()
+            if item.get("tenant_shard", "").startswith(f"T#{tenant}#")
+        )
+        for shard, pid, item in entries:
+            if shard < start_shard or (shard == start_shard and after and pid <= after):
+                continue
+            yield shard, pid, {k: _copy(item[k]) for k in TENANT_INDEX_ATTRIBUTES if k in item}
+
+    def counts(self, tenant: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for _shard_no, _pid, entry in self._tenant_entries(tenant):
+            for sid in entry.get("members") or {}:
+                out[sid] = out.get(sid, 0) + 1
+        return out
 
     def count(self, tenant: str, segment_id: str) -> int:
-        self.stats.record("BatchGetItem", "read")
-        pk = members_pk(tenant, segment_id)
-        return sum(int(self.items.get((pk, f"COUNT#{i}"), {}).get("n", 0)) for i in range(COUNTER_SHARDS))
+        return self.counts(tenant).get(segment_id, 0)
 
     def members(
         self, tenant: str, segment_id: str, *, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        self.stats.record("Query", "read")
-        pk = members_pk(tenant, segment_id)
-        keys = sorted(
-            s for (p, s) in self.items if p == pk and s.startswith("M#") and (not cursor or s > f"M#{cursor}")
-        )
-        page = keys[:limit]
-        items = [{k: v for k, v in self.items[(pk, s)].items() if k not in ("pk", "sk")} for s in page]
-        more = len(keys) > limit
-        return items, (page[-1].removeprefix("M#") if more else None)
+        shard, after = _cursor(cursor)
+        return _member_page(self._tenant_entries(tenant, shard, after), segment_id, limit)
 
     def states_page(
         self, tenant: str, *, limit: int, cursor: str | None
@@ -461,18 +493,10 @@ class MemorySegmentsStore:
         pk = seg_pk(tenant)
         return [_copy(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith("BACKFILL#")]
 
-    def add_histogram(self, tenant: str, profile_id: str, delta: dict[str, int]) -> None:
-        self.stats.record("UpdateItem", "write")
-        item = self.items.setdefault((seg_pk(tenant), histogram_sk(profile_id)), {})
-        for name, value in delta.items():
-            item[name] = item.get(name, 0) + value
-
     def load_histogram(self, tenant: str) -> dict[str, int]:
-        self.stats.record("BatchGetItem", "read")
         total: dict[str, int] = {}
-        for i in range(HISTOGRAM_SHARDS):
-            for name, value in self.items.get((seg_pk(tenant), f"RFMHIST#{i}"), {}).items():
-                total[name] = total.get(name, 0) + int(value)
+        for _shard_no, _pid, entry in self._tenant_entries(tenant):
+            add_rfm_cell(total, entry.get("rfm"))
         return total
 
     def states(self) -> Iterable[dict[str, Any]]:

@@ -3,8 +3,9 @@
 ``SegmentsService.handle`` (queue: ``profile.changed|merged|unmerged|erased``,
 ``profiles.replay_completed``) and ``SegmentsService.tick`` (the sweep schedule). Per event it makes
 one BatchGetItem (the profile's state, plus absorbed profiles' states on a merge) and writes only
-when something segments keep changed: a PutItem of the state, or one TransactWriteItems with the
-membership items and counters when a membership changes. No AWS call lives here: the store does it.
+when something segments keep changed: one conditional PutItem of the state, which holds all the
+profile's memberships (lists and counts read them through the tenant index). No transaction, no
+membership item, no counter. No AWS call lives here: the store does it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from huiliu.contracts import (
     derive_event_id,
 )
 from huiliu.errors import ConditionFailed
-from huiliu.segments.builtin import TenantModels, epoch, rfm_from_histograms, rfm_histogram_delta
+from huiliu.segments.builtin import TenantModels, epoch, rfm_buckets, rfm_from_histograms
 from huiliu.segments.engine import (
     ProfileState,
     StoredSegment,
     TenantPlan,
+    changes_nothing_kept,
     evaluate,
     log_occurrence,
     merge_logs,
@@ -61,6 +63,7 @@ class Metrics:
     evaluated: int = 0
     writes: int = 0
     dropped_stale: int = 0
+    skipped: int = 0  # profile.changed decided without a read (nothing kept changed)
     swept: int = 0
 
 
@@ -181,6 +184,9 @@ class SegmentsService:
         plan = self.plan(tenant)
         if not plan.segments:
             return []  # a tenant without segments costs nothing here (a backfill follows the first one)
+        if changes_nothing_kept(plan, ev):
+            self.metrics.skipped += 1
+            return []  # most browsing: no DynamoDB call at all
         now = self.clock.now().timestamp()
         absorbed_ids = [a for a in ev.merged_from if a != pid]
         loaded = self.store.get_states(tenant, [pid, *absorbed_ids])
@@ -232,6 +238,8 @@ class SegmentsService:
         evaluated = result.evaluated if result else 0
         self.metrics.evaluated += evaluated
         out = self._transitions(state, result, ev, "conditions") if result else []
+        _stamp(state, out, now)
+        _keep_rfm(plan, state)
         if held is not None and not fresh and _comparable(state) == _comparable(held):
             return out  # nothing segments keep changed: no write
         state.last_event_id = ev.event_id
@@ -239,33 +247,11 @@ class SegmentsService:
         state.outbox = [
             ["+" if isinstance(e, SegmentEntered) else "-", e.segment_id, e.segment_version] for e in out
         ]
-        self.store.commit(
-            Commit(
-                state,
-                wv,
-                entered=[
-                    (e.segment_id, self._member_attrs(e, now)) for e in out if isinstance(e, SegmentEntered)
-                ],
-                exited=[e.segment_id for e in out if isinstance(e, SegmentExited)],
-            )
-        )
+        self.store.commit(Commit(state, wv))  # one conditional PutItem, whatever changed
         self.metrics.writes += 1
-        if plan.uses_rfm and not stale:
-            before = held.snapshot.get("computed") if held is not None and not fresh else None
-            delta = rfm_histogram_delta(before, state.snapshot.get("computed"))
-            if delta:
-                self.store.add_histogram(tenant, pid, delta)
         for other in folded:
             out = [*out, *self._end_state(other, "merge", ev, tombstone=None)]
         return out
-
-    def _member_attrs(self, event: SegmentEntered, now: float) -> dict[str, Any]:
-        return {
-            "segment_version": event.segment_version,
-            "profile_version": event.profile_version,
-            "entered_at": _now_iso(now),
-            "backfill": event.backfill,
-        }
 
     def _transitions(self, state: ProfileState, result: Any, ev: BusEvent, reason: str) -> list[BusEvent]:
         if result is None:
@@ -357,15 +343,11 @@ class SegmentsService:
             for sid, version in sorted(held.members.items())
         ]
         state = held.copy()
-        exited = list(state.members)
-        state.members, state.due = {}, None
-        if held.merged_into is None:  # a tombstone left the histograms when it was merged
-            delta = rfm_histogram_delta(held.snapshot.get("computed"), None)
-            if delta and self.plan(held.tenant_id).uses_rfm:
-                self.store.add_histogram(held.tenant_id, held.profile_id, delta)
+        # a tombstone keeps its log (the survivor folds it in) and leaves every count and histogram
+        state.members, state.since, state.rfm, state.due = {}, {}, None, None
         if tombstone is not None:
             state.merged_into = tombstone
-        self.store.commit(Commit(state, wv, exited=exited, delete_state=tombstone is None))
+        self.store.commit(Commit(state, wv, delete_state=tombstone is None))
         self.metrics.writes += 1
         return out
 
@@ -433,18 +415,11 @@ class SegmentsService:
         out = self._transitions(state, result, tick_event, "time")
         if out and self.sweep_publisher is not None:
             self.sweep_publisher.publish([e.outgoing() for e in out])
+        _stamp(state, out, now)
+        _keep_rfm(plan, state)
         state.outbox = []
         state.last_event_id = tick_event.event_id
-        self.store.commit(
-            Commit(
-                state,
-                wv,
-                entered=[
-                    (e.segment_id, self._member_attrs(e, now)) for e in out if isinstance(e, SegmentEntered)
-                ],
-                exited=[e.segment_id for e in out if isinstance(e, SegmentExited)],
-            )
-        )
+        self.store.commit(Commit(state, wv))
         self.metrics.writes += 1
         return out if self.sweep_publisher is None else []
 
@@ -482,6 +457,24 @@ class SegmentsService:
         from huiliu.segments.admin import request_backfill
 
         return [request_backfill(self.store, tenant, [f"rfm@{stamp}"], stamp)]
+
+
+def _stamp(state: ProfileState, out: Sequence[BusEvent], now: float) -> None:
+    """When each membership began (listed and exported with the members), from its transitions."""
+    for e in out:
+        if isinstance(e, SegmentEntered):
+            state.since[e.segment_id] = [int(now), 1] if e.backfill else int(now)
+        elif isinstance(e, SegmentExited):
+            state.since.pop(e.segment_id, None)
+    for sid in [s for s in state.since if s not in state.members]:
+        del state.since[sid]
+
+
+def _keep_rfm(plan: TenantPlan, state: ProfileState) -> None:
+    """A buyer's RFM cell, kept (and projected into the tenant index) while the tenant has RFM
+    segments: the sweep recomputes the breakpoints from these cells, exactly, once a day."""
+    cell = rfm_buckets(state.snapshot.get("computed") or {}) if plan.uses_rfm else None
+    state.rfm = [cell["f"], cell["m"], cell["r"]] if cell and state.merged_into is None else None
 
 
 class _TickCause(BusEvent):

@@ -1,5 +1,5 @@
 """The 360 view's first page reads only what can reach it: DynamoDB calls do not grow with the
-number of timeline events or of absorbed profiles whose histories are older than the page."""
+number of timeline events, of merges, or of absorbed profiles whose histories are older than the page."""
 
 from __future__ import annotations
 
@@ -32,18 +32,18 @@ def _intermediate_survivors(repo: IdentityRepository, profile_id: str) -> int:
     return sum(1 for p in repo.load_profiles(TENANT, profile.absorbed).values() if p.merge_count > 0)
 
 
-def test_ten_merges_and_many_events_cost_four_calls_plus_one_per_intermediate_survivor(
+def test_ten_merges_and_many_events_cost_three_calls_whatever_the_chain_of_survivors(
     service: IdentityService,
 ) -> None:
     profile_id = merged_profile(service, merges=10, events=45)
-    extra = _intermediate_survivors(service.repo, profile_id)
+    assert _intermediate_survivors(service.repo, profile_id) > 0  # records under absorbed profiles too
 
     calls, view = view_calls(service.repo, profile_id, limit=20)
 
     assert len(view["merges"]) == 10
     assert len(view["timeline"]) == 20
-    assert sum(calls.values()) == 4 + extra
-    assert calls["Query"] == 2 + extra  # the survivor's timeline page and merge records (+ nested)
+    # the profile, its timeline page, and the absorbed profiles with every merge record (merge_log)
+    assert calls == {"GetItem": 1, "Query": 1, "BatchGetItem": 1}
 
 
 def test_an_absorbed_profile_holding_the_newest_event_is_read_and_shown_first(

@@ -1,7 +1,7 @@
 """The official Segment and RudderStack Python clients, pointed at Huiliu, work unchanged.
 
-A local HTTP server turns each request into an API Gateway v2 event for the ingest handler's
-request builder and runs it through a pipeline with in-memory collaborators.
+A local HTTP server turns each request into an API Gateway v2 event and calls the ingest Lambda
+handler with it, its pipeline injected with in-memory collaborators (``stage.configure``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from huiliu import stage
 from huiliu.bus import MemoryPublisher
 from huiliu.ingest.fakes import StaticDirectory, memory_pipeline
+from huiliu.ingest.http import ApiGatewayIngest
 from huiliu.ingest.pipeline import IngestPipeline
 from huiliu.tenants import TenantSettings, new_demo_secrets
 
@@ -26,6 +28,7 @@ SECRETS = new_demo_secrets()
 def served() -> Iterator[tuple[str, IngestPipeline]]:
     pipeline = memory_pipeline(StaticDirectory({"acme": (TenantSettings(tenant_id="acme"), SECRETS)}))
     app = load_function("ingest")
+    stage.configure("ingest", service=ApiGatewayIngest(pipeline))
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -37,10 +40,10 @@ def served() -> Iterator[tuple[str, IngestPipeline]]:
                 "body": base64.b64encode(body).decode(),
                 "isBase64Encoded": True,
             }
-            reply = pipeline.handle(app.request_from_event(event))
-            data = reply.body.encode()
-            self.send_response(reply.status)
-            self.send_header("content-type", reply.content_type)
+            reply = app.handler(event, None)
+            data = reply["body"].encode()
+            self.send_response(reply["statusCode"])
+            self.send_header("content-type", reply["headers"]["content-type"])
             self.send_header("content-length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -54,6 +57,7 @@ def served() -> Iterator[tuple[str, IngestPipeline]]:
     yield f"http://127.0.0.1:{server.server_address[1]}", pipeline
     server.shutdown()
     server.server_close()
+    stage.configure("ingest")
 
 
 def details(pipeline: IngestPipeline) -> list[dict]:

@@ -13,6 +13,7 @@ from typing import Any
 from huiliu.bus import OutgoingEvent
 from huiliu.clock import ManualClock
 from huiliu.contracts import (
+    FEEDBACK_CONTRACTS,
     NotificationDeferred,
     NotificationFailed,
     NotificationRequested,
@@ -38,6 +39,7 @@ STAGE_OF_SOURCE = {
     "huiliu.segments": "segments",
     "huiliu.journeys": "journeys",
     "huiliu.notify": "notify",
+    "huiliu.feedback": "feedback",
 }
 
 
@@ -181,6 +183,26 @@ def other_samples(profile: dict[str, Any]) -> list[OutgoingEvent]:
             reason="provider_rejected:isv.MOBILE_NUMBER_ILLEGAL",
             provider="aliyun-sms",
         ).outgoing(),
+        *feedback_samples(base, note),
+    ]
+
+
+def feedback_samples(base: dict[str, Any], note: dict[str, Any]) -> list[OutgoingEvent]:
+    """What functions/feedback publishes for an email send, once per send and kind."""
+    mail = {**note, "channel": "email", "provider": "ses", "provider_id": "0102018f-ses-message-id"}
+    extra = {
+        "Click": {"link": "https://shop.example/welcome?c=WELCOME10"},
+        "Bounce": {"bounce_type": "Permanent", "bounce_subtype": "General"},
+        "Complaint": {"feedback_type": "abuse"},
+    }
+    return [
+        contract(
+            **{**base, **mail},
+            **extra.get(kind, {}),
+            event_id=derive_event_id(TENANT, mail["idempotency_key"], contract.DETAIL_TYPE),
+            provider_event_at="2026-03-01T08:06:00+00:00",
+        ).outgoing()
+        for kind, contract in FEEDBACK_CONTRACTS.items()
     ]
 
 

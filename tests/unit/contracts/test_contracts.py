@@ -48,7 +48,7 @@ def test_checked_in_schemas_match_the_models() -> None:
 
 def test_checked_in_samples_parse_and_cover_every_contract() -> None:
     """`python -m tests.unit.contracts.samples` regenerates them (from the real identity service)."""
-    stages = ("identity", "segments", "journeys", "notify")
+    stages = ("identity", "segments", "journeys", "notify", "feedback")
     samples = {
         p.relative_to(ROOT / "events").as_posix(): p
         for stage in stages

@@ -159,3 +159,54 @@ def test_tick_takes_its_time_from_the_schedule_input() -> None:
             handler({}, CTX)
     finally:
         stage.configure("test-tick")
+
+
+class _Echo:
+    """An HTTP stage service: answers with the path it was asked for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def respond(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {"statusCode": 200, "body": f"{self.name}:{event['rawPath']}"}
+
+
+def test_http_stage_answers_through_its_injected_service_with_and_without_a_lambda_context() -> None:
+    handler = stage.http_handler("test-http")
+    stage.configure("test-http", service=_Echo("injected"))
+    try:
+        assert handler({"rawPath": "/v1/track"}, None)["body"] == "injected:/v1/track"
+        assert handler({"rawPath": "/v1/batch"}, CTX)["body"] == "injected:/v1/batch"
+    finally:
+        stage.configure("test-http")
+    with pytest.raises(RuntimeError, match="no service"):
+        handler({"rawPath": "/"}, None)
+
+
+def test_a_built_service_is_rebuilt_when_the_settings_change_but_an_injected_one_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from huiliu.settings import get_settings
+
+    builds: list[str] = []
+
+    def build() -> _Echo:
+        builds.append(get_settings().stage)
+        return _Echo(get_settings().stage)
+
+    state = stage.register("test-slot", build=build)
+    monkeypatch.setenv("HUILIU_STAGE", "first")
+    get_settings.cache_clear()
+    try:
+        assert state.get_service().name == "first"
+        get_settings.cache_clear()  # re-read, same values (the local runtime does this): kept
+        assert state.get_service().name == "first"
+        monkeypatch.setenv("HUILIU_STAGE", "second")
+        get_settings.cache_clear()
+        assert state.get_service().name == "second"
+        assert builds == ["first", "second"]
+        stage.configure("test-slot", service=_Echo("mine"))
+        get_settings.cache_clear()
+        assert state.get_service().name == "mine"  # injected: never replaced behind the test's back
+    finally:
+        get_settings.cache_clear()

@@ -28,6 +28,48 @@ def test_an_order_enters_the_recent_buyers_segment_with_the_profile() -> None:
     assert world.store.count(TENANT, "recent_buyers") == 1
 
 
+def test_a_membership_change_is_one_conditional_put_of_the_state_and_no_transaction() -> None:
+    world = World()
+    world.define(RECENT, TWICE, VIP, SHANGHAI)
+    person = Person()
+    world.send(person.track("Order Completed", T0, revenue=600))
+    world.service.cache_seconds = 3600  # a warm container holds the compiled plan
+    before = dict(world.store.stats.by_op)
+    out = world.send(person.track("Order Completed", T0 + timedelta(days=1), revenue=600))
+    assert sorted(kinds(out)) == [
+        ("segment.entered", "twice_in_30d", "conditions"),
+        ("segment.entered", "vip", "conditions"),
+    ]
+    spent = {op: n - before.get(op, 0) for op, n in world.store.stats.by_op.items() if n != before.get(op, 0)}
+    assert spent == {"BatchGetItem": 1, "PutItem": 1}  # read the state, write it back
+    assert world.store.counts(TENANT) == {"recent_buyers": 1, "twice_in_30d": 1, "vip": 1}
+
+
+def test_members_are_listed_page_by_page_from_the_tenant_index_with_when_they_entered() -> None:
+    world = World()
+    world.define(SHANGHAI)
+    inside = set()
+    people = {f"p{n:02d}": Person(f"p{n:02d}") for n in range(40)}
+    for n, person in enumerate(people.values()):
+        city = "上海" if n % 3 else "北京"
+        world.send(person.set(city=city))
+        if city == "上海":
+            inside.add(f"p{n:02d}")
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page, cursor = world.store.members(TENANT, "shanghai", limit=7, cursor=cursor)
+        assert len(page) <= 7
+        seen += page
+        if cursor is None:
+            break
+    assert sorted(m["profile_id"] for m in seen) == sorted(inside)  # each once, none missed
+    assert {(m["segment_version"], m["entered_at"], m["backfill"]) for m in seen} == {(1, iso(T0), False)}
+    assert world.store.count(TENANT, "shanghai") == len(inside)
+    world.send(people["p01"].set(city="北京"))  # leaves
+    assert world.store.count(TENANT, "shanghai") == len(inside) - 1
+
+
 def test_a_stale_profile_changed_after_a_newer_one_changes_nothing() -> None:
     world = World()
     world.define(SHANGHAI)
@@ -55,7 +97,7 @@ def test_a_redelivered_event_republishes_the_same_event_ids_without_writing() ->
     assert world.store.stats.writes == writes
 
 
-def test_an_event_no_segment_reads_costs_one_read_and_no_write() -> None:
+def test_an_event_no_segment_reads_costs_no_read_and_no_write() -> None:
     world = World()
     world.define(VIP, SHANGHAI)
     person = Person()
@@ -63,7 +105,37 @@ def test_an_event_no_segment_reads_costs_one_read_and_no_write() -> None:
     reads, writes = world.store.stats.reads, world.store.stats.writes
     world.send(person.track("Page Viewed", T0))
     assert world.store.stats.writes == writes
-    assert world.store.stats.reads == reads + 2  # the state (BatchGetItem) + the definitions (cache off)
+    assert world.store.stats.reads == reads + 1  # the definitions only (cache off): the state is not read
+    assert world.service.metrics.skipped == 1
+    # a field segments keep (tags always are) is read and written, though no segment reads it
+    world.send(person.tag("newsletter"))
+    assert (world.store.stats.reads, world.store.stats.writes) == (reads + 3, writes + 1)
+    assert world.store.get_states(TENANT, ["p1"])["p1"][0].snapshot["tags"] == ["newsletter"]
+
+
+def test_skipping_unread_events_never_changes_the_outcome_whatever_the_delivery_order() -> None:
+    def final(events: list[Any]) -> Any:
+        world = World(T0 + timedelta(days=2))
+        world.define(VIP, SHANGHAI, TWICE)
+        for event in events:
+            world.send(event)
+        state = world.store.get_states(TENANT, ["p1"])["p1"][0]
+        return state.snapshot, state.members, state.log, world.service.metrics.skipped
+
+    person = Person()
+    events = [
+        person.set(city="上海"),
+        person.track("Page Viewed", T0),
+        person.track("Order Completed", T0, revenue=700),
+        person.track("Page Viewed", T0 + timedelta(hours=1)),
+        person.set(plan="gold"),  # no segment reads plan: skipped
+        person.track("Order Completed", T0 + timedelta(days=1), revenue=400),
+        person.track("Page Viewed", T0 + timedelta(days=1)),
+    ]
+    expected = final(events)
+    assert expected[3] == 4
+    assert final(list(reversed(events)))[:3] == expected[:3]
+    assert final([events[i] for i in (2, 0, 6, 5, 1, 4, 3)])[:3] == expected[:3]
 
 
 def test_only_segments_the_changed_fields_can_touch_are_evaluated() -> None:
@@ -217,7 +289,7 @@ def test_editing_a_segment_re_evaluates_a_profile_on_its_next_event() -> None:
     person = Person()
     world.send(person.track("Order Completed", T0, revenue=300))
     world.define(seg("big", {"computed": "revenue_total", "gte": 200}))
-    out = world.send(person.set(city="x"))
+    out = world.send(person.tag("x"))  # (an event touching nothing kept waits for the backfill's replay)
     assert [(e.segment_id, e.segment_version) for e in out] == [("big", 2)]
 
 
