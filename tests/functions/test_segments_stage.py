@@ -136,10 +136,11 @@ def test_identity_events_through_the_handler_enter_a_segment_with_one_read(world
         False,
     )
 
-    # a page view changes nothing segments keep: one read, no write
+    # a page view changes nothing segments keep (identity's change set says so): no call at all
     before = (world.store.stats.reads, world.store.stats.writes)
     handler(_sqs_event(_identity(world, ("email", "li@x.cn"), name="Page Viewed", minutes=1)), _Ctx())
-    assert (world.store.stats.reads - before[0], world.store.stats.writes - before[1]) == (1, 0)
+    assert (world.store.stats.reads - before[0], world.store.stats.writes - before[1]) == (0, 0)
+    assert world.service.metrics.skipped == 1
 
 
 def test_merge_and_erasure_on_dynamodb_end_memberships_and_counts(world: Any) -> None:

@@ -80,12 +80,13 @@ def member_row(profile_id: str, segment_id: str, entry: Mapping[str, Any]) -> di
     members = entry.get("members") or {}
     if segment_id not in members:
         return None
-    since = (entry.get("since") or {}).get(segment_id) or []
+    since = (entry.get("since") or {}).get(segment_id)
+    at, backfill = (since[0], bool(since[1])) if isinstance(since, list) else (since, False)
     return {
         "profile_id": profile_id,
         "segment_version": int(members[segment_id]),
-        "entered_at": iso_of(int(since[0])) if since else None,
-        "backfill": bool(int(since[1])) if len(since) > 1 else False,
+        "entered_at": iso_of(int(at)) if at is not None else None,
+        "backfill": backfill,
     }
 
 
@@ -154,6 +155,12 @@ def _member_page(
     return out, None
 
 
+def _profile_key(pk: str) -> tuple[str, str]:
+    """(tenant, profile id) of a state's partition key ``T#{t}#P#{profile}``."""
+    tenant, _, profile = pk.removeprefix("T#").rpartition("#P#")
+    return tenant, profile
+
+
 def _cursor(cursor: str | None) -> tuple[int, str | None]:
     if not cursor:
         return 0, None
@@ -206,7 +213,8 @@ class DynamoSegmentsStore(DynamoRepository):
 
     def get_states(self, tenant: str, profile_ids: Sequence[str]) -> dict[str, tuple[ProfileState, int]]:
         items = self.batch_get([(state_pk(tenant, pid), STATE_SK) for pid in profile_ids])
-        return {i["profile_id"]: (ProfileState.from_item(i), int(i.get("wv") or 0)) for i in items}
+        states = [(ProfileState.from_item(i), int(i.get("wv") or 0)) for i in items]
+        return {state.profile_id: (state, wv) for state, wv in states}
 
     def commit(self, commit: Commit) -> None:
         """One conditional PutItem (or DeleteItem) of the state: the write counter guards the whole
@@ -235,11 +243,7 @@ class DynamoSegmentsStore(DynamoRepository):
             sk_between=("0", until_iso),
             limit=limit,
         )
-        out = []
-        for item in page.items:
-            _, tenant, _, pid = item["pk"].split("#", 3)
-            out.append((tenant, pid))
-        return out
+        return [_profile_key(item["pk"]) for item in page.items]
 
     def _tenant_entries(
         self, tenant: str, start_shard: int = 0, after: str | None = None
@@ -428,11 +432,11 @@ class MemorySegmentsStore:
         self.stats.record("Query", "read")
         name = f"DUE#{shard:02d}"
         due = sorted(
-            (item["due_at"], item["tenant_id"], item["profile_id"])
+            (item["due_at"], item["pk"])
             for item in self.items.values()
             if item.get("due_shard") == name and item["due_at"] <= until_iso
         )
-        return [(t, p) for _, t, p in due[:limit]]
+        return [_profile_key(pk) for _, pk in due[:limit]]
 
     def _tenant_entries(
         self, tenant: str, start_shard: int = 0, after: str | None = None

@@ -37,6 +37,7 @@ from huiliu.segments.engine import (
     ProfileState,
     StoredSegment,
     TenantPlan,
+    changes_nothing_kept,
     evaluate,
     log_occurrence,
     merge_logs,
@@ -62,6 +63,7 @@ class Metrics:
     evaluated: int = 0
     writes: int = 0
     dropped_stale: int = 0
+    skipped: int = 0  # profile.changed decided without a read (nothing kept changed)
     swept: int = 0
 
 
@@ -182,6 +184,9 @@ class SegmentsService:
         plan = self.plan(tenant)
         if not plan.segments:
             return []  # a tenant without segments costs nothing here (a backfill follows the first one)
+        if changes_nothing_kept(plan, ev):
+            self.metrics.skipped += 1
+            return []  # most browsing: no DynamoDB call at all
         now = self.clock.now().timestamp()
         absorbed_ids = [a for a in ev.merged_from if a != pid]
         loaded = self.store.get_states(tenant, [pid, *absorbed_ids])
@@ -458,7 +463,7 @@ def _stamp(state: ProfileState, out: Sequence[BusEvent], now: float) -> None:
     """When each membership began (listed and exported with the members), from its transitions."""
     for e in out:
         if isinstance(e, SegmentEntered):
-            state.since[e.segment_id] = [int(now), 1 if e.backfill else 0]
+            state.since[e.segment_id] = [int(now), 1] if e.backfill else int(now)
         elif isinstance(e, SegmentExited):
             state.since.pop(e.segment_id, None)
     for sid in [s for s in state.since if s not in state.members]:
