@@ -247,6 +247,11 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         depths = runtime.queue_depths()
         say("  " + ", ".join(f"{k}={v}" for k, v in depths.items() if k.endswith("DLQ")))
 
+        say("\n== 5a. Mail feedback: SES events (emulated locally) -> feedback -> notification.* ==")
+        from huiliu_infra.demo_feedback import readers
+
+        say(readers(runtime))
+
         say("\n== 5b. Reports from counters kept as events flow: huiliu report --html .huiliu/report.html ==")
         from huiliu_infra.cli_report import demo_report
         from huiliu_infra.local.runtime import STATE_DIR

@@ -17,6 +17,7 @@ from typing import Any
 from huiliu.notify.fakes import FakeProviders
 
 DEMO_SENDER_DOMAIN = "demo.huiliu.local"
+DEMO_CONFIGURATION_SET = "huiliu-local-events"
 ACCOUNT = "123456789012"
 
 
@@ -34,14 +35,28 @@ def start(runtime: Any) -> FakeProviders:
         if "PUBLIC_API_URL" in spec.env:  # unsubscribe links point at this runtime's HTTP port
             spec.env["PUBLIC_API_URL"] = runtime.api_url
     settings = get_settings()
-    aws.client("sesv2", region_name=NotifyEnv().ses_region).create_email_identity(
-        EmailIdentity=DEMO_SENDER_DOMAIN
-    )
+    ses = aws.client("sesv2", region_name=NotifyEnv().ses_region)
+    ses.create_email_identity(EmailIdentity=DEMO_SENDER_DOMAIN)
+    ses.create_configuration_set(ConfigurationSetName=DEMO_CONFIGURATION_SET)
+    if runtime._moto is not None:  # embedded moto: SES event publishing emulated (local/ses_events.py)
+        from huiliu_infra.local import ses_events
+
+        ses_events.install(
+            ses_events.SesEventPublisher(runtime.deployment.region, NotifyEnv().ses_region, runtime.clock.now)
+        )
+        stop = sink.stop
+
+        def stop_all() -> None:
+            ses_events.uninstall()
+            stop()
+
+        sink.stop = stop_all  # type: ignore[method-assign]
     repo = TenantRepository(settings.tenants_table)
     tenant = repo.get_settings(runtime.tenant["tenant_id"])
     if tenant is not None:
         tenant.notify.email_from = f"hello@{DEMO_SENDER_DOMAIN}"
         tenant.notify.email_from_name = tenant.name or "Demo shop"
+        tenant.notify.ses_configuration_set = DEMO_CONFIGURATION_SET
         tenant.notify.webhook_url = f"{sink.url}/webhook/crm"
         tenant.notify.sms_sign_name = "汇流"
         repo.put_settings(tenant)

@@ -12,7 +12,8 @@ from typing import Any
 
 from huiliu.clock import Clock, default_clock
 from huiliu.errors import BadRequest, ConditionFailed, Conflict, NotFound
-from huiliu.journeys.definition import Catalog, DefinitionError, definition_hash, parse_definition
+from huiliu.journeys.definition import Catalog, DefinitionError, Journey, definition_hash, parse_definition
+from huiliu.journeys.interest import Interest, head_interest, interest_of
 from huiliu.journeys.interpreter import iso
 from huiliu.journeys.repository import JourneysRepository, heads_pk, journey_pk, version_sk
 from huiliu.journeys.service import ACTIVE, ARCHIVED, PAUSED, resume_parked
@@ -79,6 +80,9 @@ class JourneyAdmin:
             "hash": content,
             "trigger": journey.trigger.model_dump(exclude_defaults=True),
             "definition": document,
+            # What every version ever published reacts to (running enrollments keep their version):
+            # the engine drops a profile.changed outside it before any read.
+            "interest": _accumulated_interest(head, journey).as_json(),
             "created_at": head.get("created_at", now) if head else now,
             "updated_at": now,
         }
@@ -204,6 +208,23 @@ class JourneyAdmin:
         if head is None:
             raise NotFound(f"no journey {journey_id}")
         return head
+
+
+def _accumulated_interest(head: dict[str, Any] | None, journey: Journey) -> Interest:
+    mine = interest_of(journey)
+    if head is None:
+        return mine
+    previous = _journey_or_none(head.get("definition"), int(head.get("active_version", 1) or 1))
+    return head_interest(head, previous) | mine
+
+
+def _journey_or_none(document: Any, version: int) -> Journey | None:
+    if not isinstance(document, dict):
+        return None
+    try:
+        return parse_definition({**document, "version": version})
+    except DefinitionError:
+        return None
 
 
 def _summary(head: dict[str, Any]) -> dict[str, Any]:
