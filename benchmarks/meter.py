@@ -20,7 +20,12 @@ How it counts
   512 KB), Lambda (invocations and GB-seconds from the template's memory size and the measured
   duration), EventBridge → SQS deliveries (each PutEvents entry matched against the template's
   rules; an SQS target costs one SQS request, billed to the consuming stage; a log-group target
-  costs CloudWatch Logs ingestion, billed to ``ops``), Firehose ingestion (5 KB steps per record).
+  costs CloudWatch Logs ingestion, billed to ``ops``), SNS → SQS deliveries (each published message
+  matched against the template's subscriptions and their filter policies: free, counted as
+  ``deliveries`` of the consuming stage), Firehose ingestion (5 KB steps per record).
+* **SNS** — each Publish / PublishBatch request is billed per 64 KB chunk of its payload (message
+  bodies and attributes of the whole batch), to the publishing stage; SMS publishes (a phone
+  number) are a provider price and left out, like SES's.
 
 Adding a stage's rows
 ---------------------
@@ -47,7 +52,15 @@ from typing import Any
 from benchmarks import pricing
 
 # Typical in-region latency of one call (ms), added to a handler's CPU time for its billed duration.
-LATENCY_MS = {"dynamodb": 6, "s3": 25, "events": 20, "sqs": 8, "firehose": 15, "secretsmanager": 20}
+LATENCY_MS = {
+    "dynamodb": 6,
+    "s3": 25,
+    "events": 20,
+    "sns": 15,
+    "sqs": 8,
+    "firehose": 15,
+    "secretsmanager": 20,
+}
 
 # -- DynamoDB item size and capacity (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
 #    CapacityUnitCalculations.html) ------------------------------------------------------------------------
@@ -166,6 +179,74 @@ def template_rules(template: dict[str, Any]) -> list[RuleTarget]:
     return out
 
 
+@dataclass(frozen=True)
+class SubscriptionTarget:
+    subscription: str
+    topic: str  # logical id of the topic
+    queue: str | None  # logical id of the SQS endpoint
+    filter_policy: dict[str, Any] | None
+
+
+def template_subscriptions(template: dict[str, Any]) -> list[SubscriptionTarget]:
+    """SNS subscriptions straight from template.yaml (intrinsics reduced to logical ids)."""
+
+    def logical(value: Any) -> str | None:
+        if isinstance(value, dict) and "Ref" in value:
+            return str(value["Ref"])
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            ref = value["Fn::GetAtt"]
+            return str(ref[0] if isinstance(ref, list) else str(ref).split(".")[0])
+        return None
+
+    out = []
+    for name, res in template.get("Resources", {}).items():
+        if res.get("Type") != "AWS::SNS::Subscription":
+            continue
+        props = res.get("Properties", {})
+        out.append(
+            SubscriptionTarget(
+                name,
+                logical(props.get("TopicArn")) or "",
+                logical(props.get("Endpoint")),
+                props.get("FilterPolicy"),
+            )
+        )
+    return out
+
+
+def attributes_match(policy: dict[str, Any] | None, attributes: dict[str, Any]) -> bool:
+    """SNS attribute filtering, as the emulator applies it (the local runtime refuses any operator
+    it would not match exactly as SNS does: infra/huiliu_infra/local/support.py)."""
+    if not policy:
+        return True
+    from moto.sns.utils import FilterPolicyMatcher
+
+    converted = {
+        name: {"Type": a["DataType"], "Value": a.get("StringValue", a.get("BinaryValue"))}
+        for name, a in attributes.items()
+    }
+    return bool(FilterPolicyMatcher(policy, "MessageAttributes").matches(converted, ""))
+
+
+def queues_reached(template: dict[str, Any], event: Any) -> set[str]:
+    """Logical ids of the queues an OutgoingEvent reaches on the wire huiliu.bus routes it to."""
+    from huiliu.bus import SNS, routing_attributes, wire_of
+
+    if wire_of(event.detail_type) == SNS:
+        attributes = routing_attributes(event)
+        return {
+            s.queue
+            for s in template_subscriptions(template)
+            if s.queue and attributes_match(s.filter_policy, attributes)
+        }
+    envelope = {"source": event.source, "detail-type": event.detail_type, "detail": event.detail}
+    return {
+        r.queue
+        for r in template_rules(template)
+        if r.kind == "sqs" and r.queue and r.bus != "default" and matches(r.pattern, envelope)
+    }
+
+
 # -- the ledger --------------------------------------------------------------------------------------------
 
 
@@ -216,6 +297,7 @@ class Meter:
         self.memory_mb = {logical: spec.memory for logical, spec in dep.functions.items()}
         self.consumer_of_queue = {m.queue: self.stage_of[m.function] for m in dep.mappings}
         self.rules = template_rules(template)
+        self.subscriptions = template_subscriptions(template)
         self.bus_logical = {name: logical for logical, name in dep.buses.items()}
         self.bus_logical.update({f"arn:aws:events:{dep.region}": "default"})
         self.table_logical = {name: logical for logical, name in dep.tables.items()}
@@ -419,6 +501,32 @@ class Meter:
                     delivered = len(target.template) + 200 if target.template else size
                     self.ledger.add("ops", "logs", "logs.gb_ingested", (delivered + 26) / pricing.GB)
 
+    def _sns(
+        self, stage: str, op: str, params: dict[str, Any], parsed: dict[str, Any], extra: Any, failed: bool
+    ) -> None:
+        if op == "Publish":
+            if params.get("PhoneNumber"):
+                return  # an SMS: the provider's per-message price, not metered (like SES)
+            entries = [params]
+            published = [] if failed else [params]
+        elif op == "PublishBatch":
+            entries = params.get("PublishBatchRequestEntries", [])
+            ok = {r.get("Id") for r in parsed.get("Successful") or []}
+            published = [e for e in entries if e.get("Id") in ok]
+        else:
+            return
+        # SNS bills each 64 KB chunk of a request's payload (bodies and attributes) as one request.
+        size = sum(_sns_entry_size(e) for e in entries)
+        self.ledger.add(stage, "sns", "sns.request", max(1, math.ceil(size / pricing.SNS_CHUNK)))
+        for entry in published:
+            attributes = entry.get("MessageAttributes") or {}
+            for sub in self.subscriptions:
+                if sub.queue and attributes_match(sub.filter_policy, attributes):
+                    consumer = self.consumer_of_queue.get(sub.queue, "unconsumed")
+                    # free (SNS → SQS deliveries); the consumer's receives are its own SQS requests
+                    self.ledger.add(consumer, "sqs", "sns.sqs_delivery", 1)
+                    self.ledger.add(consumer, "sqs", "deliveries", 1)
+
     def _firehose(
         self, stage: str, op: str, params: dict[str, Any], parsed: dict[str, Any], extra: Any, failed: bool
     ) -> None:
@@ -587,6 +695,14 @@ class Meter:
                 total += sum(o["Size"] for o in page.get("Contents", []))
             out[f"s3:{logical}"] = total
         return out
+
+
+def _sns_entry_size(entry: dict[str, Any]) -> int:
+    size = len(str(entry.get("Message", "")).encode())
+    for name, attr in (entry.get("MessageAttributes") or {}).items():
+        value = attr.get("StringValue", attr.get("BinaryValue", ""))
+        size += len(name.encode()) + len(str(attr.get("DataType", "")).encode()) + len(str(value).encode())
+    return size
 
 
 def _carried(projection: str, hash_key: str, range_key: str | None, table_keys: list[str]) -> set[str] | None:

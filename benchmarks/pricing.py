@@ -10,6 +10,12 @@ Sources:
   Lambda        https://aws.amazon.com/lambda/pricing/               (Arm, first 6 B GB-s/month)
   DynamoDB      https://aws.amazon.com/dynamodb/pricing/on-demand/   (Standard table class)
   EventBridge   https://aws.amazon.com/eventbridge/pricing/          (custom events, 64 KB chunks)
+  SNS           https://aws.amazon.com/sns/pricing/                  (standard topics: $0.50 per million
+                requests, each 64 KB chunk of published data one request — a PublishBatch of ten
+                small messages is one; notification deliveries to SQS queues: no charge; message
+                filtering on attributes: no charge — payload-based filtering is billed, not used)
+                https://docs.aws.amazon.com/sns/latest/dg/sns-batch-api-actions.html (PublishBatch:
+                ≤ 10 messages, ≤ 256 KiB in total, authorised as sns:Publish)
   SQS           https://aws.amazon.com/sqs/pricing/                  (standard queue, 64 KB chunks)
   S3            https://aws.amazon.com/s3/pricing/                   (S3 Standard, first 50 TB)
   Data Firehose https://aws.amazon.com/firehose/pricing/             (Direct PUT, 5 KB steps per record)
@@ -32,6 +38,8 @@ PRICES: dict[str, float] = {
     "dynamodb.storage_gb_month": 0.25,  # per GB-month (items + 100 B overhead each)
     "eventbridge.event": 1.00 / 1e6,  # per PutEvents entry, per 64 KB chunk
     "sqs.request": 0.40 / 1e6,  # per request, per 64 KB chunk (EventBridge deliveries included)
+    "sns.request": 0.50 / 1e6,  # per Publish/PublishBatch request, per 64 KB chunk of its payload
+    "sns.sqs_delivery": 0.0,  # per SNS → SQS delivery: no charge (attribute filtering: none either)
     "s3.put_request": 0.005 / 1000,  # PUT, COPY, POST, LIST
     "s3.get_request": 0.0004 / 1000,  # GET, SELECT, HEAD
     "s3.storage_gb_month": 0.023,
@@ -44,6 +52,7 @@ PRICES: dict[str, float] = {
 # Billing granularity the meter applies (bytes).
 SQS_CHUNK = 64 * 1024
 EVENTBRIDGE_CHUNK = 64 * 1024
+SNS_CHUNK = 64 * 1024
 APIGATEWAY_CHUNK = 512 * 1024
 FIREHOSE_RECORD_STEP = 5 * 1024
 DYNAMODB_ITEM_OVERHEAD = 100  # storage bytes per item (and per index entry)

@@ -45,10 +45,9 @@ def _publish(events: list[Any]) -> None:
     if not events:
         return
     if "publisher" not in _deps:
-        from huiliu.bus import EventBridgePublisher
-        from huiliu.settings import get_settings
+        from huiliu.bus import bus_publisher
 
-        _deps["publisher"] = EventBridgePublisher(get_settings().event_bus_name)
+        _deps["publisher"] = bus_publisher()
     _deps["publisher"].publish(events)
 
 

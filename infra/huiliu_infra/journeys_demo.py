@@ -75,9 +75,8 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
     Returns what the report printed (for tests)."""
     import uuid
 
-    from huiliu.bus import EventBridgePublisher
+    from huiliu.bus import bus_publisher
     from huiliu.contracts import SegmentEntered
-    from huiliu.settings import get_settings
 
     from huiliu_infra import sources
     from huiliu_infra.cli_journeys import format_funnel
@@ -121,7 +120,7 @@ def story(runtime: Any, say: Any) -> dict[str, Any]:
     runtime.drain(timeout=60)
     ids = {u: profile_id(u) for u in ("mei", "lei", "jun", "hua")}
     say("  day 1: hua enters the segment dormant_90_days (as the segments stage announces it)")
-    EventBridgePublisher(get_settings().event_bus_name).publish(
+    bus_publisher().publish(
         [
             SegmentEntered(
                 event_id=f"demo-dormant-{ids['hua'][:12]}",

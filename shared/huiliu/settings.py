@@ -16,6 +16,8 @@ class Settings(BaseSettings):
     stage: str = Field(default="local", alias="HUILIU_STAGE")
     region: str = Field(default="ap-east-1", alias="AWS_REGION")
     event_bus_name: str = Field(default="huiliu", alias="EVENT_BUS_NAME")
+    # The SNS topic of the hot fan-out (huiliu.bus.SNS_DETAIL_TYPES; docs/contracts.md).
+    bus_topic_arn: str = Field(default="", alias="BUS_TOPIC_ARN")
     tenants_table: str = Field(default="huiliu-tenants", alias="TENANTS_TABLE")
     identity_table: str = Field(default="huiliu-identity", alias="IDENTITY_TABLE")
     segments_table: str = Field(default="huiliu-segments", alias="SEGMENTS_TABLE")

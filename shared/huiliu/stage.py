@@ -101,10 +101,9 @@ class _Stage:
 
     def get_publisher(self) -> Publisher:
         if self.publisher is None:
-            from huiliu.bus import EventBridgePublisher
-            from huiliu.settings import get_settings
+            from huiliu.bus import bus_publisher
 
-            self.publisher = EventBridgePublisher(get_settings().event_bus_name)
+            self.publisher = bus_publisher()
         return self.publisher
 
     def remember(self, event_id: str) -> None:

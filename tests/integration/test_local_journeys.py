@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 from huiliu import aws
-from huiliu.bus import EventBridgePublisher
+from huiliu.bus import bus_publisher
 from huiliu.contracts import SegmentEntered
-from huiliu.settings import get_settings
 from huiliu_infra import cli
 from huiliu_infra.cli_profiles import call
 from huiliu_infra.journeys_demo import seed_references
@@ -108,7 +107,7 @@ def test_the_three_classic_journeys_with_a_moved_clock(local_runtime: Any, capsy
     track(sleeper, "Signed Up")
     runtime.drain()
     ids[sleeper] = _profile_id(runtime, sleeper)
-    publisher = EventBridgePublisher(get_settings().event_bus_name)
+    publisher = bus_publisher()  # segment transitions travel on the bus topic
     now = runtime.clock.now().isoformat()
     publisher.publish(
         [

@@ -43,7 +43,6 @@ def _admin(runtime: Any, method: str, path: str, body: Any = None) -> tuple[int,
 
 def _profile_changed(runtime: Any) -> None:
     """A person with every contact point, as identity would announce them."""
-    from huiliu import aws
     from huiliu.contracts import ConsentEntry, IdentifierRef, ProfileChanged, ProfileSnapshot
 
     snapshot = ProfileSnapshot(
@@ -63,19 +62,12 @@ def _profile_changed(runtime: Any) -> None:
         occurred_at="2026-01-01T00:00:00Z",
         profile_id="p-notify",
         version=1,
+        created=True,  # a new person: notify's contact subscription hears contact changes only
         profile=snapshot,
     )
-    out = event.outgoing()
-    aws.client("events").put_events(
-        Entries=[
-            {
-                "EventBusName": runtime.deployment.buses["EventBus"],
-                "Source": out.source,
-                "DetailType": out.detail_type,
-                "Detail": json.dumps(out.detail),
-            }
-        ]
-    )
+    from huiliu.bus import bus_publisher
+
+    bus_publisher().publish([event.outgoing()])  # the bus topic, as identity publishes it
 
 
 def test_templates_apply_then_every_channel_sends_and_the_runtime_shows_it(local_runtime: Any) -> None:

@@ -1,7 +1,8 @@
 """Provision what template.yaml declares on an AWS endpoint (moto server, LocalStack or mock_aws).
 
 Derived from the template through aws-sam-translator: the translated resources of the types the
-template uses are created (tables, queues, bus, rules → queue targets, bucket + notifications);
+template uses are created (tables, queues, bus, rules → queue targets, SNS topics and their SQS
+subscriptions with raw delivery and filter policies, bucket + notifications);
 functions, event source mappings, HTTP routes and schedules are recorded for the in-process
 runtime. Nothing here is a second, hand-kept list of resources.
 """
@@ -93,8 +94,12 @@ class Deployment:
     mappings: list[MappingSpec] = field(default_factory=list)
     routes: list[RouteSpec] = field(default_factory=list)
     schedules: list[ScheduleSpec] = field(default_factory=list)
-    # Rule targets that are log groups in AWS (the catch-all debug rule) become local "tap" queues.
+    # Rule targets that are log groups in AWS (the catch-all debug rule) become local "tap" queues;
+    # each SNS topic gets a local tap subscription too (no filter), so `huiliu local` / the demo
+    # show every event whichever wire it took. No consumer reads a tap.
     taps: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)  # logical -> topic ARN
+    subscriptions: dict[str, str] = field(default_factory=dict)  # logical -> subscription ARN
     # Firehose delivery streams (served by the runtime's own emulator, delivering into the buckets).
     streams: dict[str, StreamSpec] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +138,10 @@ def _physical(stack: str, logical: str, limit: int = 80) -> str:
 
 
 LOCAL_HASH_SALT = "huiliu-local-only-salt-not-a-secret-0000"
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def provision(
@@ -334,6 +343,46 @@ def provision(
         names.refs[logical] = rule_name
         names.attrs[(logical, "Arn")] = arn
         deployment.rules[logical] = rule_name
+
+    # SNS topics and their SQS subscriptions (raw delivery, attribute filter policies): the emulator
+    # delivers a publish to every matching queue, as SNS does (support.py refuses what it cannot).
+    if of_type("AWS::SNS::Topic"):
+        sns = clients("sns")
+        for logical, res in of_type("AWS::SNS::Topic"):
+            props = resolver.resolve(res.get("Properties", {}))
+            topic = props.get("TopicName") or _physical(stack, logical, 256)
+            topic_arn = sns.create_topic(Name=topic)["TopicArn"]
+            names.refs[logical] = topic_arn  # Ref of a topic is its ARN
+            names.attrs[(logical, "TopicArn")] = topic_arn
+            names.attrs[(logical, "TopicName")] = topic
+            deployment.topics[logical] = topic_arn
+            tap_url = sqs.create_queue(QueueName=_physical(stack, f"{logical}-tap"))["QueueUrl"]
+            tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            sns.subscribe(
+                TopicArn=topic_arn,
+                Protocol="sqs",
+                Endpoint=tap_arn,
+                Attributes={"RawMessageDelivery": "true"},
+            )
+            deployment.taps[logical] = tap_url
+        for logical, res in of_type("AWS::SNS::Subscription"):
+            props = resolver.resolve(res["Properties"])
+            attributes = {"RawMessageDelivery": "true" if _true(props.get("RawMessageDelivery")) else "false"}
+            if props.get("FilterPolicy"):
+                # the scope first: moto validates the policy against it (as SNS does)
+                attributes["FilterPolicyScope"] = props.get("FilterPolicyScope", "MessageAttributes")
+                attributes["FilterPolicy"] = json.dumps(props["FilterPolicy"])
+            arn = sns.subscribe(
+                TopicArn=props["TopicArn"],
+                Protocol=props["Protocol"],
+                Endpoint=props["Endpoint"],
+                Attributes=attributes,
+                ReturnSubscriptionArn=True,
+            )["SubscriptionArn"]
+            names.refs[logical] = arn
+            deployment.subscriptions[logical] = arn
 
     # Functions (recorded, run in process by the runtime).
     for logical, res in of_type("AWS::Lambda::Function"):

@@ -25,6 +25,8 @@ MODELLED = {
     "AWS::Scheduler::Schedule",
     "AWS::ApiGatewayV2::Api",
     "AWS::KinesisFirehose::DeliveryStream",  # Direct PUT → S3, emulated by the runtime (firehose.py)
+    "AWS::SNS::Topic",  # standard topics on the emulator; email subscriptions are AWS-only
+    "AWS::SNS::Subscription",  # SQS endpoints, raw delivery, attribute filter policies (moto delivers)
 }
 # What the Firehose emulator honours of an S3 destination (the rest is AWS-side: roles, encryption).
 FIREHOSE_S3_PROPERTIES = {
@@ -44,7 +46,6 @@ AWS_ONLY = {
     "AWS::Logs::ResourcePolicy": "no CloudWatch Logs locally",
     "AWS::SQS::QueuePolicy": "the emulator does not enforce queue policies",
     "AWS::S3::BucketPolicy": "the emulator does not enforce bucket policies",
-    "AWS::SNS::Topic": "alarm notifications only",
     "AWS::CloudWatch::Alarm": "no CloudWatch alarms locally",
     "AWS::ApiGatewayV2::Stage": "one local stage serves every route",
     "AWS::KMS::Key": "the emulator keeps data unencrypted; encryption at rest is AWS's",
@@ -68,6 +69,25 @@ LOG_TARGET_PROPERTIES = RULE_TARGET_PROPERTIES | {"InputTransformer"}
 QUEUE_REFUSED = {"FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
 TABLE_REFUSED = {"StreamSpecification", "KinesisStreamSpecification"}
 SCHEDULE_TARGET_PROPERTIES = {"Arn", "Input", "RetryPolicy", "RoleArn", "DeadLetterConfig"}
+# SNS: what the emulator honours. KmsMasterKeyId is encryption at rest (AWS's); an inline
+# Subscription of protocol email (the DLQ alarm topic) sends nothing locally.
+TOPIC_PROPERTIES = {"TopicName", "DisplayName", "KmsMasterKeyId", "Tags", "Subscription"}
+TOPIC_INLINE_PROTOCOLS = {"email", "email-json"}
+SUBSCRIPTION_PROPERTIES = {
+    "TopicArn",
+    "Protocol",
+    "Endpoint",
+    "RawMessageDelivery",
+    "FilterPolicy",
+    "FilterPolicyScope",
+}
+# Filter policy operators whose matching on the emulator (moto's FilterPolicyMatcher) is exactly
+# SNS's for String message attributes. Not modelled faithfully, so refused: boolean or null match
+# values (moto never matches them), "equals-ignore-case" (moto lower-cases the value, not the
+# rule), "anything-but" other than a value, a list of values or a prefix, "cidr", "wildcard",
+# "exists": false beside other rules of the same key (moto answers the key's first rule alone),
+# nested keys (attribute scope has none), and the MessageBody scope.
+FILTER_OPERATORS = {"prefix", "suffix", "anything-but", "exists", "numeric"}
 
 
 class UnsupportedTemplateFeature(RuntimeError):
@@ -111,6 +131,18 @@ def check(translated: dict[str, Any]) -> None:
                     problems.append(f"{logical}: rule target {target.get('Id')} properties {extra}")
                 if kind_of not in ("AWS::SQS::Queue", "AWS::Logs::LogGroup"):
                     problems.append(f"{logical}: rule target {target.get('Id')} is not a queue or log group")
+        elif kind == "AWS::SNS::Topic":
+            extra = sorted(set(props) - TOPIC_PROPERTIES)
+            if extra:
+                problems.append(f"{logical}: topic properties {extra} (e.g. FIFO topics, delivery logging)")
+            for sub in props.get("Subscription") or []:
+                if sub.get("Protocol") not in TOPIC_INLINE_PROTOCOLS:
+                    problems.append(
+                        f"{logical}: inline subscription of protocol {sub.get('Protocol')!r} "
+                        "(declare an AWS::SNS::Subscription to an SQS queue)"
+                    )
+        elif kind == "AWS::SNS::Subscription":
+            problems += [f"{logical}: {p}" for p in _subscription_problems(props, resources)]
         elif kind == "AWS::KinesisFirehose::DeliveryStream":
             dest = props.get("ExtendedS3DestinationConfiguration")
             if props.get("DeliveryStreamType", "DirectPut") != "DirectPut" or not dest:
@@ -134,6 +166,79 @@ def check(translated: dict[str, Any]) -> None:
             "the local runtime does not model these template features (model them in "
             "infra/huiliu_infra/local/ or list them in support.py):\n  - " + "\n  - ".join(problems)
         )
+
+
+def _subscription_problems(props: dict[str, Any], resources: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    extra = sorted(set(props) - SUBSCRIPTION_PROPERTIES)
+    if extra:
+        problems.append(f"subscription properties {extra} (e.g. a RedrivePolicy is not modelled)")
+    if props.get("Protocol") != "sqs":
+        problems.append(f"subscription protocol {props.get('Protocol')!r} (only sqs is modelled)")
+    endpoint = _logical_of(props.get("Endpoint"))
+    if not endpoint or resources.get(endpoint, {}).get("Type") != "AWS::SQS::Queue":
+        problems.append("subscription endpoint is not a queue of this template")
+    topic = _logical_of(props.get("TopicArn"))
+    if not topic or resources.get(topic, {}).get("Type") != "AWS::SNS::Topic":
+        problems.append("subscription topic is not a topic of this template")
+    raw = props.get("RawMessageDelivery")
+    if not (raw is True or str(raw).lower() == "true"):
+        # consumers read the EventBridge envelope as the body; moto also treats "false" as raw
+        problems.append("RawMessageDelivery must be true (the stage runner reads the raw envelope)")
+    if props.get("FilterPolicyScope", "MessageAttributes") != "MessageAttributes":
+        problems.append(f"filter policy scope {props['FilterPolicyScope']!r} (MessageAttributes only)")
+    policy = props.get("FilterPolicy")
+    if policy is not None:
+        problems += [f"filter policy: {p}" for p in filter_policy_problems(policy)]
+    return problems
+
+
+def filter_policy_problems(policy: Any, depth: int = 0) -> list[str]:
+    """What of an attribute filter policy the emulator would not match exactly as SNS does."""
+    if not isinstance(policy, dict) or not policy:
+        return [f"{policy!r} is not a non-empty object"]
+    problems: list[str] = []
+    for key, rules in policy.items():
+        if key == "$or":
+            if depth > 0 or not isinstance(rules, list) or len(rules) < 2:
+                problems.append('"$or" must be a top-level list of at least two policies')
+                continue
+            for branch in rules:
+                problems += filter_policy_problems(branch, depth + 1)
+            continue
+        if not isinstance(rules, list) or not rules:
+            problems.append(f"{key}: nested keys or a non-list rule ({rules!r})")
+            continue
+        for rule in rules:
+            problems += [f"{key}: {p}" for p in _rule_problems(rule, len(rules))]
+    return problems
+
+
+def _rule_problems(rule: Any, siblings: int) -> list[str]:
+    if isinstance(rule, bool) or rule is None:
+        return [f'match value {rule!r} (use the strings "true" / "false")']
+    if isinstance(rule, str | int | float):
+        return []
+    if not isinstance(rule, dict) or len(rule) != 1:
+        return [f"rule {rule!r}"]
+    ((operator, value),) = rule.items()
+    if operator not in FILTER_OPERATORS:
+        return [f"operator {operator!r} is not modelled"]
+    if operator == "exists":
+        if not isinstance(value, bool):
+            return ["exists takes true or false"]
+        if value is False and siblings > 1:
+            return ['"exists": false beside other rules of the same key']
+    if operator in ("prefix", "suffix") and not isinstance(value, str):
+        return [f"{operator} takes a string"]
+    if operator == "anything-but":
+        plain = isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value) and value
+        )
+        by_prefix = isinstance(value, dict) and set(value) == {"prefix"} and isinstance(value["prefix"], str)
+        if not (plain or by_prefix):
+            return [f"anything-but {value!r} (a string, a list of strings or a prefix)"]
+    return []
 
 
 KNOWN_INTRINSICS = {

@@ -1,12 +1,14 @@
 """Identity service: one canonical event in -> claims, profile, timeline, out-events.
 
-The event path costs one read call and one write call for a known person:
+A known person (warm cache, nothing to attach): one eventually consistent read of the profile, a
+version-conditioned put of it, a put of the timeline item (``IdentityService._known``). Otherwise:
 1. one BatchGetItem for the event's claims, the erased-identifier hashes of every identifier,
-   candidate profiles (a warm cache or the deterministic id of each identifier), the processed
-   marker and order markers;
+   candidate profiles (a warm cache or the deterministic id of each identifier) and order markers;
 2. one TransactWriteItems for the profile(s) (conditional on ``version``), new or moved claims
-   (conditional on their previous owner), the timeline item, the processed marker (conditional on
-   absence: redelivery is a no-op) and the order marker.
+   (conditional on their previous owner), the timeline item (conditional on absence: it is also
+   the processed marker, with the out-events) and the order marker.
+Whether an event was applied already: the applied-event ring of the profiles it resolves to, and
+for an event older than a ring, its timeline item under the profiles it can have landed on.
 A lost race raises ConditionFailed and the whole attempt is retried from a fresh read (bounded).
 """
 
@@ -49,13 +51,12 @@ from huiliu.identity.profile import (
     order_facts,
 )
 from huiliu.identity.repository import (
-    MARKER_SK,
     IdentityRepository,
     Snapshot,
     WriteSet,
-    marker_pk,
     merge_of_pk,
     profile_pk,
+    timeline_sk,
 )
 from huiliu.identity.resolution import resolve
 from huiliu.identity.rules import IdentityRules
@@ -286,15 +287,19 @@ class IdentityService:
         candidates = [cached[i] or self.deterministic_id(tenant, i) for i in identifiers]
         if identifiers and not cached[identifiers[0]]:
             candidates.append(self.deterministic_id(tenant, identifiers[0]))
-        # A known person (first attempt, no order to count once): one eventually consistent read of
-        # the profile the cache or the top identifier names; see _known.
-        snap = self._known(event, identifiers, cached, key) if attempt == 1 and not order_keys else None
+        # A known person (first attempt): one eventually consistent read of the profile the cache
+        # names for the top identifier; see _known. An order is claimed for this event before the
+        # profile write (no read): counted here if this event holds the claim.
+        snap = self._known(event, identifiers, cached, key) if attempt == 1 else None
+        if snap is not None and order_keys and snap.marker is None:
+            order_id, kind = order_keys[0]
+            pid = next(iter(snap.profiles))
+            snap.orders[order_keys[0]] = repo.claim_order(tenant, order_id, kind, pid, key)
         if snap is None:
             snap = repo.load(
                 tenant,
                 identifiers=identifiers,
                 profile_ids=candidates,
-                marker=(event.source.connector, event.message_id),
                 orders=order_keys,
                 # eventually consistent on the first attempt: every write below is conditioned on
                 # what was read (claims on their owner, profiles on their version, markers on
@@ -349,11 +354,21 @@ class IdentityService:
             survivor = Profile(profile_id=pid, tenant_id=tenant, created_at=now)
             expected: int | None = None
         else:
+            group = [profiles[p] for p in plan.group if p in profiles]
+            received = iso(event.received_at)
+            if any(p.applied(key) for p in group) or not all(p.ring_covers(received) for p in group):
+                # applied already, or older than a ring: its timeline item says (a new profile
+                # needs no look: the event would have left a claim leading to one)
+                found = self._find_applied(event, group, consistent=attempt > 1)
+                if found is not None:
+                    snap.marker = found
+                    return self._duplicate(tenant, snap, identifiers)
+                crashed = next((p for p in group if p.applied(key)), None)
+                if crashed is not None:
+                    # applied, but its timeline item was never written (a crash between the writes)
+                    return self._rebuild(event, crashed, identifiers, settings)
             survivor = profiles[survivor_id].copy()
             expected = survivor.version
-            if survivor.applied(key):
-                # applied already, but its marker was never written (a crash between the two writes)
-                return self._rebuild(event, survivor, identifiers, settings)
         out: list[OutgoingEvent] = []
         losers = sorted(
             (profiles[p] for p in plan.group if p != survivor.profile_id),
@@ -413,7 +428,8 @@ class IdentityService:
         for ident in plan.attach:
             writes.claims.append((ident, survivor.profile_id, snap.claims.get(ident)))
         added = survivor.add_identifiers(plan.attach)
-        new_order = not order_keys or order_keys[0] not in snap.orders
+        # an order not counted yet, or claimed by this very event (an earlier attempt or delivery)
+        new_order = not order_keys or snap.orders.get(order_keys[0], key) == key
         changes = apply_event(
             survivor,
             event,
@@ -429,8 +445,8 @@ class IdentityService:
         survivor.version = (expected or 0) + 1
         survivor.updated_at = now
         writes.profiles.insert(0, (survivor, expected))
-        if order_keys and new_order:
-            writes.orders.append((*order_keys[0], survivor.profile_id))
+        if order_keys and order_keys[0] not in snap.orders:
+            writes.orders.append((*order_keys[0], survivor.profile_id, key))
         refused = {c.identifier for c in plan.conflicts}
         retention = settings.timeline_retention_days or self.retention_days
         ttl = int((self.clock.now() + timedelta(days=retention)).timestamp())
@@ -463,13 +479,7 @@ class IdentityService:
                 profile=ProfileSnapshot.model_validate(profile_summary(survivor)),
             ).outgoing(),
         )
-        writes.marker = {
-            "pk": marker_pk(tenant, event.source.connector, event.message_id),
-            "sk": MARKER_SK,
-            "profile_id": survivor.profile_id,
-            "ttl": ttl,
-            "out": encode_events(out, identifiers),
-        }
+        writes.timeline["out"] = encode_events(out, identifiers)  # the processed marker
         repo.commit(tenant, writes)
         self._remember(tenant, survivor)
         return Outcome("processed", survivor.profile_id, out, merged=[p.profile_id for p in losers])
@@ -505,10 +515,27 @@ class IdentityService:
         snap = Snapshot(claims=dict.fromkeys(identifiers, pid), profiles={pid: profile}, erased=erased)
         received = iso(event.received_at)
         if profile.applied(key) or not profile.ring_covers(received):
-            snap.marker = self.repo.get_marker(tenant, event.source.connector, event.message_id)
+            snap.marker = self._find_applied(event, [profile], consistent=False)
             if snap.marker is None and profile.applied(key):
-                return None  # applied without its marker: the full path rebuilds it
+                return None  # applied without its timeline item: the full path rebuilds it
         return snap
+
+    def _find_applied(
+        self, event: CanonicalEvent, group: list[Profile], *, consistent: bool
+    ) -> dict[str, Any] | None:
+        """The timeline item (or old processed marker) of an event applied to one of the profiles
+        it can have landed on: those it resolves to, what they absorbed (timeline items never
+        move), and the profiles an admin unmerged from them (an event applied while merged stays
+        with the survivor's timeline, its identifiers may lead to the restored one)."""
+        related = [pid for p in group for pid in (p.profile_id, *p.absorbed, *p.keep_apart)]
+        return self.repo.find_applied(
+            event.tenant_id,
+            connector=event.source.connector,
+            message_id=event.message_id,
+            sk=timeline_sk(event.timestamp.astimezone(UTC).isoformat(), event.message_id),
+            profile_ids=related,
+            consistent=consistent,
+        )
 
     def _timeline_item(
         self, event: CanonicalEvent, profile_id: str, attached: list[Identifier], ttl: int
@@ -516,7 +543,7 @@ class IdentityService:
         when = event.timestamp.astimezone(UTC).isoformat()
         return {
             "pk": profile_pk(event.tenant_id, profile_id),
-            "sk": f"TL#{when}#{event.message_id}",
+            "sk": timeline_sk(when, event.message_id),
             "profile_id": profile_id,
             "message_id": event.message_id,
             "type": str(event.type),
@@ -538,8 +565,8 @@ class IdentityService:
     def _rebuild(
         self, event: CanonicalEvent, profile: Profile, identifiers: list[Identifier], settings: TenantSettings
     ) -> Outcome:
-        """An event the profile applied whose marker and timeline item were never written (the
-        process stopped between the profile write and theirs): write them now and republish
+        """An event the profile applied whose timeline item (its marker) was never written (the
+        process stopped between the profile write and its): write it now and republish
         ``profile.changed`` with the same event id and the live snapshot (the diff is lost)."""
         tenant = event.tenant_id
         now = iso(self.clock.now())
@@ -556,14 +583,9 @@ class IdentityService:
             profile=ProfileSnapshot.model_validate(profile_summary(profile)),
         ).outgoing()
         held = [i for i in identifiers if i in set(profile.identifiers)]
-        marker = {
-            "pk": marker_pk(tenant, event.source.connector, event.message_id),
-            "sk": MARKER_SK,
-            "profile_id": profile.profile_id,
-            "ttl": ttl,
-            "out": encode_events([changed], identifiers),
-        }
-        self.repo.batch_write([self._timeline_item(event, profile.profile_id, held, ttl), marker])
+        item = self._timeline_item(event, profile.profile_id, held, ttl)
+        item["out"] = encode_events([changed], identifiers)
+        self.repo.write_timeline(item)
         return Outcome("duplicate", profile.profile_id, [changed])
 
     def _duplicate(self, tenant: str, snap: Snapshot, identifiers: list[Identifier]) -> Outcome:

@@ -29,10 +29,9 @@ def build_repository() -> JourneysRepository:
 
 
 def _publisher():  # type: ignore[no-untyped-def]
-    from huiliu.bus import EventBridgePublisher
-    from huiliu.settings import get_settings
+    from huiliu.bus import bus_publisher
 
-    return EventBridgePublisher(get_settings().event_bus_name)
+    return bus_publisher()
 
 
 def build_service() -> JourneysService:

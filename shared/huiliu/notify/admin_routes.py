@@ -48,10 +48,9 @@ def _repo() -> Any:
 
 def _publisher() -> Any:
     if "publisher" not in _deps:
-        from huiliu.bus import EventBridgePublisher
-        from huiliu.settings import get_settings
+        from huiliu.bus import bus_publisher
 
-        _deps["publisher"] = EventBridgePublisher(get_settings().event_bus_name)
+        _deps["publisher"] = bus_publisher()
     return _deps["publisher"]
 
 

@@ -61,10 +61,9 @@ def _publish(events: list[Any]) -> None:
     if not events:
         return
     if "publisher" not in _deps:
-        from huiliu.bus import EventBridgePublisher
-        from huiliu.settings import get_settings
+        from huiliu.bus import bus_publisher
 
-        _deps["publisher"] = EventBridgePublisher(get_settings().event_bus_name)
+        _deps["publisher"] = bus_publisher()
     from huiliu.observability import logger
 
     correlation = logger.get_correlation_id()  # the admin request's: follow a backfill in the logs

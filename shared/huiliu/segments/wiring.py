@@ -18,7 +18,6 @@ def build_service() -> SegmentsService:
 
 def build_sweep_service() -> SegmentsService:
     """The sweep publishes each profile's transitions itself, before committing them."""
-    from huiliu.bus import EventBridgePublisher
-    from huiliu.settings import get_settings
+    from huiliu.bus import bus_publisher
 
-    return SegmentsService(build_store(), sweep_publisher=EventBridgePublisher(get_settings().event_bus_name))
+    return SegmentsService(build_store(), sweep_publisher=bus_publisher())

@@ -6,7 +6,15 @@ from huiliu_infra import cfn
 from huiliu_infra.local.provision import TEMPLATE
 
 from benchmarks import pricing
-from benchmarks.meter import item_size, matches, read_units, template_rules, write_units
+from benchmarks.meter import (
+    attributes_match,
+    item_size,
+    matches,
+    read_units,
+    template_rules,
+    template_subscriptions,
+    write_units,
+)
 
 
 def test_item_size_follows_dynamodb_rules_for_names_strings_numbers_and_maps() -> None:
@@ -23,17 +31,42 @@ def test_units_round_up_per_item_halve_eventual_reads_and_double_transactions() 
     assert write_units(1025, transactional=True) == 4.0
 
 
-def test_template_rules_route_profile_changed_to_its_consumers_only() -> None:
+def test_template_rules_route_control_events_and_copy_them_to_the_bus_log() -> None:
     rules = template_rules(cfn.load_template(TEMPLATE))
-    event = {"source": "huiliu.identity", "detail-type": "profile.changed", "detail": {}}
+    event = {"source": "huiliu.identity", "detail-type": "profiles.replay_completed", "detail": {}}
     queues = sorted(r.queue for r in rules if r.kind == "sqs" and matches(r.pattern, event))
     logs = [r for r in rules if r.kind == "logs" and matches(r.pattern, event)]
-    assert "SegmentsQueue" in queues
-    assert "NotifyQueue" in queues  # notify keeps its own contact projection (issue 12)
-    assert len(logs) == 1  # the catch-all debug copy
+    assert queues == ["SegmentsQueue"]
+    assert len(logs) == 1  # the catch-all copy (EventBridge events only)
+    changed = {"source": "huiliu.identity", "detail-type": "profile.changed", "detail": {}}
+    assert not [r for r in rules if r.kind == "sqs" and matches(r.pattern, changed)]  # on the topic now
+
+
+def test_sns_filter_policies_route_profile_changed_by_its_attributes() -> None:
+    subscriptions = {s.queue: s.filter_policy for s in template_subscriptions(cfn.load_template(TEMPLATE))}
+
+    def reached(**attrs: str) -> set[str]:
+        converted = {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
+        return {q for q, policy in subscriptions.items() if attributes_match(policy, converted)}
+
+    quiet = reached(detail_type="profile.changed", contact_changed="false", has_order="false")
+    assert quiet == {"SegmentsQueue", "JourneysQueue"}
+    contact = reached(detail_type="profile.changed", contact_changed="true", has_order="false")
+    assert contact == {"SegmentsQueue", "JourneysQueue", "NotifyQueue"}
+    order = reached(detail_type="profile.changed", contact_changed="false", has_order="true")
+    assert order == {"SegmentsQueue", "JourneysQueue", "ReportsQueue"}
+    assert reached(detail_type="notification.requested", channel="sms") == {"NotifySmsQueue", "ReportsQueue"}
 
 
 def test_prices_have_a_date_and_every_item_the_meter_bills() -> None:
     assert pricing.PRICES_AS_OF
-    for item in ("dynamodb.write_request_unit", "eventbridge.event", "sqs.request", "firehose.gb_ingested"):
+    for item in (
+        "dynamodb.write_request_unit",
+        "eventbridge.event",
+        "sns.request",
+        "sqs.request",
+        "firehose.gb_ingested",
+    ):
         assert pricing.price(item) > 0
+    assert pricing.price("sns.sqs_delivery") == 0  # SNS → SQS deliveries are free
+    assert pricing.price("sns.request") < pricing.price("eventbridge.event")

@@ -73,6 +73,45 @@ def _first(translated: dict[str, Any], kind: str) -> dict[str, Any]:
             ),
             "only rate()",
         ),
+        (
+            lambda t: _first(t, "AWS::SNS::Subscription")["Properties"].update(
+                FilterPolicy={"locale": [{"equals-ignore-case": "ZH-cn"}]}
+            ),
+            "operator 'equals-ignore-case' is not modelled",
+        ),
+        (
+            lambda t: _first(t, "AWS::SNS::Subscription")["Properties"].update(
+                FilterPolicy={"contact_changed": [True]}
+            ),
+            "match value True",
+        ),
+        (
+            lambda t: _first(t, "AWS::SNS::Subscription")["Properties"].update(
+                FilterPolicy={"channel": ["sms", {"exists": False}]}
+            ),
+            '"exists": false beside other rules',
+        ),
+        (
+            lambda t: _first(t, "AWS::SNS::Subscription")["Properties"].update(
+                FilterPolicyScope="MessageBody"
+            ),
+            "scope 'MessageBody'",
+        ),
+        (
+            lambda t: _first(t, "AWS::SNS::Subscription")["Properties"].update(RawMessageDelivery=False),
+            "RawMessageDelivery must be true",
+        ),
+        (
+            lambda t: _first(t, "AWS::SNS::Subscription")["Properties"].update(
+                RedrivePolicy={"deadLetterTargetArn": "x"}
+            ),
+            "RedrivePolicy",
+        ),
+        (
+            lambda t: _first(t, "AWS::SNS::Subscription")["Properties"].update(Protocol="lambda"),
+            "only sqs is modelled",
+        ),
+        (lambda t: _first(t, "AWS::SNS::Topic")["Properties"].update(FifoTopic=True), "FifoTopic"),
     ],
 )
 def test_unmodelled_features_stop_start_up_with_a_clear_message(

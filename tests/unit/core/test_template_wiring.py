@@ -98,17 +98,15 @@ def test_every_resource_has_a_comment_saying_why_it_exists() -> None:
             assert lines[i - 1].strip().startswith("#"), f"resource {line.strip()} has no why-comment"
 
 
-def test_every_stage_that_keeps_personal_data_hears_of_an_erasure(translated: dict[str, Any]) -> None:
+def test_every_stage_that_keeps_personal_data_hears_of_an_erasure() -> None:
     # Memberships (segments), enrollments (journeys) and the send log (notify) are erased by their
-    # owners when identity emits profile.erased.
-    hearing: set[str] = set()
-    for res in _of_type(translated, "AWS::Events::Rule").values():
-        pattern = res["Properties"]["EventPattern"]
-        if "profile.erased" in pattern.get("detail-type", []):
-            for target in res["Properties"]["Targets"]:
-                arn = target["Arn"]
-                if isinstance(arn, dict) and "Fn::GetAtt" in arn:
-                    hearing.add(arn["Fn::GetAtt"][0])
+    # owners when identity emits profile.erased (on whichever wire huiliu.bus routes it).
+    from huiliu.contracts import ProfileErased
+
+    from benchmarks.meter import queues_reached
+
+    erased = ProfileErased(event_id="e", tenant_id="t", occurred_at="2026-11-27T00:00:00Z", profile_id="p")
+    hearing = queues_reached(cfn.load_template(TEMPLATE), erased.outgoing())
     assert {"SegmentsQueue", "JourneysQueue", "NotifyQueue"} <= hearing
 
 

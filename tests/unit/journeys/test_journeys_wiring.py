@@ -57,16 +57,24 @@ def test_journeys_functions_touch_only_their_table_the_tenants_and_the_bus(
         elif any(a.startswith("events:") for a in actions):
             assert actions == ["events:PutEvents"]
             assert '"Ref": "EventBus"' in json.dumps(st["Resource"])
+        elif any(a.startswith("sns:") for a in actions):
+            assert actions == ["sns:Publish"]  # the bus topic (huiliu.bus routes send requests there)
+            assert "BusTopic" in json.dumps(st["Resource"])
         else:
             assert all(a.startswith("sqs:") for a in actions), (role, actions)  # its own DLQ (stage runner)
     assert seen_tables == {"JourneysTable", "TenantsTable"}
 
 
-def test_journey_actions_reach_identity_and_notify_through_bus_rules(resources: dict[str, Any]) -> None:
+def test_journey_actions_reach_identity_and_notify_through_the_bus(resources: dict[str, Any]) -> None:
     rules = {
         k: v["Properties"]["EventPattern"] for k, v in resources.items() if v["Type"] == "AWS::Events::Rule"
     }
     assert "huiliu.journeys" in rules["IngestedToIdentityRule"]["source"]
-    requested = [p for p in rules.values() if p.get("detail-type") == ["notification.requested"]]
-    assert requested
-    assert all("huiliu.journeys" in p["source"] for p in requested)
+    # send requests travel on the bus topic: one filtered subscription per channel queue
+    requested = [
+        v["Properties"]["FilterPolicy"]
+        for v in resources.values()
+        if v["Type"] == "AWS::SNS::Subscription"
+        and v["Properties"]["FilterPolicy"].get("detail_type") == ["notification.requested"]
+    ]
+    assert sorted(p["channel"][0] for p in requested) == ["email", "sms", "webhook", "wechat"]
