@@ -410,6 +410,7 @@ def _stream(people: int, events: int, start: datetime, seed: int = 11) -> list[t
 def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int) -> list[dict[str, Any]]:
     """Per profile.changed: segments evaluated, calls and units; the sweep runs every simulated hour
     (as in AWS, where it runs every minute), and is metered on its own."""
+    from huiliu.contracts import ProfileChanged, ReplayRequested, derive_event_id
     from huiliu.segments.admin import SegmentsAdmin
     from huiliu.segments.service import SegmentsService
 
@@ -427,6 +428,8 @@ def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int
     event_side = {"reads": 0, "writes": 0, "rcu": 0.0, "wcu": 0.0, "evaluated": 0, "transitions": 0}
     keys = ("reads", "writes", "rcu", "wcu", "swept", "transitions", "queries", "ticks")
     sweep_side: dict[str, Any] = dict.fromkeys(keys, 0)
+    backfill_side: dict[str, Any] = dict.fromkeys((*keys, "replays", "profiles"), 0)
+    latest: dict[str, Any] = {}
 
     causes = dict.fromkeys(store.by_cause, 0.0)
 
@@ -451,17 +454,35 @@ def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int
             world.clock.set(next_tick)
             before = service.metrics.swept
             queries = store.stats.by_op.get("Query", 0)
-            metered(sweep_side, lambda: service.tick(world.clock.now()))
+            out = metered(sweep_side, lambda: service.tick(world.clock.now()))
             sweep_side["swept"] += service.metrics.swept - before
             sweep_side["queries"] += store.stats.by_op.get("Query", 0) - queries
             sweep_side["ticks"] += 1
             next_tick += timedelta(hours=1)
+            for request in [o for o in out if isinstance(o, ReplayRequested)]:
+                # new RFM breakpoints: identity replays every live profile (its latest snapshot)
+                sweep_side["transitions"] -= 1
+                backfill_side["replays"] += 1
+                for pid, last in latest.items():
+                    replayed = ProfileChanged(
+                        event_id=derive_event_id(request.replay_id, pid),
+                        tenant_id=last.tenant_id,
+                        occurred_at=last.occurred_at,
+                        profile_id=pid,
+                        version=last.version,
+                        profile=last.profile,
+                        replay=True,
+                        replay_id=request.replay_id,
+                    )
+                    metered(backfill_side, lambda r=replayed: service.handle(r))
+                    backfill_side["profiles"] += 1
         world.clock.set(at)
         before = service.metrics.evaluated
         tick = time.perf_counter()
         metered(event_side, lambda e=event: service.handle(e))
         handling += time.perf_counter() - tick
         event_side["evaluated"] += service.metrics.evaluated - before
+        latest[event.profile_id] = event
     elapsed = handling
     e, w = event_side, sweep_side
     swept = max(w["swept"], 1)
@@ -496,6 +517,14 @@ def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int
             "engine": "huiliu",
             "value": round(usd, 3),
             "note": f"{round(events / elapsed)} events/s in process",
+        },
+        {
+            "measure": f"[{label}] backfills after RFM recomputation: profiles / write units each",
+            "engine": "huiliu",
+            "value": f"{backfill_side['profiles']} / "
+            f"{backfill_side['wcu'] / max(backfill_side['profiles'], 1):.3f}",
+            "note": f"{backfill_side['replays']} replays, {backfill_side['transitions']} transitions "
+            f"(identity's replay of every profile's latest snapshot)",
         },
         {
             "measure": f"[{label}] sweep: due profiles re-evaluated",

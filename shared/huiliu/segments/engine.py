@@ -221,7 +221,9 @@ class ProfileState:
             merged_into=item.get("merged_into"),
             absorbed=list(item.get("absorbed") or []),
             last_event_id=item.get("last_event_id"),
-            outbox=[[e[0], e[1:].rpartition(":")[0], int(e.rpartition(":")[2])] for e in outbox.split()],
+            outbox=[list(e) for e in outbox]  # a state written before the outbox was one string
+            if isinstance(outbox, list)
+            else [[e[0], e[1:].rpartition(":")[0], int(e.rpartition(":")[2])] for e in outbox.split()],
             exists=True,
         )
 
