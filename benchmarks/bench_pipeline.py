@@ -497,7 +497,9 @@ def verify(
     planted: dict[str, list[str]],
 ) -> dict[str, Any]:
     identity = scan(runtime, "IdentityTable")
-    processed = {i["pk"] for i in identity if i.get("sk") == "PROCESSED"}
+    from huiliu.identity.repository import processed_keys  # timeline items and old markers
+
+    processed = {f"T#{t}#MSG#{c}#{m}" for t, c, m in processed_keys(identity)}
     expected = {f"T#demo#MSG#{c}#{m}" for h, _, _ in accepted if h.expect for c, m in [h.expect]}
     lost = sorted(expected - processed)
     messages = [i for i in scan(runtime, "MessagesTable") if str(i.get("sk", "")).startswith("MSG#")]

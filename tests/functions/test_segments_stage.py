@@ -373,7 +373,7 @@ def test_rfm_histograms_on_dynamodb_feed_the_breakpoints(world: Any) -> None:
         ):
             if event.detail_type == "profile.changed":
                 world.service.handle(ProfileChanged.model_validate(event.detail))
-    histogram = world.store.load_histogram(TENANT)
+    histogram = world.service.rfm_histogram(TENANT)
     assert sum(v for k, v in histogram.items() if k.startswith("m_")) == 25
     out = world.service.refresh_rfm(TENANT, (T0 + timedelta(days=1)).timestamp())
     assert [e.DETAIL_TYPE for e in out] == ["profiles.replay_requested"]

@@ -96,7 +96,7 @@ def enrollment_from_item(item: dict[str, Any]) -> Enrollment:
 def decode_log(log: Any) -> list[dict[str, Any]]:
     """A stored decision log: zlib-compressed JSON (binary), or an uncompressed JSON string (older)."""
     if isinstance(log, Binary):
-        log = log.value
+        log = getattr(log, "value", b"")  # boto3's Binary (its type stub does not declare .value)
     if isinstance(log, bytes | bytearray):
         return list(json.loads(zlib.decompress(log)))
     if isinstance(log, str):

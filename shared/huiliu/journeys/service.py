@@ -46,6 +46,7 @@ from huiliu.journeys.interpreter import (
     on_segment,
 )
 from huiliu.journeys.matching import all_match, lookup, stable_id
+from huiliu.journeys.migration import MigrationPlan, migrate
 from huiliu.journeys.repository import (
     JourneysRepository,
     enrollment_from_item,
@@ -83,6 +84,7 @@ class Definitions:
         self.monotonic = monotonic
         self._heads: dict[str, tuple[float, list[dict[str, Any]], Interest]] = {}
         self._versions: dict[tuple[str, str, int], Journey | None] = {}
+        self._plans: dict[tuple[str, str, int], MigrationPlan | None] = {}
 
     def _load(self, tenant: str) -> tuple[list[dict[str, Any]], Interest]:
         hit = self._heads.get(tenant)
@@ -95,6 +97,9 @@ class Definitions:
             journey = _journey_of(head.get("definition"), int(head.get("active_version", 0)))
             if journey is not None:
                 self._versions[(tenant, journey.id, journey.version)] = journey
+                self._plans[(tenant, journey.id, journey.version)] = MigrationPlan.from_json(
+                    head.get("migrate_from")
+                )
             interests.append(head_interest(head, journey))
         interest = union(interests)
         self._heads[tenant] = (now + self.cache_seconds, heads, interest)
@@ -127,7 +132,36 @@ class Definitions:
         if key not in self._versions:
             item = self.repo.version(tenant, journey_id, version)
             self._versions[key] = _journey_of(item.get("definition") if item else None, version)
+            self._plans[key] = MigrationPlan.from_json(item.get("migrate_from") if item else None)
         return self._versions[key]
+
+    def plan(self, tenant: str, journey_id: str, version: int) -> MigrationPlan | None:
+        """How enrollments of the version before ``version`` move onto it (None: they stay)."""
+        self.version(tenant, journey_id, version)
+        return self._plans.get((tenant, journey_id, version))
+
+    def active_version(self, tenant: str, journey_id: str) -> int | None:
+        for head in self.heads(tenant):
+            if head.get("journey_id") == journey_id:
+                return int(head.get("active_version", 0))
+        return None
+
+    def current(self, tenant: str, e: Enrollment, now: datetime) -> tuple[Enrollment, Journey | None]:
+        """The enrollment and the version it runs on — moved onto newer versions first when the
+        author published them with a migration plan (lazily: committed with its next transition)."""
+        journey = self.version(tenant, e.journey_id, e.journey_version)
+        active = self.active_version(tenant, e.journey_id)
+        while active is not None and e.journey_version < active and (e.live or e.watching_goal):
+            target_version = e.journey_version + 1
+            target = self.version(tenant, e.journey_id, target_version)
+            plan = self.plan(tenant, e.journey_id, target_version)
+            if target is None or plan is None or plan.from_version != e.journey_version:
+                break
+            if e.live and e.step_id is not None and e.step_id not in plan.steps and e.wait:
+                break  # not a resting step the plan knows (cannot happen for a checked plan)
+            e = migrate(e, target, plan, now)
+            journey = target
+        return e, journey
 
     def forget(self, tenant: str | None = None) -> None:
         if tenant is None:
@@ -382,7 +416,7 @@ class JourneysService:
             for e in enrollments:
                 if event.event_id in e.applied:
                     continue
-                journey = self.definitions.version(tenant, e.journey_id, e.journey_version)
+                e, journey = self.definitions.current(tenant, e, now)
                 if journey is None:
                     continue
                 if self.definitions.status(tenant, e.journey_id) == ARCHIVED:
@@ -430,7 +464,7 @@ class JourneysService:
         for e in enrollments:
             if event_id in e.applied:
                 continue
-            journey = self.definitions.version(tenant, e.journey_id, e.journey_version)
+            e, journey = self.definitions.current(tenant, e, now)
             if journey is None:
                 continue
             tr = on_segment(journey, e, segment_id, entered, now)
@@ -739,7 +773,7 @@ class JourneyTicker:
                 )
                 report.parked += 1
                 continue
-            journey = self.definitions.version(e.tenant_id, e.journey_id, e.journey_version)
+            e, journey = self.definitions.current(e.tenant_id, e, now)
             if journey is None:
                 continue
             profile = profile_from_item(
@@ -752,7 +786,8 @@ class JourneyTicker:
                 tr = on_due(journey, e, profile, now, env)
             if tr is None:
                 continue
-            report.lateness_seconds.append((now - _parse(e.next_at)).total_seconds())
+            if e.next_at:
+                report.lateness_seconds.append((now - _parse(e.next_at)).total_seconds())
             pending.append(Pending(tr, e.rev, profile))
         if not pending:
             return

@@ -94,7 +94,7 @@ class TenantPlan:
         self.keep_computed = {k.removeprefix("computed.") for k in reads if k.startswith("computed.")}
         self.keep_computed.update(CORE_COMPUTED)
         self.keep_event_names = {k.removeprefix("events.") for k in reads if k.startswith("events.")}
-        # tenants with RFM segments keep histograms the sweep recomputes the breakpoints from
+        # tenants with RFM segments have their breakpoints recomputed daily by the sweep
         self.uses_rfm = any(p.compiled.uses_rfm for p in self.segments.values())
 
     def touched(self, keys: Iterable[str]) -> set[str]:
@@ -171,9 +171,6 @@ class ProfileState:
     members: dict[str, int] = field(default_factory=dict)
     # when each membership began: segment -> posix seconds ([seconds, 1] when a backfill entered it)
     since: dict[str, Any] = field(default_factory=dict)
-    # the RFM histogram cells of a buyer [orders, revenue, day of the last order] (tenants with RFM
-    # segments): projected into the tenant index, from which the sweep recomputes the breakpoints
-    rfm: list[str] | None = None
     due: float | None = None
     revision: str = ""
     generation: int = 0
@@ -193,7 +190,6 @@ class ProfileState:
             "seen": self.seen,
             "members": self.members,
             "since": self.since,
-            "rfm": self.rfm,
             "due": self.due,
             "revision": self.revision,
             "generation": self.generation,
@@ -219,14 +215,15 @@ class ProfileState:
                 k: [int(x) for x in v] if isinstance(v, list) else int(v)
                 for k, v in (item.get("since") or {}).items()
             },
-            rfm=[str(x) for x in item["rfm"]] if item.get("rfm") else None,
             due=float(item["due"]) if item.get("due") is not None else None,
             revision=str(item.get("revision") or ""),
             generation=int(item.get("generation") or 0),
             merged_into=item.get("merged_into"),
             absorbed=list(item.get("absorbed") or []),
             last_event_id=item.get("last_event_id"),
-            outbox=[[e[0], e[1:].rpartition(":")[0], int(e.rpartition(":")[2])] for e in outbox.split()],
+            outbox=[list(e) for e in outbox]  # a state written before the outbox was one string
+            if isinstance(outbox, list)
+            else [[e[0], e[1:].rpartition(":")[0], int(e.rpartition(":")[2])] for e in outbox.split()],
             exists=True,
         )
 

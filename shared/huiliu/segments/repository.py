@@ -16,9 +16,9 @@ secondary indexes, both maintained by DynamoDB atomically with that write:
 - ``due`` (``due_shard`` = ``DUE#{00..15}``, ``due_at`` = ISO time, keys only): what the sweep
   queries; it spans tenants, so one tick reads 16 partitions whatever the tenant count.
 - ``tenant_members`` (``tenant_shard`` = ``T#{t}#{0..7}``, ``tenant_sk`` = profile id; projects
-  ``members``, ``since`` and ``rfm`` only): member lists, exports and counts read it (no table scan,
-  a few hundred bytes per profile of the tenant), and so does the RFM recomputation. Its entry is
-  rewritten only when a membership or a buyer's RFM cell changes.
+  ``members`` and ``since`` only): member lists, exports and counts read it (no table scan, a few
+  hundred bytes per profile of the tenant); preview and the daily RFM recomputation page the kept
+  states through it. Its entry is rewritten only when a membership changes.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ DUE_INDEX = "due"
 TENANT_INDEX = "tenant_members"
 TENANT_SHARDS = 8
 # what the tenant index carries besides its keys (template.yaml: NonKeyAttributes)
-TENANT_INDEX_ATTRIBUTES = ("members", "since", "rfm")
+TENANT_INDEX_ATTRIBUTES = ("members", "since")
 
 
 def seg_pk(tenant: str) -> str:
@@ -90,13 +90,6 @@ def member_row(profile_id: str, segment_id: str, entry: Mapping[str, Any]) -> di
     }
 
 
-def add_rfm_cell(histogram: dict[str, int], cell: Sequence[Any] | None) -> None:
-    """Count one buyer's [orders, revenue, day] cell into an ``f_/m_/r_`` histogram."""
-    if cell:
-        for axis, value in zip(("f", "m", "r"), cell, strict=False):
-            histogram[f"{axis}_{value}"] = histogram.get(f"{axis}_{value}", 0) + 1
-
-
 class SegmentsStore(Protocol):
     stats: CallStats
 
@@ -118,7 +111,6 @@ class SegmentsStore(Protocol):
         self, tenant: str, *, limit: int, cursor: str | None
     ) -> tuple[list[ProfileState], str | None]: ...
     def put_progress(self, tenant: str, replay_id: str, attrs: dict[str, Any]) -> None: ...
-    def load_histogram(self, tenant: str) -> dict[str, int]: ...
     def add_progress(self, tenant: str, replay_id: str, evaluated: int, entered: int) -> None: ...
     def progress(self, tenant: str) -> list[dict[str, Any]]: ...
 
@@ -323,7 +315,9 @@ class DynamoSegmentsStore(DynamoRepository):
                 break
             shard, after = shard + 1, None
             next_cursor = f"{shard}:" if shard < TENANT_SHARDS else None
-        states = self.get_states(tenant, keys) if keys else {}
+        # eventually consistent: a sample for preview and the RFM breakpoints (half the read units)
+        items = self.batch_get([(state_pk(tenant, pid), STATE_SK) for pid in keys], consistent=False)
+        states = {s.profile_id: (s, 0) for s in map(ProfileState.from_item, items)}
         return [states[k][0] for k in keys if k in states], next_cursor
 
     def put_progress(self, tenant: str, replay_id: str, attrs: dict[str, Any]) -> None:
@@ -345,13 +339,6 @@ class DynamoSegmentsStore(DynamoRepository):
             {k: v for k, v in i.items() if k not in ("pk", "sk")}
             for i in self.query_all(seg_pk(tenant), sk_prefix="BACKFILL#")
         ]
-
-    def load_histogram(self, tenant: str) -> dict[str, int]:
-        """The tenant's buyers' RFM cells, summed from its index (read daily by the sweep)."""
-        total: dict[str, int] = {}
-        for _shard_no, _pid, entry in self._tenant_entries(tenant):
-            add_rfm_cell(total, entry.get("rfm"))
-        return total
 
 
 class MemorySegmentsStore:
@@ -492,12 +479,6 @@ class MemorySegmentsStore:
     def progress(self, tenant: str) -> list[dict[str, Any]]:
         pk = seg_pk(tenant)
         return [_copy(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith("BACKFILL#")]
-
-    def load_histogram(self, tenant: str) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for _shard_no, _pid, entry in self._tenant_entries(tenant):
-            add_rfm_cell(total, entry.get("rfm"))
-        return total
 
     def states(self) -> Iterable[dict[str, Any]]:
         return [v for (_, s), v in self.items.items() if s == STATE_SK]

@@ -329,7 +329,7 @@ def test_the_sweep_recomputes_rfm_breakpoints_from_histograms_and_backfills() ->
         person = Person(f"p{n}")
         for k in range(n % 6 + 1):
             world.send(person.track("Order Completed", T0 + timedelta(days=3 * n + k), revenue=50 * (n + 1)))
-    histogram = world.store.load_histogram(TENANT)
+    histogram = world.service.rfm_histogram(TENANT)
     assert sum(v for k, v in histogram.items() if k.startswith("f_")) == 30  # one cell per buyer
     out = world.service.refresh_rfm(TENANT, world.clock.now().timestamp())
     assert [e.DETAIL_TYPE for e in out] == ["profiles.replay_requested"]
@@ -345,7 +345,7 @@ def test_the_sweep_recomputes_rfm_breakpoints_from_histograms_and_backfills() ->
             event_id="e", tenant_id=TENANT, occurred_at=iso(T0), profile_id="p0", profile_ids=["p0"]
         )
     )
-    histogram = world.store.load_histogram(TENANT)
+    histogram = world.service.rfm_histogram(TENANT)
     assert sum(v for k, v in histogram.items() if k.startswith("f_")) == 29
 
 
