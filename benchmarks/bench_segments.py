@@ -232,6 +232,7 @@ class MeteredStore(MemorySegmentsStore):
         self.rcu = 0.0
         self.wcu = 0.0
         self.calls = {"read": 0, "write": 0}
+        self.by_cause = {"state": 0.0, "due index": 0.0, "tenant index": 0.0}
 
     def get_states(self, tenant: str, profile_ids: Any) -> dict[str, tuple[ProfileState, int]]:
         found = super().get_states(tenant, profile_ids)
@@ -249,18 +250,21 @@ class MeteredStore(MemorySegmentsStore):
         after = self.items.get(key)
         self.calls["write"] += 1
         size = max(_size(before) if before else 0, _size(after) if after else 0)
-        self.wcu += max(1, math.ceil(size / 1024))
+        units = {"state": max(1, math.ceil(size / 1024)), "due index": 0, "tenant index": 0}
         due_before = before.get("due_at") if before else None
         due_after = after.get("due_at") if after else None
         if due_before != due_after:  # GSI insert/delete; a move is both
-            self.wcu += 1 if (due_before is None or due_after is None) else 2
+            units["due index"] = 1 if (due_before is None or due_after is None) else 2
         projected = [
             {k: item.get(k) for k in ("tenant_shard", *TENANT_INDEX_ATTRIBUTES)} if item else None
             for item in (before, after)
         ]
         if projected[0] != projected[1]:
             entry = projected[1] or projected[0] or {}
-            self.wcu += max(1, math.ceil((_size(entry) + 40) / 1024))  # + the table's keys
+            units["tenant index"] = max(1, math.ceil((_size(entry) + 40) / 1024))  # + the table's keys
+        for cause, n in units.items():
+            self.by_cause[cause] += n
+            self.wcu += n
 
 
 def fifty_segments() -> list[dict[str, Any]]:
@@ -406,6 +410,7 @@ def _stream(people: int, events: int, start: datetime, seed: int = 11) -> list[t
 def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int) -> list[dict[str, Any]]:
     """Per profile.changed: segments evaluated, calls and units; the sweep runs every simulated hour
     (as in AWS, where it runs every minute), and is metered on its own."""
+    from huiliu.contracts import ProfileChanged, ReplayRequested, derive_event_id
     from huiliu.segments.admin import SegmentsAdmin
     from huiliu.segments.service import SegmentsService
 
@@ -423,10 +428,18 @@ def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int
     event_side = {"reads": 0, "writes": 0, "rcu": 0.0, "wcu": 0.0, "evaluated": 0, "transitions": 0}
     keys = ("reads", "writes", "rcu", "wcu", "swept", "transitions", "queries", "ticks")
     sweep_side: dict[str, Any] = dict.fromkeys(keys, 0)
+    backfill_side: dict[str, Any] = dict.fromkeys((*keys, "replays", "profiles"), 0)
+    latest: dict[str, Any] = {}
+
+    causes = dict.fromkeys(store.by_cause, 0.0)
 
     def metered(side: dict[str, Any], call: Any) -> Any:
         before = (store.calls["read"], store.calls["write"], store.rcu, store.wcu)
+        by_cause = dict(store.by_cause)
         out = call()
+        if side is event_side:
+            for cause, n in store.by_cause.items():
+                causes[cause] += n - by_cause[cause]
         side["reads"] += store.calls["read"] - before[0]
         side["writes"] += store.calls["write"] - before[1]
         side["rcu"] += store.rcu - before[2]
@@ -441,17 +454,35 @@ def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int
             world.clock.set(next_tick)
             before = service.metrics.swept
             queries = store.stats.by_op.get("Query", 0)
-            metered(sweep_side, lambda: service.tick(world.clock.now()))
+            out = metered(sweep_side, lambda: service.tick(world.clock.now()))
             sweep_side["swept"] += service.metrics.swept - before
             sweep_side["queries"] += store.stats.by_op.get("Query", 0) - queries
             sweep_side["ticks"] += 1
             next_tick += timedelta(hours=1)
+            for request in [o for o in out if isinstance(o, ReplayRequested)]:
+                # new RFM breakpoints: identity replays every live profile (its latest snapshot)
+                sweep_side["transitions"] -= 1
+                backfill_side["replays"] += 1
+                for pid, last in latest.items():
+                    replayed = ProfileChanged(
+                        event_id=derive_event_id(request.replay_id, pid),
+                        tenant_id=last.tenant_id,
+                        occurred_at=last.occurred_at,
+                        profile_id=pid,
+                        version=last.version,
+                        profile=last.profile,
+                        replay=True,
+                        replay_id=request.replay_id,
+                    )
+                    metered(backfill_side, lambda r=replayed: service.handle(r))
+                    backfill_side["profiles"] += 1
         world.clock.set(at)
         before = service.metrics.evaluated
         tick = time.perf_counter()
         metered(event_side, lambda e=event: service.handle(e))
         handling += time.perf_counter() - tick
         event_side["evaluated"] += service.metrics.evaluated - before
+        latest[event.profile_id] = event
     elapsed = handling
     e, w = event_side, sweep_side
     swept = max(w["swept"], 1)
@@ -467,7 +498,7 @@ def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int
             "measure": f"[{label}] read calls / read units per profile.changed",
             "engine": "huiliu",
             "value": f"{e['reads'] / events:.3f} / {e['rcu'] / events:.3f}",
-            "note": "one BatchGetItem, strongly consistent",
+            "note": "one BatchGetItem, strongly consistent, unless nothing kept can change",
         },
         {
             "measure": f"[{label}] write calls / write units per profile.changed",
@@ -476,10 +507,24 @@ def stage_costs(label: str, segs: list[dict[str, Any]], people: int, events: int
             "note": f"{e['transitions'] / events:.3f} transitions/event; no write unless kept data changed",
         },
         {
+            "measure": f"[{label}] write units per profile.changed, by cause",
+            "engine": "huiliu",
+            "value": " / ".join(f"{n / events:.3f}" for n in causes.values()),
+            "note": " / ".join(causes) + f"; {service.metrics.skipped / events:.2f} of events need no read",
+        },
+        {
             "measure": f"[{label}] DynamoDB USD per million profile.changed",
             "engine": "huiliu",
             "value": round(usd, 3),
             "note": f"{round(events / elapsed)} events/s in process",
+        },
+        {
+            "measure": f"[{label}] backfills after RFM recomputation: profiles / write units each",
+            "engine": "huiliu",
+            "value": f"{backfill_side['profiles']} / "
+            f"{backfill_side['wcu'] / max(backfill_side['profiles'], 1):.3f}",
+            "note": f"{backfill_side['replays']} replays, {backfill_side['transitions']} transitions "
+            f"(identity's replay of every profile's latest snapshot)",
         },
         {
             "measure": f"[{label}] sweep: due profiles re-evaluated",

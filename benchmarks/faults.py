@@ -29,6 +29,13 @@ from typing import Any
 THROTTLE_CODES = {"dynamodb": "ProvisionedThroughputExceededException"}
 MAX_RECEIVES = 5  # the consumer queues' maxReceiveCount (template.yaml)
 THROTTLED_SERVICES = {"dynamodb", "events", "sqs", "firehose", "s3"}
+# notify's send queues: a send holds a claim (lease 120 s on the clock) across the provider call. A
+# failure after the provider took the message comes back, in AWS, after the queue's visibility timeout
+# (180 s) and finds the lease expired (notify ends it ``unknown_outcome``); the local runtime retries
+# after a second of wall time on a clock that has not moved, so the record would meet its own live
+# claim five times and be dead-lettered ("InFlight"). No throttle past the SDK's retries is injected
+# there (docs/pipeline.md, "what a crash cannot say"); throttles the SDK retries still are.
+LEASED_QUEUES = {"NotifyEmailQueue", "NotifySmsQueue", "NotifyWechatQueue", "NotifyWebhookQueue"}
 
 
 @dataclass
@@ -78,16 +85,21 @@ class Faults:
         faults = self
         load = runtime_module.load_handler
         ticks = {s.function for s in self.runtime.deployment.schedules}
+        queues = self.runtime.deployment.queues
+        leased = {queues[q].arn for q in LEASED_QUEUES if q in queues}
 
         def load_handler(spec: Any) -> Any:
             handler = load(spec)
 
             def run(event: Any, context: Any) -> Any:
+                records = event.get("Records") if isinstance(event, dict) else None
                 faults._local.inside = True
+                faults._local.leased = bool(records) and records[0].get("eventSourceARN") in leased
                 try:
                     return faults._run(spec.logical, handler, event, context, spec.logical in ticks)
                 finally:
                     faults._local.inside = False
+                    faults._local.leased = False
 
             return run
 
@@ -142,7 +154,8 @@ class Faults:
         if service == "sesv2" and model.name == "SendEmail" and self._roll(self.rates.provider):
             self.injected.add("provider transient failure (SES)")
             return _error_response(429, "TooManyRequestsException", "Maximum sending rate exceeded.")
-        if service in THROTTLED_SERVICES and self._roll(self.rates.throttle_escape):
+        leased = getattr(self._local, "leased", False)
+        if service in THROTTLED_SERVICES and not leased and self._roll(self.rates.throttle_escape):
             code = THROTTLE_CODES.get(service, "ThrottlingException")
             self.injected.add(f"throttle past retries ({service})")
             return _error_response(400, code, "Rate exceeded (injected)")

@@ -45,6 +45,9 @@ def load_definitions(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _problems(exc: CliError) -> str:
+    problems = getattr(exc, "problems", None)  # admin_client.Refused: the API's problems by path
+    if problems:
+        return "\n".join(f"  {p.get('path') or '(definition)'}: {p.get('reason')}" for p in problems)
     text = str(exc)
     start = text.find("{")
     if start >= 0:
@@ -111,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
             if not paths:
                 raise CliError("name files or a directory (or --examples)")
             failed = 0
+            migrate = _migrate_request(args)
             for source, doc in load_definitions(paths):
+                if migrate is not None:
+                    doc = {**doc, "migrate": migrate}
                 path = "/journeys/validate" if action == "validate" else "/journeys"
                 try:
                     answer = call(args.api, key, "POST", path, body=doc)
@@ -128,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
                     print(
                         f"{source}: {answer['journey_id']} v{answer['version']} {what} ({answer['status']})"
                     )
+                    if answer.get("migrates"):
+                        plan = answer["migrates"]
+                        steps = ", ".join(f"{a} -> {b}" for a, b in plan["steps"].items())
+                        print(f"  running enrollments of v{plan['version']} migrate ({steps})")
             return 1 if failed else 0
         if action == "list":
             out = call(args.api, key, "GET", "/journeys")
@@ -173,6 +183,20 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _migrate_request(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--migrate`` (wait steps map by id) and ``--map OLD=NEW`` (explicit, implies --migrate)."""
+    pairs = list(getattr(args, "map", None) or [])
+    if not pairs and not getattr(args, "migrate", False):
+        return None
+    steps: dict[str, str] = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise CliError(f"--map {pair!r}: expected OLD_STEP=NEW_STEP")
+        steps[old] = new
+    return {"steps": steps}
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("journeys", help="marketing journeys: apply, list, funnel, why")
     sub = parser.add_subparsers(dest="journeys_action", required=True)
@@ -184,6 +208,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         p.add_argument("paths", nargs="*", help="files or directories")
         p.add_argument(
             "--examples", action="store_true", help="the three classic journeys shipped with Huiliu"
+        )
+        p.add_argument(
+            "--migrate",
+            action="store_true",
+            help="move running enrollments onto the new version (every wait step must map)",
+        )
+        p.add_argument(
+            "--map", action="append", metavar="OLD=NEW", help="map a wait step (implies --migrate)"
         )
         _add_common(p)
         p.set_defaults(func=run)

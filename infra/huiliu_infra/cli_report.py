@@ -61,9 +61,12 @@ def tables(report: dict[str, Any]) -> str:
         )
     if not report["customers"]:
         out.append("  (no orders yet)")
-    out += ["", "Ingestion", f"  {'day':<11} {'connector':<12} {'events':>8}"]
+    out += ["", "Ingestion", f"  {'day':<11} {'connector':<12} {'events':>8} {'refused':>8}  why refused"]
     for r in report["ingestion"]:
-        out.append(f"  {r['day']:<11} {r['connector']:<12} {r['ingested']:>8}")
+        why = ", ".join(f"{k} {v}" for k, v in (r.get("rejected_by_reason") or {}).items())
+        out.append(
+            f"  {r['day']:<11} {r['connector']:<12} {r['ingested']:>8} {r.get('rejected') or 0:>8}  {why}"
+        )
     if not report["ingestion"]:
         out.append("  (nothing ingested yet)")
     return "\n".join(out)
@@ -161,9 +164,14 @@ def page(report: dict[str, Any]) -> str:
     )
     body.append("<h2>Ingestion per connector</h2>")
     totals: dict[str, int] = {}
+    refused: dict[str, int] = {}
     for r in report["ingestion"]:
         totals[r["connector"]] = totals.get(r["connector"], 0) + r["ingested"]
+        for reason, n in (r.get("rejected_by_reason") or {}).items():
+            refused[f"{r['connector']}: {reason}"] = refused.get(f"{r['connector']}: {reason}", 0) + n
     body.append(_bars(sorted(totals.items())))
+    body.append("<h3>Refused requests (4xx) per connector and reason</h3>")
+    body.append(_bars(sorted(refused.items())))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Huiliu report — {esc(report['tenant_id'])}</title><style>{STYLE}</style></head>"

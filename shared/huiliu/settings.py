@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     raw_archive_stream: str = Field(default="huiliu-raw-archive", alias="RAW_ARCHIVE_STREAM")
     # Ingest and import hand canonical events straight to identity's queue (docs/cost.md).
     identity_queue_url: str = Field(default="", alias="IDENTITY_QUEUE_URL")
+    # Ingest's per-tenant accepted / refused counts go to the reports stage's queue (docs/admin.md).
+    reports_queue_url: str = Field(default="", alias="REPORTS_QUEUE_URL")
     secrets_prefix: str = Field(default="huiliu/local", alias="SECRETS_PREFIX")
     # Largest webhook body accepted before parsing (bytes). Segment's own batch limit is 500 KB.
     max_body_bytes: int = Field(default=512 * 1024, alias="MAX_BODY_BYTES")

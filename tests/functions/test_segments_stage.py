@@ -136,10 +136,11 @@ def test_identity_events_through_the_handler_enter_a_segment_with_one_read(world
         False,
     )
 
-    # a page view changes nothing segments keep: one read, no write
+    # a page view changes nothing segments keep (identity's change set says so): no call at all
     before = (world.store.stats.reads, world.store.stats.writes)
     handler(_sqs_event(_identity(world, ("email", "li@x.cn"), name="Page Viewed", minutes=1)), _Ctx())
-    assert (world.store.stats.reads - before[0], world.store.stats.writes - before[1]) == (1, 0)
+    assert (world.store.stats.reads - before[0], world.store.stats.writes - before[1]) == (0, 0)
+    assert world.service.metrics.skipped == 1
 
 
 def test_merge_and_erasure_on_dynamodb_end_memberships_and_counts(world: Any) -> None:
@@ -372,7 +373,7 @@ def test_rfm_histograms_on_dynamodb_feed_the_breakpoints(world: Any) -> None:
         ):
             if event.detail_type == "profile.changed":
                 world.service.handle(ProfileChanged.model_validate(event.detail))
-    histogram = world.store.load_histogram(TENANT)
+    histogram = world.service.rfm_histogram(TENANT)
     assert sum(v for k, v in histogram.items() if k.startswith("m_")) == 25
     out = world.service.refresh_rfm(TENANT, (T0 + timedelta(days=1)).timestamp())
     assert [e.DETAIL_TYPE for e in out] == ["profiles.replay_requested"]

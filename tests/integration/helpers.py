@@ -55,3 +55,25 @@ def identity_item(runtime: Any, pk: str, sk: str) -> dict[str, Any] | None:
         aws.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
     )
     return deserialize(found) if found else None
+
+
+def identity_markers(runtime: Any) -> list[dict[str, Any]]:
+    """What of every identity item says an event was applied (a scan: tests only; keys, message id,
+    connector and out-events — what ``huiliu.identity.repository.processed_keys`` reads)."""
+    from huiliu import aws
+    from huiliu.storage.dynamo import deserialize
+
+    table = runtime.deployment.tables["IdentityTable"]
+    items: list[dict[str, Any]] = []
+    pages = (
+        aws.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=table,
+            ProjectionExpression="pk, sk, message_id, #src.connector, #out",
+            ExpressionAttributeNames={"#src": "source", "#out": "out"},
+        )
+    )
+    for page in pages:
+        items += [deserialize(i) for i in page["Items"]]
+    return items

@@ -18,6 +18,8 @@ JOURNEY = "fb-journey"
 
 
 def _person(runtime: Any, profile_id: str, email: str) -> None:
+    """A new person, as identity announces one (on the bus wire identity uses)."""
+    from huiliu.bus import bus_publisher
     from huiliu.contracts import ConsentEntry, IdentifierRef, ProfileChanged, ProfileSnapshot
 
     snapshot = ProfileSnapshot(
@@ -33,12 +35,10 @@ def _person(runtime: Any, profile_id: str, email: str) -> None:
         occurred_at="2026-01-01T00:00:00Z",
         profile_id=profile_id,
         version=1,
-        created=True,  # a new person: notify's contact subscription hears contact changes only
+        created=True,
         profile=snapshot,
     )
-    from huiliu.bus import bus_publisher
-
-    bus_publisher().publish([event.outgoing()])  # the bus topic, as identity publishes it
+    bus_publisher().publish([event.outgoing()])
 
 
 def test_delivery_open_click_and_bounce_reach_the_report_funnel(local_runtime: Any) -> None:

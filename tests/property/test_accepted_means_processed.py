@@ -24,11 +24,12 @@ from xml.sax.saxutils import escape
 
 import pytest
 from huiliu.connectors.common import digest_id
+from huiliu.identity.repository import processed_keys
 from huiliu_infra import sources
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.helpers import identity_item
+from tests.integration.helpers import identity_markers
 
 pytestmark = pytest.mark.integration
 
@@ -182,9 +183,9 @@ def test_every_accepted_event_is_processed_and_nothing_else_is_a_5xx(local_runti
     depths = local_runtime.queue_depths()
     assert {k: v for k, v in depths.items() if k.endswith("DLQ") and v} == {}, ledger.answers[-20:]
     assert ledger.expected
-    for connector, message_id in ledger.expected:  # identity's processed marker: a profile holds it
-        pk = f"T#demo#MSG#{connector}#{message_id}"
-        assert identity_item(local_runtime, pk, "PROCESSED"), f"{connector} {message_id} not processed"
+    processed = processed_keys(identity_markers(local_runtime))  # identity's processed markers
+    for connector, message_id in ledger.expected:
+        assert ("demo", connector, message_id) in processed, f"{connector} {message_id} not processed"
     identity = local_runtime.stats.summary()["IdentityFunction"]
     assert identity["errors"] == identity["record_failures"] == 0  # not even a retried failure
     print(f"accepted {len(accepted)}, rejected {len(rejected)}: {sorted({a[2][:60] for a in rejected})[:12]}")

@@ -105,9 +105,9 @@ def _groups(repo: MemoryIdentityRepository) -> dict[frozenset[str], dict[str, An
         return pid
 
     members: dict[str, set[str]] = {}
-    for (pk, sk), item in repo.items.items():
-        if sk == "PROCESSED":
-            members.setdefault(live(item["profile_id"]), set()).add(pk.rsplit("#", 1)[1])
+    for (_pk, sk), item in repo.items.items():
+        if sk.startswith("TL#") and "out" in item:  # an applied event's timeline item: its marker
+            members.setdefault(live(item["profile_id"]), set()).add(item["message_id"])
     return {frozenset(msgs): profiles[pid]["traits"] for pid, msgs in members.items()}
 
 

@@ -48,6 +48,11 @@ log = logging.getLogger("huiliu.local")
 STATE_DIR = ROOT / ".huiliu"
 
 
+# Lambda's SQS pollers long-poll for 20 s; the SDK here reads for 15 s (huiliu.aws), so 10 s. An idle
+# queue then costs one request per 10 s instead of a request a second per poller.
+POLL_WAIT_SECONDS = 10
+# While a batch fills within its window, an empty queue is asked again this often.
+FILL_POLL_SECONDS = 0.1
 MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 # Seconds a connection may sit idle mid-request (a Content-Length larger than the body sent).
 HTTP_READ_TIMEOUT = 10.0
@@ -76,17 +81,65 @@ class Invocation:
     ms: float
     failures: int = 0
     error: str | None = None
+    wait_ms: float = 0.0  # waiting for the one-handler-at-a-time slot before the handler ran
+
+
+@dataclass
+class Hop:
+    """One batch an event source mapping delivered: where its records' time went, in seconds.
+
+    ``queued``: in the queue before the poller received it (SentTimestamp → first receive, records on
+    their first receive); ``window``: the poller filling the batch (MaximumBatchingWindowInSeconds);
+    ``slot``: waiting for the handler slot; ``handler``: the handler itself."""
+
+    queue: str
+    function: str
+    records: int
+    queued: float
+    window: float
+    slot: float
+    handler: float
+    at: float = 0.0  # time.time() the batch was handed to the function
+    failed: int = 0  # records that failed (back after the retry delay)
+    receives: int = 1  # the highest ApproximateReceiveCount in the batch
+
+
+HOP_PARTS = ("queued", "window", "slot", "handler")
 
 
 @dataclass
 class RuntimeStats:
     invocations: list[Invocation] = field(default_factory=list)
+    hops: list[Hop] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, item: Invocation) -> None:
         with self.lock:
             self.invocations.append(item)
             del self.invocations[:-5000]
+
+    def add_hop(self, hop: Hop) -> None:
+        with self.lock:
+            self.hops.append(hop)
+            del self.hops[:-20000]
+
+    def hop_summary(self) -> dict[str, dict[str, Any]]:
+        """Per queue: batches, records, and p50 / p95 / max seconds of each part of a hop."""
+        with self.lock:
+            hops = list(self.hops)
+        out: dict[str, dict[str, Any]] = {}
+        for queue in sorted({h.queue for h in hops}):
+            mine = [h for h in hops if h.queue == queue]
+            row: dict[str, Any] = {"batches": len(mine), "records": sum(h.records for h in mine)}
+            for part in HOP_PARTS:
+                values = sorted(getattr(h, part) for h in mine)
+                row[part] = {
+                    "p50": values[len(values) // 2],
+                    "p95": values[min(len(values) - 1, int(0.95 * len(values)))],
+                    "max": values[-1],
+                }
+            out[queue] = row
+        return out
 
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -163,7 +216,7 @@ class LocalRuntime:
         aws_port: int = 4566,
         endpoint: str | None = None,
         retry_delay: int = 1,
-        poll_wait: int = 1,
+        poll_wait: int = POLL_WAIT_SECONDS,
         write_state: bool = True,
         quiet: bool = False,
     ) -> None:
@@ -194,6 +247,7 @@ class LocalRuntime:
         self._invoke_lock = threading.Lock()
         self._next_fire: dict[str, datetime] = {}
         self._env_of: str | None = None  # the function whose environment settings were read with
+        self._timing = threading.local()  # (slot wait, handler seconds) of this thread's last invocation
         self.firehose: FirehoseEmulator | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -244,8 +298,14 @@ class LocalRuntime:
         if self._http:
             self._http.shutdown()
             self._http.server_close()
+        # Handlers in flight finish against the emulator before it goes.
+        deadline = time.monotonic() + 10
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.01)
         for thread in self._threads:
-            thread.join(timeout=5)
+            # A poller idle in a long poll ends when the poll answers (≤ poll_wait, a daemon thread
+            # that then sees the stop); it is not waited for.
+            thread.join(timeout=0.05 if thread.name.startswith("poll-") else 5)
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -276,6 +336,9 @@ class LocalRuntime:
             return
         from moto.server import ThreadedMotoServer
 
+        from huiliu_infra.local import moto_fast
+
+        moto_fast.install()  # the emulator's needless CPU out (same answers): docs/pipeline.md
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
         self._moto.start()
@@ -353,21 +416,28 @@ class LocalRuntime:
         context = make_context(spec, self.deployment.region)
         with self._busy_lock:
             self._busy += 1
-        started = time.perf_counter()
+        asked = time.perf_counter()
+        started = asked
         try:
             with self._invoke_lock, self._function_env(spec):
+                started = time.perf_counter()
+                context.started = time.monotonic()  # its timeout runs from here, not from the wait
                 result = load_handler(spec)(event, context)
         except Exception as exc:
-            self.stats.add(
-                Invocation(function, False, (time.perf_counter() - started) * 1000, error=repr(exc))
-            )
+            ms, wait_ms = (time.perf_counter() - started) * 1000, (started - asked) * 1000
+            self._timing.last = (started - asked, time.perf_counter() - started)
+            self.stats.add(Invocation(function, False, ms, error=repr(exc), wait_ms=wait_ms))
             log.error("%s raised: %s\n%s", function, exc, traceback.format_exc())
             raise
         finally:
             with self._busy_lock:
                 self._busy -= 1
+        done = time.perf_counter()
+        self._timing.last = (started - asked, done - started)
         failures = len(result.get("batchItemFailures", [])) if isinstance(result, dict) else 0
-        self.stats.add(Invocation(function, True, (time.perf_counter() - started) * 1000, failures=failures))
+        wait_ms = (started - asked) * 1000
+        ms = (done - started) * 1000
+        self.stats.add(Invocation(function, True, ms, failures=failures, wait_ms=wait_ms))
         return result
 
     @contextlib.contextmanager
@@ -552,44 +622,84 @@ class LocalRuntime:
         assert self.deployment is not None
         queue = self.deployment.queues[mapping.queue]
         sqs = aws.client("sqs")
+        retry_due: float | None = None  # when records that failed become visible again
         while not self._stop.is_set():
             try:
-                messages = self._receive(sqs, queue.url, mapping)
+                messages, first_at = self._receive(sqs, queue.url, mapping, retry_due)
             except Exception as exc:
                 if not self._stop.is_set():
                     log.warning("poll %s failed: %s", mapping.queue, exc)
-                    time.sleep(0.5)
+                    self._stop.wait(0.5)
                 continue
-            if messages:
-                self._deliver(sqs, queue, mapping, messages)
-
-    def _receive(self, sqs: Any, url: str, mapping: MappingSpec) -> list[dict[str, Any]]:
-        """Long-poll for a batch; once one message is in, wait up to the batching window to fill it."""
-        messages: list[dict[str, Any]] = []
-        deadline = 0.0
-        while len(messages) < mapping.batch_size and not self._stop.is_set():
-            resp = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
-                WaitTimeSeconds=0 if messages else self.poll_wait,
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            got = resp.get("Messages", [])
-            if got and not messages:
-                deadline = time.monotonic() + mapping.window_seconds
-            messages.extend(got)
+            if retry_due is not None and time.monotonic() > retry_due:
+                retry_due = None
             if not messages:
-                return []
-            if time.monotonic() >= deadline:
-                break
-            if not got:
-                time.sleep(0.05)
-        return messages
+                continue
+            try:
+                if self._deliver(sqs, queue, mapping, messages, first_at):
+                    retry_due = time.monotonic() + self.retry_delay
+            except Exception as exc:  # the messages come back after their visibility timeout
+                if not self._stop.is_set():
+                    log.error("delivering %s failed: %s\n%s", mapping.queue, exc, traceback.format_exc())
 
-    def _deliver(self, sqs: Any, queue: Any, mapping: MappingSpec, messages: list[dict[str, Any]]) -> None:
+    def _receive_some(self, sqs: Any, url: str, count: int, wait: int) -> list[dict[str, Any]]:
+        resp = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(10, count),
+            WaitTimeSeconds=wait,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(resp.get("Messages", []))
+
+    def _receive(
+        self, sqs: Any, url: str, mapping: MappingSpec, retry_due: float | None = None
+    ) -> tuple[list[dict[str, Any]], float]:
+        """A batch as Lambda's poller makes one: a long poll that returns as soon as a message is in
+        (and costs nothing while the queue is idle); then, if the batch is not full, up to the batching
+        window (MaximumBatchingWindowInSeconds) to fill it — a full batch, or no window, goes at once.
+        Returns the messages and when the first one was received (``time.time()``)."""
+        messages: list[dict[str, Any]] = []
+        # Records that failed come back after retry_delay; the emulator's long poll notices a message
+        # becoming visible again only at its next rescan (up to a second later), so until they are due
+        # the queue is asked at short intervals instead.
+        while retry_due is not None and not messages and not self._stop.is_set():
+            messages = self._receive_some(sqs, url, mapping.batch_size, 0)
+            if messages or time.monotonic() > retry_due + FILL_POLL_SECONDS:
+                break
+            self._stop.wait(FILL_POLL_SECONDS)
+        if not messages:
+            messages = self._receive_some(sqs, url, mapping.batch_size, self.poll_wait)
+        if not messages:
+            return [], 0.0
+        first_at = time.time()
+        deadline = time.monotonic() + mapping.window_seconds
+        while len(messages) < mapping.batch_size and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # Whole seconds are long-polled (answered at the first arrival); a fraction is polled.
+            wait = int(remaining)
+            got = self._receive_some(sqs, url, mapping.batch_size - len(messages), wait)
+            messages.extend(got)
+            if not got and not wait:
+                self._stop.wait(min(remaining, FILL_POLL_SECONDS))
+        return messages, first_at
+
+    def _deliver(
+        self,
+        sqs: Any,
+        queue: Any,
+        mapping: MappingSpec,
+        messages: list[dict[str, Any]],
+        first_at: float | None = None,
+    ) -> int:
+        """Invoke the function with the batch; delete what succeeded; returns how many records failed
+        (they come back after ``retry_delay``)."""
         assert self.deployment is not None
         region = self.deployment.region
+        handed = time.time()
+        first_at = first_at or handed
         records = [
             {
                 "messageId": m["MessageId"],
@@ -614,6 +724,7 @@ class LocalRuntime:
             )
         except Exception:
             failed = {r["messageId"] for r in records}
+        self._record_hop(mapping, messages, first_at, handed, len(failed))
         done = [r for r in records if r["messageId"] not in failed]
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]
@@ -631,6 +742,40 @@ class LocalRuntime:
                         ReceiptHandle=record["receiptHandle"],
                         VisibilityTimeout=self.retry_delay,
                     )
+        return len(failed)
+
+    def _record_hop(
+        self,
+        mapping: MappingSpec,
+        messages: list[dict[str, Any]],
+        first_at: float,
+        handed: float,
+        failed: int,
+    ) -> None:
+        slot, handler = getattr(self._timing, "last", (0.0, 0.0))
+        queued = [
+            int(attrs["ApproximateFirstReceiveTimestamp"]) / 1000 - int(attrs["SentTimestamp"]) / 1000
+            for attrs in (m.get("Attributes", {}) for m in messages)
+            if attrs.get("ApproximateReceiveCount") == "1"
+            and "SentTimestamp" in attrs
+            and "ApproximateFirstReceiveTimestamp" in attrs
+        ]
+        self.stats.add_hop(
+            Hop(
+                queue=mapping.queue,
+                function=mapping.function,
+                records=len(messages),
+                queued=max(0.0, sum(queued) / len(queued)) if queued else 0.0,
+                window=max(0.0, handed - first_at),
+                slot=slot,
+                handler=handler,
+                at=handed,
+                failed=failed,
+                receives=max(
+                    int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for m in messages
+                ),
+            )
+        )
 
     def _firehose(self, req: BaseHTTPRequestHandler, target: str, body: bytes) -> None:
         assert self.firehose is not None
@@ -691,6 +836,12 @@ class LocalRuntime:
         deadline = time.monotonic() + timeout
         quiet_rounds = 0
         while time.monotonic() < deadline:
+            with self._busy_lock:
+                busy = self._busy
+            if busy:  # a handler is running: asking the queues now would only take its CPU
+                quiet_rounds = 0
+                time.sleep(0.05)
+                continue
             pending = 0
             for url in consumer_queues:
                 attrs = sqs.get_queue_attributes(

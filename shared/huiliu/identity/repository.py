@@ -7,9 +7,11 @@ pk                              sk                  what
 ==============================  ==================  =============================================
 T#{t}#ID#{type}#{value}         CLAIM               identifier claim -> ``profile_id``
 T#{t}#P#{profile_id}            PROFILE             the profile (``version`` for optimistic locks)
-T#{t}#P#{profile_id}            TL#{ts iso}#{msg}   timeline item (``ttl``)
+T#{t}#P#{profile_id}            TL#{ts iso}#{msg}   timeline item (``ttl``) = the processed marker:
+                                                    ``out``, the out-events (no identifiers)
 T#{t}#P#{survivor_id}           MERGE#{merge_id}    merge record (gsi1: T#{t}#MERGEOF#{absorbed})
-T#{t}#MSG#{connector}#{msg}     PROCESSED           processed marker + its events (no identifiers)
+T#{t}#MSG#{connector}#{msg}     PROCESSED           processed marker (written before the timeline
+                                                    item carried it; still read and erased)
 T#{t}#ORDER#{order_id}          COUNTED / REFUNDED  an order counted once per order id
 T#{t}#ERASED#{hmac}             ERASED              salted hash of an erased identifier
 ==============================  ==================  =============================================
@@ -29,10 +31,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from huiliu.errors import ConditionFailed
 from huiliu.identity.profile import Profile
 from huiliu.models import Identifier
-from huiliu.storage.dynamo import CallStats, DynamoRepository, Page
+from huiliu.storage.dynamo import CallStats, DynamoRepository, Page, deserialize, serialize
 
 PROFILE_SK = "PROFILE"
 CLAIM_SK = "CLAIM"
@@ -71,8 +75,36 @@ def marker_pk(tenant: str, connector: str, message_id: str) -> str:
     return f"T#{tenant}#MSG#{connector}#{message_id}"
 
 
+def timeline_sk(timestamp_iso: str, message_id: str) -> str:
+    """The sort key of an event's timeline item: deterministic from the event (its time and id)."""
+    return f"{TIMELINE_PREFIX}{timestamp_iso}#{message_id}"
+
+
+def processed_keys(items: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
+    """(tenant, connector, message id) of every event the identity items say was applied: a
+    timeline item carrying its out-events, or a processed marker written before those did."""
+    found: set[tuple[str, str, str]] = set()
+    for item in items:
+        pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
+        if sk == MARKER_SK and "#MSG#" in pk:
+            tenant, rest = pk[2:].split("#MSG#", 1)
+            connector, _, message_id = rest.partition("#")
+            found.add((tenant, connector, message_id))
+        elif sk.startswith(TIMELINE_PREFIX) and "out" in item and "#P#" in pk:
+            connector = str((item.get("source") or {}).get("connector", ""))
+            found.add((pk[2:].split("#P#", 1)[0], connector, str(item.get("message_id"))))
+    return found
+
+
 def order_key(tenant: str, order_id: str, kind: str) -> tuple[str, str]:
     return f"T#{tenant}#ORDER#{order_id}", kind
+
+
+def order_item(tenant: str, order_id: str, kind: str, profile_id: str, event_key: str) -> dict[str, Any]:
+    """An order counted once: by the event whose applied-event key it names (its redelivery counts
+    it again on a profile that has not applied it; any other event of the order does not)."""
+    pk, sk = order_key(tenant, order_id, kind)
+    return {"pk": pk, "sk": sk, "profile_id": profile_id, "event_key": event_key}
 
 
 def identifier_hash(salt: str, tenant: str, ident: Identifier) -> str:
@@ -115,7 +147,9 @@ class Snapshot:
     profiles: dict[str, Profile] = field(default_factory=dict)
     erased: dict[Identifier, str] = field(default_factory=dict)  # identifier -> erased_at
     marker: dict[str, Any] | None = None
-    orders: set[tuple[str, str]] = field(default_factory=set)  # (order_id, kind) already counted
+    # (order_id, kind) already counted -> the applied-event key of the event that claimed it ("" if
+    # written before order markers named their event)
+    orders: dict[tuple[str, str], str] = field(default_factory=dict)
     missing_profiles: set[str] = field(default_factory=set)
 
 
@@ -125,21 +159,23 @@ class WriteSet:
 
     profiles: list[tuple[Profile, int | None]] = field(default_factory=list)  # (profile, expected version)
     claims: list[tuple[Identifier, str, str | None]] = field(default_factory=list)  # (id, owner, expected)
-    timeline: dict[str, Any] | None = None
-    marker: dict[str, Any] | None = None
-    orders: list[tuple[str, str, str]] = field(default_factory=list)  # (order_id, kind, profile_id)
+    timeline: dict[str, Any] | None = None  # the event's timeline item, its processed marker too
+    # the timeline item may follow the transaction (its loss is rebuilt from the applied-event ring:
+    # the event's only out-event is profile.changed, which the rebuild republishes)
+    timeline_after: bool = False
+    # (order_id, kind, profile_id, applied-event key of the event counting it)
+    orders: list[tuple[str, str, str, str]] = field(default_factory=list)
     merges: list[dict[str, Any]] = field(default_factory=list)
     merge_updates: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (pk, sk, item)
 
     def plain(self) -> bool:
-        """Only an existing profile's update plus its timeline item and marker (the known-person
-        path): nothing that has to change atomically with the profile."""
+        """Only an existing profile's update plus its timeline item (the known-person path):
+        nothing that has to change atomically with the profile."""
         return (
             len(self.profiles) == 1
             and self.profiles[0][1] is not None
             and not (self.claims or self.orders or self.merges or self.merge_updates)
             and self.timeline is not None
-            and self.marker is not None
         )
 
     def size(self) -> int:
@@ -150,7 +186,6 @@ class WriteSet:
             + len(self.merges)
             + len(self.merge_updates)
             + (self.timeline is not None)
-            + (self.marker is not None)
         )
 
 
@@ -207,7 +242,7 @@ class IdentityRepository(DynamoRepository):
             elif sk == MARKER_SK:
                 snap.marker = item
             else:
-                snap.orders.add((pk.rsplit("#ORDER#", 1)[1], sk))
+                snap.orders[(pk.rsplit("#ORDER#", 1)[1], sk)] = str(item.get("event_key") or "")
         return snap
 
     def load_erased(self, tenant: str, identifiers: Sequence[Identifier]) -> dict[Identifier, str]:
@@ -262,13 +297,13 @@ class IdentityRepository(DynamoRepository):
                 "value": ident.value,
             }
             ops.append(_conditional_put(item, "profile_id", expected_owner))
-        if writes.timeline is not None:
-            ops.append({"Put": {"item": writes.timeline}})
-        if writes.marker is not None:
-            ops.append({"Put": {"item": writes.marker, **_ABSENT}})
-        for order_id, kind, profile_id in writes.orders:
-            pk, sk = order_key(tenant, order_id, kind)
-            ops.append({"Put": {"item": {"pk": pk, "sk": sk, "profile_id": profile_id}, **_ABSENT}})
+        after = writes.timeline if writes.timeline_after or writes.plain() else None
+        if writes.timeline is not None and after is None:
+            # the event's timeline item is its processed marker: absent, or the event was applied
+            ops.append({"Put": {"item": writes.timeline, **_ABSENT}})
+        for order_id, kind, profile_id, event_key in writes.orders:
+            item = order_item(tenant, order_id, kind, profile_id, event_key)
+            ops.append({"Put": {"item": item, **_ABSENT}})
         for record in writes.merges:
             ops.append({"Put": {"item": record, **_ABSENT}})
         for _pk, _sk, item in writes.merge_updates:
@@ -277,20 +312,65 @@ class IdentityRepository(DynamoRepository):
             raise ValueError(f"{len(ops)} writes exceed one transaction")
         if len(ops) == 1 and "expect" not in ops[0]["Put"]:
             self.put(ops[0]["Put"]["item"])
-        elif writes.plain():
+        elif len(ops) == 1:
             # A known person: no claim, merge or order marker to keep in step with the profile. The
             # profile is the commit point (conditional on its version, and it records the event in
-            # its applied-event ring); the timeline item and the marker have deterministic keys and
-            # follow in one BatchWriteItem: half the units of a transaction (docs/cost.md).
-            profile_op = ops[0]["Put"]
-            self.put(profile_op["item"], condition="version = :expected", values=profile_op["values"])
-            self.batch_write([op["Put"]["item"] for op in ops[1:]])
+            # its applied-event ring); the timeline item, which is also the processed marker, has a
+            # deterministic key and follows: two plain puts, half the units of a transaction.
+            only = ops[0]["Put"]
+            self.put(only["item"], condition=only["condition"], values=only.get("values"))
         else:
             self.transact(ops)
+        if after is not None:
+            self.write_timeline(after)
 
-    def get_marker(self, tenant: str, connector: str, message_id: str) -> dict[str, Any] | None:
-        """The processed marker of one event (eventually consistent: the known-person path)."""
-        return self.get(marker_pk(tenant, connector, message_id), MARKER_SK, consistent=False)
+    def claim_order(self, tenant: str, order_id: str, kind: str, profile_id: str, event_key: str) -> str:
+        """Claim an order for the event ``event_key`` before its profile write (the known-person
+        path): a put conditioned on absence, no read. Returns the key of the event that holds the
+        claim — ``event_key`` if this put won or an earlier attempt of the same event did."""
+        item = order_item(tenant, order_id, kind, profile_id, event_key)
+        try:
+            resp = self.client.put_item(
+                TableName=self.table_name,
+                Item=serialize(item),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ReturnConsumedCapacity="TOTAL",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            self.stats.record("PutItem", "write")
+            held_item: Any = exc.response.get("Item") or {}
+            held = deserialize(held_item)
+            return str(held.get("event_key") or "")
+        self.stats.record("PutItem", "write", resp)
+        return event_key
+
+    def write_timeline(self, item: Mapping[str, Any]) -> None:
+        """An event's timeline item (with its out-events: the processed marker), after its profile
+        write; idempotent (deterministic key)."""
+        self.put(item)
+
+    def find_applied(
+        self,
+        tenant: str,
+        *,
+        connector: str,
+        message_id: str,
+        sk: str,
+        profile_ids: Iterable[str],
+        consistent: bool = False,
+    ) -> dict[str, Any] | None:
+        """Where an event was applied, if it was: its timeline item under one of ``profile_ids``
+        (the profiles it can have landed on: the person's, the ones it absorbed, the ones an admin
+        unmerged from it), or its processed marker from before the timeline item carried the
+        out-events — one BatchGetItem. The item returned has ``profile_id`` and ``out``."""
+        legacy = (marker_pk(tenant, connector, message_id), MARKER_SK)
+        keys = [(profile_pk(tenant, p), sk) for p in dict.fromkeys(profile_ids)] + [legacy]
+        found = self.batch_get(keys, consistent=consistent)
+        ranked = sorted(found, key=lambda i: ("out" not in i, i["sk"] != MARKER_SK))
+        return ranked[0] if ranked else None
 
     def profile_ids_page(
         self, tenant: str, shard: int, *, after: str | None = None, limit: int = 100
@@ -467,6 +547,13 @@ class MemoryIdentityRepository(IdentityRepository):
                 if current is None or current.get("version") != (values or {}).get(":expected"):
                     raise ConditionFailed("version moved")
             self.items[key] = self._clone(dict(item))
+
+    def claim_order(self, tenant: str, order_id: str, kind: str, profile_id: str, event_key: str) -> str:
+        self.stats.record("PutItem", "write")
+        item = order_item(tenant, order_id, kind, profile_id, event_key)
+        with self._lock:
+            held = self.items.setdefault((item["pk"], item["sk"]), item)
+        return str(held.get("event_key") or "")
 
     def delete(self, pk: str, sk: str, *, condition: str | None = None) -> None:
         self.stats.record("DeleteItem", "write")

@@ -1,12 +1,14 @@
 """Identity service: one canonical event in -> claims, profile, timeline, out-events.
 
-The event path costs one read call and one write call for a known person:
+A known person (warm cache, nothing to attach): one eventually consistent read of the profile, a
+version-conditioned put of it, a put of the timeline item (``IdentityService._known``). Otherwise:
 1. one BatchGetItem for the event's claims, the erased-identifier hashes of every identifier,
-   candidate profiles (a warm cache or the deterministic id of each identifier), the processed
-   marker and order markers;
+   candidate profiles (a warm cache or the deterministic id of each identifier) and order markers;
 2. one TransactWriteItems for the profile(s) (conditional on ``version``), new or moved claims
-   (conditional on their previous owner), the timeline item, the processed marker (conditional on
-   absence: redelivery is a no-op) and the order marker.
+   (conditional on their previous owner), the timeline item (conditional on absence: it is also
+   the processed marker, with the out-events) and the order marker.
+Whether an event was applied already: the applied-event ring of the profiles it resolves to, and
+for an event older than a ring, its timeline item under the profiles it can have landed on.
 A lost race raises ConditionFailed and the whole attempt is retried from a fresh read (bounded).
 """
 
@@ -49,13 +51,12 @@ from huiliu.identity.profile import (
     order_facts,
 )
 from huiliu.identity.repository import (
-    MARKER_SK,
     IdentityRepository,
     Snapshot,
     WriteSet,
-    marker_pk,
     merge_of_pk,
     profile_pk,
+    timeline_sk,
 )
 from huiliu.identity.resolution import resolve
 from huiliu.identity.rules import IdentityRules
@@ -152,29 +153,54 @@ def _map_identifiers(detail: dict[str, Any], fn: Callable[[Any], Any]) -> dict[s
     return out
 
 
-def encode_events(events: list[OutgoingEvent], identifiers: list[Identifier] | None = None) -> bytes:
+def _event_parts(event: CanonicalEvent | None) -> dict[str, Any]:
+    """What an out-event's detail repeats from the canonical event (a redelivery brings it again)."""
+    if event is None:
+        return {}
+    return {
+        "event": event_summary(event).model_dump(mode="json"),
+        "tenant_id": event.tenant_id,
+        "correlation_id": event.correlation_id,
+    }
+
+
+def encode_events(
+    events: list[OutgoingEvent],
+    identifiers: list[Identifier] | None = None,
+    source: CanonicalEvent | None = None,
+) -> bytes:
     """The out-events for a processed marker, without identifier values or profile summaries.
 
     The profile summary is left out (a redelivery fills in the live profile's) and identifiers
     are stored as indexes into the event's own cleaned identifiers, which the redelivered event
-    brings again. What stays (changed traits, the event's properties) belongs to the profile the
-    event landed on, whose erasure deletes the marker (found through its timeline).
+    brings again; so are the parts copied from the event itself (its summary with the properties,
+    tenant and correlation id: ``source``). What stays (changed traits, times, ids) belongs to the
+    profile the event landed on, whose erasure deletes the marker (its timeline item).
     """
     ids = identifiers or []
+    parts = _event_parts(source)
     rows = []
     for e in events:
         detail = {k: v for k, v in e.detail.items() if k != "profile"}
-        rows.append([e.detail_type, _map_identifiers(detail, lambda i: _ref(i, ids)), "profile" in e.detail])
+        elided = [k for k, v in parts.items() if k in detail and detail[k] == v]
+        for k in elided:
+            del detail[k]
+        mapped = _map_identifiers(detail, lambda i: _ref(i, ids))
+        rows.append([e.detail_type, mapped, "profile" in e.detail, *([elided] if elided else [])])
     raw = json.dumps(rows, default=str, separators=(",", ":"))
     return zlib.compress(raw.encode(), 1)
 
 
 def decode_events(
-    blob: Any, identifiers: list[Identifier] | None = None, profile: Profile | None = None
+    blob: Any,
+    identifiers: list[Identifier] | None = None,
+    profile: Profile | None = None,
+    source: CanonicalEvent | None = None,
 ) -> list[OutgoingEvent]:
     if not blob:
         return []
     ids = identifiers or []
+    parts = _event_parts(source)
     out = []
     for row in json.loads(zlib.decompress(bytes(blob))):
         kind, detail = row[0], _map_identifiers(row[1], lambda r: _deref(r, ids))
@@ -182,6 +208,8 @@ def decode_events(
             detail["profile"] = profile_summary(profile) if profile is not None else None
             if profile is not None:
                 detail["version"] = profile.version  # the live snapshot's version goes with it
+        for k in row[3] if len(row) > 3 else []:
+            detail[k] = parts.get(k)
         out.append(OutgoingEvent(SOURCE, kind, detail))
     return out
 
@@ -286,15 +314,19 @@ class IdentityService:
         candidates = [cached[i] or self.deterministic_id(tenant, i) for i in identifiers]
         if identifiers and not cached[identifiers[0]]:
             candidates.append(self.deterministic_id(tenant, identifiers[0]))
-        # A known person (first attempt, no order to count once): one eventually consistent read of
-        # the profile the cache or the top identifier names; see _known.
-        snap = self._known(event, identifiers, cached, key) if attempt == 1 and not order_keys else None
+        # A known person (first attempt): one eventually consistent read of the profile the cache
+        # names for the top identifier; see _known. An order is claimed for this event before the
+        # profile write (no read): counted here if this event holds the claim.
+        snap = self._known(event, identifiers, cached, key) if attempt == 1 else None
+        if snap is not None and order_keys and snap.marker is None:
+            order_id, kind = order_keys[0]
+            pid = next(iter(snap.profiles))
+            snap.orders[order_keys[0]] = repo.claim_order(tenant, order_id, kind, pid, key)
         if snap is None:
             snap = repo.load(
                 tenant,
                 identifiers=identifiers,
                 profile_ids=candidates,
-                marker=(event.source.connector, event.message_id),
                 orders=order_keys,
                 # eventually consistent on the first attempt: every write below is conditioned on
                 # what was read (claims on their owner, profiles on their version, markers on
@@ -302,7 +334,7 @@ class IdentityService:
                 consistent=attempt > 1,
             )
         if snap.marker is not None:
-            return self._duplicate(tenant, snap, identifiers)
+            return self._duplicate(event, snap, identifiers)
         stamp = iso(event.timestamp)
         live = [i for i in identifiers if not (i in snap.erased and stamp <= snap.erased[i])]
         if not live:
@@ -349,11 +381,21 @@ class IdentityService:
             survivor = Profile(profile_id=pid, tenant_id=tenant, created_at=now)
             expected: int | None = None
         else:
+            group = [profiles[p] for p in plan.group if p in profiles]
+            received = iso(event.received_at)
+            if any(p.applied(key) for p in group) or not all(p.ring_covers(received) for p in group):
+                # applied already, or older than a ring: its timeline item says (a new profile
+                # needs no look: the event would have left a claim leading to one)
+                marker = self._find_applied(event, group, consistent=attempt > 1)
+                if marker is not None:
+                    snap.marker = marker
+                    return self._duplicate(event, snap, identifiers)
+                crashed = next((p for p in group if p.applied(key)), None)
+                if crashed is not None:
+                    # applied, but its timeline item was never written (a crash between the writes)
+                    return self._rebuild(event, crashed, identifiers, settings)
             survivor = profiles[survivor_id].copy()
             expected = survivor.version
-            if survivor.applied(key):
-                # applied already, but its marker was never written (a crash between the two writes)
-                return self._rebuild(event, survivor, identifiers, settings)
         out: list[OutgoingEvent] = []
         losers = sorted(
             (profiles[p] for p in plan.group if p != survivor.profile_id),
@@ -413,7 +455,8 @@ class IdentityService:
         for ident in plan.attach:
             writes.claims.append((ident, survivor.profile_id, snap.claims.get(ident)))
         added = survivor.add_identifiers(plan.attach)
-        new_order = not order_keys or order_keys[0] not in snap.orders
+        # an order not counted yet, or claimed by this very event (an earlier attempt or delivery)
+        new_order = not order_keys or snap.orders.get(order_keys[0], key) == key
         changes = apply_event(
             survivor,
             event,
@@ -429,8 +472,12 @@ class IdentityService:
         survivor.version = (expected or 0) + 1
         survivor.updated_at = now
         writes.profiles.insert(0, (survivor, expected))
-        if order_keys and new_order:
-            writes.orders.append((*order_keys[0], survivor.profile_id))
+        if order_keys and order_keys[0] not in snap.orders:
+            # claimed for this event before the commit (one plain conditional put instead of a
+            # transactional one): a lost commit or a crash leaves the claim this event's own
+            order_id, kind = order_keys[0]
+            if repo.claim_order(tenant, order_id, kind, survivor.profile_id, key) != key:
+                raise ConditionFailed(f"order {order_id} claimed meanwhile")  # re-read: not counted
         refused = {c.identifier for c in plan.conflicts}
         retention = settings.timeline_retention_days or self.retention_days
         ttl = int((self.clock.now() + timedelta(days=retention)).timestamp())
@@ -463,13 +510,11 @@ class IdentityService:
                 profile=ProfileSnapshot.model_validate(profile_summary(survivor)),
             ).outgoing(),
         )
-        writes.marker = {
-            "pk": marker_pk(tenant, event.source.connector, event.message_id),
-            "sk": MARKER_SK,
-            "profile_id": survivor.profile_id,
-            "ttl": ttl,
-            "out": encode_events(out, identifiers),
-        }
+        writes.timeline["out"] = encode_events(out, identifiers, event)  # the processed marker
+        # With profile.changed its only out-event, the timeline item can follow the transaction (a
+        # crash between is rebuilt from the ring, created included); a merge or conflict keeps it
+        # in the transaction so their out-events are never lost.
+        writes.timeline_after = len(out) == 1
         repo.commit(tenant, writes)
         self._remember(tenant, survivor)
         return Outcome("processed", survivor.profile_id, out, merged=[p.profile_id for p in losers])
@@ -505,10 +550,27 @@ class IdentityService:
         snap = Snapshot(claims=dict.fromkeys(identifiers, pid), profiles={pid: profile}, erased=erased)
         received = iso(event.received_at)
         if profile.applied(key) or not profile.ring_covers(received):
-            snap.marker = self.repo.get_marker(tenant, event.source.connector, event.message_id)
+            snap.marker = self._find_applied(event, [profile], consistent=False)
             if snap.marker is None and profile.applied(key):
-                return None  # applied without its marker: the full path rebuilds it
+                return None  # applied without its timeline item: the full path rebuilds it
         return snap
+
+    def _find_applied(
+        self, event: CanonicalEvent, group: list[Profile], *, consistent: bool
+    ) -> dict[str, Any] | None:
+        """The timeline item (or old processed marker) of an event applied to one of the profiles
+        it can have landed on: those it resolves to, what they absorbed (timeline items never
+        move), and the profiles an admin unmerged from them (an event applied while merged stays
+        with the survivor's timeline, its identifiers may lead to the restored one)."""
+        related = [pid for p in group for pid in (p.profile_id, *p.absorbed, *p.keep_apart)]
+        return self.repo.find_applied(
+            event.tenant_id,
+            connector=event.source.connector,
+            message_id=event.message_id,
+            sk=timeline_sk(event.timestamp.astimezone(UTC).isoformat(), event.message_id),
+            profile_ids=related,
+            consistent=consistent,
+        )
 
     def _timeline_item(
         self, event: CanonicalEvent, profile_id: str, attached: list[Identifier], ttl: int
@@ -516,7 +578,7 @@ class IdentityService:
         when = event.timestamp.astimezone(UTC).isoformat()
         return {
             "pk": profile_pk(event.tenant_id, profile_id),
-            "sk": f"TL#{when}#{event.message_id}",
+            "sk": timeline_sk(when, event.message_id),
             "profile_id": profile_id,
             "message_id": event.message_id,
             "type": str(event.type),
@@ -538,8 +600,8 @@ class IdentityService:
     def _rebuild(
         self, event: CanonicalEvent, profile: Profile, identifiers: list[Identifier], settings: TenantSettings
     ) -> Outcome:
-        """An event the profile applied whose marker and timeline item were never written (the
-        process stopped between the profile write and theirs): write them now and republish
+        """An event the profile applied whose timeline item (its marker) was never written (the
+        process stopped between the profile write and its): write it now and republish
         ``profile.changed`` with the same event id and the live snapshot (the diff is lost)."""
         tenant = event.tenant_id
         now = iso(self.clock.now())
@@ -549,26 +611,22 @@ class IdentityService:
             **_base(tenant, event, now, ProfileChanged.DETAIL_TYPE, 0),
             profile_id=profile.profile_id,
             version=profile.version,
-            created=False,
+            created=profile.version == 1,  # its first write was this event's: it created it
             changed=ChangeSet(),
             merged_from=[],
             event=event_summary(event),
             profile=ProfileSnapshot.model_validate(profile_summary(profile)),
         ).outgoing()
         held = [i for i in identifiers if i in set(profile.identifiers)]
-        marker = {
-            "pk": marker_pk(tenant, event.source.connector, event.message_id),
-            "sk": MARKER_SK,
-            "profile_id": profile.profile_id,
-            "ttl": ttl,
-            "out": encode_events([changed], identifiers),
-        }
-        self.repo.batch_write([self._timeline_item(event, profile.profile_id, held, ttl), marker])
+        item = self._timeline_item(event, profile.profile_id, held, ttl)
+        item["out"] = encode_events([changed], identifiers, event)
+        self.repo.write_timeline(item)
         return Outcome("duplicate", profile.profile_id, [changed])
 
-    def _duplicate(self, tenant: str, snap: Snapshot, identifiers: list[Identifier]) -> Outcome:
+    def _duplicate(self, event: CanonicalEvent, snap: Snapshot, identifiers: list[Identifier]) -> Outcome:
         """A redelivered event: its stored out-events again, with the live profile's summary."""
         assert snap.marker is not None
+        tenant = event.tenant_id
         profile_id = snap.marker.get("profile_id")
         profile = snap.profiles.get(profile_id) if profile_id else None
         hops = 0
@@ -580,5 +638,5 @@ class IdentityService:
                 profile = self.repo.load_profiles(tenant, [profile_id]).get(profile_id)
                 if profile is None:
                     break
-        events = decode_events(snap.marker.get("out"), identifiers, profile)
+        events = decode_events(snap.marker.get("out"), identifiers, profile, event)
         return Outcome("duplicate", snap.marker.get("profile_id"), events)

@@ -196,10 +196,11 @@ class IdentityMarkerDedupe:
     """No write per event: identity's processed marker is the dedupe (docs/cost.md).
 
     Every key is claimed as new, so a source's retry or a replay is handed to identity again, and
-    identity — whose marker (``T#{t}#MSG#{connector}#{message id}``, kept as long as the timeline)
-    is written in the same commit as the profile change — recognises it and republishes the same
-    out-events instead of applying it twice. That costs nothing per event at ingest, where a
-    claim and a completion cost two write units on every event to save work on the rare retry.
+    identity — whose processed marker (the event's timeline item with its out-events, kept as long
+    as the timeline; docs/identity.md) follows the profile change it records — recognises it and
+    republishes the same out-events instead of applying it twice. That costs nothing per event at
+    ingest, where a claim and a completion cost two write units on every event to save work on the
+    rare retry.
     Per-connector guards that are not about message ids (a WeChat plain-mode signature bound to its
     body, a source's version counter) still go to ``guards``.
     """

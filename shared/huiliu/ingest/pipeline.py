@@ -195,7 +195,10 @@ class IngestPipeline:
         metrics: IngestMetrics,
         clock: Callable[[], datetime] | None = None,
         max_body_bytes: int = 512 * 1024,
+        counts: Any = None,
     ) -> None:
+        self.counts = counts  # huiliu.reports.ingest_counts.IngestCounts: the report's per-tenant counts
+        self._resolved: str | None = None  # the tenant this request was found to belong to
         self.directory = directory
         self.dedupe = dedupe
         self.archive = archive
@@ -228,10 +231,15 @@ class IngestPipeline:
         correlation_id = self._correlation_id(request)
         logger.remove_keys(["tenant_id", "connector"])
         bind_correlation(correlation_id)
+        self._resolved = None
+        outcome: Outcome | None = None
         try:
-            return self._guarded(request, name, tenant_id, connector, now, force, raw_ref, correlation_id)
+            outcome = self._guarded(request, name, tenant_id, connector, now, force, raw_ref, correlation_id)
+            return outcome
         finally:
             self.metrics.flush()
+            if self.counts is not None and outcome is not None and raw_ref is None:
+                self._count(outcome)
 
     def _guarded(
         self,
@@ -262,6 +270,24 @@ class IngestPipeline:
             self.metrics.count("rejected", name or "unknown", reason="unavailable")
             reply = error_reply(ServiceUnavailable(f"temporarily unavailable ({type(exc).__name__})"))
             return Outcome(reply, name, tenant_id, error="unavailable")
+
+    def _count(self, outcome: Outcome) -> None:
+        """The report's per-tenant counts (huiliu.reports.ingest_counts): accepted events, and
+        refusals of a request whose tenant exists — found while answering it, or, for a body refused
+        before the tenant was looked up (too large, undecodable) on a hook route, through the
+        directory's cache (unknown tenants are cached too)."""
+        tenant = self._resolved
+        if tenant is None and outcome.error and outcome.error != "not_found" and outcome.tenant_id:
+            try:
+                self.directory.settings(outcome.tenant_id)
+                tenant = outcome.tenant_id
+            except Exception:  # unknown tenant, or the directory is unavailable: not counted per tenant
+                tenant = None
+        at = self.clock()
+        self.counts.record(
+            tenant, outcome.connector, at, accepted=len(outcome.accepted), rejected=outcome.error
+        )
+        self.counts.request_done(at)
 
     # -- steps ---------------------------------------------------------------------------------
     def _ingest(
@@ -482,6 +508,7 @@ class IngestPipeline:
 
     def _tenant(self, tenant_id: str, connector: str, *, with_secrets: bool = True) -> TenantContext:
         settings = self.directory.settings(tenant_id)
+        self._resolved = tenant_id  # it exists: a refusal from here on is counted in its report
         if connector not in settings.enabled_connectors:
             raise NotFound("unknown tenant or connector")
         secrets = self.directory.secrets(tenant_id) if with_secrets else TenantSecrets()
@@ -507,6 +534,7 @@ def build_pipeline(settings: Any | None = None) -> IngestPipeline:
     from huiliu.ingest.archive import FirehoseArchive
     from huiliu.ingest.idempotency import DynamoDedupeStore, IdentityMarkerDedupe
     from huiliu.ingest.metrics import PowertoolsIngestMetrics
+    from huiliu.reports.ingest_counts import IngestCounts
     from huiliu.settings import get_settings
     from huiliu.tenants import TenantDirectory, TenantRepository
 
@@ -524,4 +552,7 @@ def build_pipeline(settings: Any | None = None) -> IngestPipeline:
         publisher=SqsPublisher(settings.identity_queue_url),
         metrics=PowertoolsIngestMetrics(),
         max_body_bytes=settings.max_body_bytes,
+        counts=IngestCounts(SqsPublisher(settings.reports_queue_url).publish)
+        if settings.reports_queue_url
+        else None,
     )

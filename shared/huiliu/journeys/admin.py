@@ -12,8 +12,10 @@ from typing import Any
 
 from huiliu.clock import Clock, default_clock
 from huiliu.errors import BadRequest, ConditionFailed, Conflict, NotFound
-from huiliu.journeys.definition import Catalog, DefinitionError, definition_hash, parse_definition
+from huiliu.journeys.definition import Catalog, DefinitionError, Journey, definition_hash, parse_definition
+from huiliu.journeys.interest import Interest, head_interest, interest_of
 from huiliu.journeys.interpreter import iso
+from huiliu.journeys.migration import MigrationPlan, plan_migration
 from huiliu.journeys.repository import JourneysRepository, heads_pk, journey_pk, version_sk
 from huiliu.journeys.service import ACTIVE, ARCHIVED, PAUSED, resume_parked
 
@@ -47,14 +49,20 @@ class JourneyAdmin:
 
     def apply(self, tenant: str, document: dict[str, Any]) -> dict[str, Any]:
         """Publish a new version (a no-op when the content is unchanged). Running enrollments stay
-        on the version they entered."""
-        document = {k: v for k, v in document.items() if k != "version"}
+        on the version they entered — unless the document asks to ``migrate`` them
+        (``migrate: {steps: {old_wait: new_wait}}``, see huiliu.journeys.migration): then every
+        wait step of the active version must map, or nothing is published."""
+        migrate_request = document.get("migrate")
+        document = {k: v for k, v in document.items() if k not in ("version", "migrate")}
         try:
             journey = parse_definition({**document, "version": 0}, self.catalog_for(tenant))
         except DefinitionError as exc:
             raise InvalidDefinition(exc) from None
         content = definition_hash(document)
         head = self.repo.head(tenant, journey.id)
+        plan = None
+        if migrate_request is not None and migrate_request is not False:
+            plan = self._plan(head, journey, migrate_request)
         if head and head.get("hash") == content and head.get("status") != ARCHIVED:
             return {
                 "journey_id": journey.id,
@@ -64,6 +72,7 @@ class JourneyAdmin:
             }
         latest = int(head["latest_version"]) if head else 0
         version = latest + 1
+        migrate_from = plan.as_json() if plan is not None else None
         now = iso(self.clock.now())
         status = head.get("status", ACTIVE) if head else ACTIVE
         if status == ARCHIVED:
@@ -79,6 +88,10 @@ class JourneyAdmin:
             "hash": content,
             "trigger": journey.trigger.model_dump(exclude_defaults=True),
             "definition": document,
+            # What every version ever published reacts to (running enrollments keep their version):
+            # the engine drops a profile.changed outside it before any read.
+            "interest": _accumulated_interest(head, journey).as_json(),
+            "migrate_from": migrate_from,
             "created_at": head.get("created_at", now) if head else now,
             "updated_at": now,
         }
@@ -89,6 +102,7 @@ class JourneyAdmin:
             "definition": document,
             "hash": content,
             "published_at": now,
+            "migrate_from": migrate_from,
         }
         try:
             self.repo.publish(tenant, new_head, version_item, expected=latest)
@@ -96,7 +110,24 @@ class JourneyAdmin:
             raise Conflict(
                 f"journey {journey.id} was published concurrently; apply again", reason="conflict"
             ) from None
-        return {"journey_id": journey.id, "version": version, "changed": True, "status": status}
+        out = {"journey_id": journey.id, "version": version, "changed": True, "status": status}
+        if plan is not None:
+            out["migrates"] = plan.as_json()
+        return out
+
+    def _plan(self, head: dict[str, Any] | None, journey: Journey, request: Any) -> MigrationPlan:
+        if head is None:
+            raise InvalidDefinition(
+                DefinitionError([("migrate", "nothing to migrate: no version published")])
+            )
+        active = int(head.get("active_version", 0) or 0)
+        old = _journey_or_none(head.get("definition"), active)
+        if old is None:
+            raise InvalidDefinition(DefinitionError([("migrate", f"version {active} cannot be read")]))
+        try:
+            return plan_migration(old, journey, request)
+        except DefinitionError as exc:
+            raise InvalidDefinition(exc) from None
 
     # -- reading --------------------------------------------------------------------------
     def list(self, tenant: str) -> list[dict[str, Any]]:
@@ -204,6 +235,23 @@ class JourneyAdmin:
         if head is None:
             raise NotFound(f"no journey {journey_id}")
         return head
+
+
+def _accumulated_interest(head: dict[str, Any] | None, journey: Journey) -> Interest:
+    mine = interest_of(journey)
+    if head is None:
+        return mine
+    previous = _journey_or_none(head.get("definition"), int(head.get("active_version", 1) or 1))
+    return head_interest(head, previous) | mine
+
+
+def _journey_or_none(document: Any, version: int) -> Journey | None:
+    if not isinstance(document, dict):
+        return None
+    try:
+        return parse_definition({**document, "version": version})
+    except DefinitionError:
+        return None
 
 
 def _summary(head: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from huiliu.bus import OutgoingEvent, Publisher
 from huiliu.clock import Clock, default_clock, parse_duration
 from huiliu.errors import ConditionFailed
 from huiliu.journeys.definition import Journey
+from huiliu.journeys.interest import Interest, head_interest, union
 from huiliu.journeys.interpreter import (
     Action,
     Enrollment,
@@ -45,6 +46,7 @@ from huiliu.journeys.interpreter import (
     on_segment,
 )
 from huiliu.journeys.matching import all_match, lookup, stable_id
+from huiliu.journeys.migration import MigrationPlan, migrate
 from huiliu.journeys.repository import (
     JourneysRepository,
     enrollment_from_item,
@@ -57,31 +59,57 @@ from huiliu.observability import logger
 SOURCE = "huiliu.journeys"
 INTERNAL_CONNECTOR = "journeys"
 MAX_APPLIED = 10
+# An entry claim whose enrollment never got written (its event went to the DLQ) stops counting.
+CLAIM_TTL = timedelta(hours=1)
 ACTIVE, PAUSED, ARCHIVED = "active", "paused", "archived"
+# How long a container keeps a tenant's journey heads: a publish, pause or archive takes effect
+# within this (one consistent Query per tenant per container per TTL, not one per event).
+DEFINITIONS_TTL_SECONDS = 10.0
 
 
 # ------------------------------------------------------------------ definitions, cached
 class Definitions:
-    """Journey heads per tenant (briefly cached) and immutable versions (cached for good)."""
+    """Journey heads per tenant (cached briefly: a newly published version, pause or archive takes
+    effect within ``cache_seconds``) and immutable versions (cached for good); with the heads, the
+    tenant's :class:`Interest` — what its journeys can react to."""
 
-    def __init__(self, repo: JourneysRepository, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        repo: JourneysRepository,
+        cache_seconds: float = DEFINITIONS_TTL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.repo = repo
         self.cache_seconds = cache_seconds
-        self._heads: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self.monotonic = monotonic
+        self._heads: dict[str, tuple[float, list[dict[str, Any]], Interest]] = {}
         self._versions: dict[tuple[str, str, int], Journey | None] = {}
+        self._plans: dict[tuple[str, str, int], MigrationPlan | None] = {}
 
-    def heads(self, tenant: str) -> list[dict[str, Any]]:
+    def _load(self, tenant: str) -> tuple[list[dict[str, Any]], Interest]:
         hit = self._heads.get(tenant)
-        now = time.monotonic()
+        now = self.monotonic()
         if hit and now < hit[0]:
-            return hit[1]
+            return hit[1], hit[2]
         heads = self.repo.heads(tenant)
-        self._heads[tenant] = (now + self.cache_seconds, heads)
+        interests = []
         for head in heads:
             journey = _journey_of(head.get("definition"), int(head.get("active_version", 0)))
             if journey is not None:
                 self._versions[(tenant, journey.id, journey.version)] = journey
-        return heads
+                self._plans[(tenant, journey.id, journey.version)] = MigrationPlan.from_json(
+                    head.get("migrate_from")
+                )
+            interests.append(head_interest(head, journey))
+        interest = union(interests)
+        self._heads[tenant] = (now + self.cache_seconds, heads, interest)
+        return heads, interest
+
+    def heads(self, tenant: str) -> list[dict[str, Any]]:
+        return self._load(tenant)[0]
+
+    def interest(self, tenant: str) -> Interest:
+        return self._load(tenant)[1]
 
     def status(self, tenant: str, journey_id: str) -> str:
         for head in self.heads(tenant):
@@ -104,7 +132,36 @@ class Definitions:
         if key not in self._versions:
             item = self.repo.version(tenant, journey_id, version)
             self._versions[key] = _journey_of(item.get("definition") if item else None, version)
+            self._plans[key] = MigrationPlan.from_json(item.get("migrate_from") if item else None)
         return self._versions[key]
+
+    def plan(self, tenant: str, journey_id: str, version: int) -> MigrationPlan | None:
+        """How enrollments of the version before ``version`` move onto it (None: they stay)."""
+        self.version(tenant, journey_id, version)
+        return self._plans.get((tenant, journey_id, version))
+
+    def active_version(self, tenant: str, journey_id: str) -> int | None:
+        for head in self.heads(tenant):
+            if head.get("journey_id") == journey_id:
+                return int(head.get("active_version", 0))
+        return None
+
+    def current(self, tenant: str, e: Enrollment, now: datetime) -> tuple[Enrollment, Journey | None]:
+        """The enrollment and the version it runs on — moved onto newer versions first when the
+        author published them with a migration plan (lazily: committed with its next transition)."""
+        journey = self.version(tenant, e.journey_id, e.journey_version)
+        active = self.active_version(tenant, e.journey_id)
+        while active is not None and e.journey_version < active and (e.live or e.watching_goal):
+            target_version = e.journey_version + 1
+            target = self.version(tenant, e.journey_id, target_version)
+            plan = self.plan(tenant, e.journey_id, target_version)
+            if target is None or plan is None or plan.from_version != e.journey_version:
+                break
+            if e.live and e.step_id is not None and e.step_id not in plan.steps and e.wait:
+                break  # not a resting step the plan knows (cannot happen for a checked plan)
+            e = migrate(e, target, plan, now)
+            journey = target
+        return e, journey
 
     def forget(self, tenant: str | None = None) -> None:
         if tenant is None:
@@ -292,6 +349,7 @@ class JourneysService:
         self.definitions = definitions or Definitions(repo)
         self.committer = Committer(repo, publisher)
         self.tenant_env = tenant_env or (lambda tenant: TenantEnv())
+        self.skipped = 0  # profile.changed dropped before any read (see Interest.matters)
 
     def env(self, tenant: str) -> Env:
         return Env(tenant_timezone=self.tenant_env(tenant).timezone)
@@ -321,8 +379,14 @@ class JourneysService:
         if not self.definitions.heads(tenant):
             return None  # no journeys at all for this tenant: nothing to read or write
         if detail_type == "profile.changed":
+            if not self.definitions.interest(tenant).matters(detail):
+                self.skipped += 1
+                return None  # nothing any journey (any version) reacts to, nothing projected changed
             return self._profile_changed(tenant, detail)
         if detail_type in ("segment.entered", "segment.exited"):
+            if not self.definitions.interest(tenant).hears_segment(str(detail["segment_id"])):
+                self.skipped += 1
+                return None  # a segment no journey (any version) triggers on, exits on or branches on
             return self._segment(tenant, detail, entered=detail_type == "segment.entered")
         if detail_type == "profile.merged":
             return self._merged(tenant, detail)
@@ -332,8 +396,9 @@ class JourneysService:
     def _profile_changed(self, tenant: str, detail: dict[str, Any]) -> Outcome:
         now = self.clock.now()
         profile_id = str(detail["profile_id"])
-        stored, enrollments = self.repo.load_person(tenant, profile_id)
-        view = _merge_snapshot(profile_from_item(profile_id, stored), detail)
+        stored, enrollments, guards = self.repo.load_partition(tenant, profile_id)
+        interest = self.definitions.interest(tenant)
+        view = interest.projects(_merge_snapshot(profile_from_item(profile_id, stored), detail))
         raw_event = detail.get("event") or None
         event = None
         if raw_event and raw_event.get("name"):
@@ -343,14 +408,15 @@ class JourneysService:
                 properties=dict(raw_event.get("properties") or {}),
                 timestamp=raw_event.get("timestamp"),
             )
-            view.seen[event.name] = iso(now)
+            if interest.keeps_seen(event.name):
+                view.seen[event.name] = iso(now)
         env = self.env(tenant)
         pending: list[Pending] = []
         if event is not None:
             for e in enrollments:
                 if event.event_id in e.applied:
                     continue
-                journey = self.definitions.version(tenant, e.journey_id, e.journey_version)
+                e, journey = self.definitions.current(tenant, e, now)
                 if journey is None:
                     continue
                 if self.definitions.status(tenant, e.journey_id) == ARCHIVED:
@@ -375,20 +441,20 @@ class JourneysService:
                 "properties": event.properties if event else {},
             },
             instance_of=lambda j: _instance_value(j, event),
+            guards=guards,
         )
-        return self._finish(tenant, view, enrollments, pending, now, detail, stored is not None)
+        return self._finish(tenant, view, enrollments, pending, now, detail, stored)
 
     # -- segment.entered / exited ---------------------------------------------------------
     def _segment(self, tenant: str, detail: dict[str, Any], *, entered: bool) -> Outcome:
         now = self.clock.now()
         profile_id = str(detail["profile_id"])
         segment_id = str(detail["segment_id"])
-        stored, enrollments = self.repo.load_person(tenant, profile_id)
+        stored, enrollments, guards = self.repo.load_partition(tenant, profile_id)
         view = profile_from_item(profile_id, stored)
         if isinstance(detail.get("profile"), dict):
-            view = _merge_snapshot(
-                view, {"version": detail.get("profile_version", 0), "profile": detail["profile"]}
-            )
+            snapshot = {"version": detail.get("profile_version", 0), "profile": detail["profile"]}
+            view = self.definitions.interest(tenant).projects(_merge_snapshot(view, snapshot))
         segments = set(view.segments)
         segments.add(segment_id) if entered else segments.discard(segment_id)
         view.segments = sorted(segments)
@@ -398,7 +464,7 @@ class JourneysService:
         for e in enrollments:
             if event_id in e.applied:
                 continue
-            journey = self.definitions.version(tenant, e.journey_id, e.journey_version)
+            e, journey = self.definitions.current(tenant, e, now)
             if journey is None:
                 continue
             tr = on_segment(journey, e, segment_id, entered, now)
@@ -424,8 +490,9 @@ class JourneysService:
                 "segment": segment_id,
             },
             instance_of=lambda j: None,
+            guards=guards,
         )
-        return self._finish(tenant, view, enrollments, pending, now, detail, stored is not None)
+        return self._finish(tenant, view, enrollments, pending, now, detail, stored)
 
     # -- enrolment -------------------------------------------------------------------------
     def _enrolments(
@@ -439,6 +506,7 @@ class JourneysService:
         match: Callable[[Journey], bool],
         trigger: dict[str, Any],
         instance_of: Callable[[Journey], str | None],
+        guards: dict[str, dict[str, Any]],
     ) -> list[Pending]:
         out: list[Pending] = []
         for journey in self.definitions.active(tenant):
@@ -453,19 +521,56 @@ class JourneysService:
                 continue  # already enrolled under this key (once, the same order, a redelivery)
             if journey.entry.policy == "once" and mine and journey.instance is None:
                 continue
-            if journey.entry.policy == "once_per_period" and mine:
-                period = parse_duration(journey.entry.period or "0s")
-                last = max(e.entered_at for e in mine)
-                if last > iso(now - period):
-                    continue
-            if journey.instance is not None:
-                live = sum(1 for e in mine if e.live)
-                if live >= journey.instance.max_concurrent:
-                    logger.info("instance bound reached", extra={"journey_id": journey.id, "live": live})
-                    continue
+            # Decisions over several keys (per-order bound, once per period) are serialised by the
+            # person's entry guard (JourneysRepository.claim_entry); losing the race fails the
+            # record, and its redelivery decides again from the winner's claim.
+            guarded = journey.instance is not None or journey.entry.policy == "once_per_period"
+            if guarded and not self._guarded_entry(tenant, view.profile_id, journey, mine, key, guards, now):
+                continue
             tr = enroll(journey, tenant, view, trigger=trigger, key=key, instance=instance, now=now, env=env)
             out.append(Pending(tr, None, view))
         return out
+
+    def _guarded_entry(
+        self,
+        tenant: str,
+        profile_id: str,
+        journey: Journey,
+        mine: list[Enrollment],
+        key: str,
+        guards: dict[str, dict[str, Any]],
+        now: datetime,
+    ) -> bool:
+        guard = guards.get(journey.id) or {}
+        existing = {e.key for e in mine}
+        fresh = iso(now - CLAIM_TTL)
+        # Claims whose enrollment is not written yet (being entered now, or a crashed attempt that
+        # SQS will redeliver; one older than CLAIM_TTL is abandoned). One's own key is a retry.
+        claims = [
+            {"key": str(c["key"]), "at": str(c["at"])}
+            for c in guard.get("claims") or []
+            if c["key"] not in existing and c["key"] != key and str(c["at"]) > fresh
+        ]
+        if journey.entry.policy == "once_per_period":
+            period = parse_duration(journey.entry.period or "0s")
+            entered = [e.entered_at for e in mine] + [c["at"] for c in claims]
+            if entered and max(entered) > iso(now - period):
+                return False
+        if journey.instance is not None:
+            live = sum(1 for e in mine if e.live) + len(claims)
+            if live >= journey.instance.max_concurrent:
+                logger.info("instance bound reached", extra={"journey_id": journey.id, "live": live})
+                return False
+        self.repo.claim_entry(
+            tenant,
+            profile_id,
+            journey.id,
+            expected_seq=int(guard.get("seq", 0)),
+            claims=[*claims, {"key": key, "at": iso(now)}],
+            key=key,
+            at=iso(now),
+        )
+        return True
 
     def _finish(
         self,
@@ -475,13 +580,15 @@ class JourneysService:
         pending: list[Pending],
         now: datetime,
         detail: dict[str, Any],
-        had_projection: bool,
+        stored: dict[str, Any] | None,
     ) -> Outcome:
-        # The projection is needed only while the person is (or becomes) enrolled: skip it otherwise.
+        # The projection is needed only while the person is (or becomes) enrolled: skip it otherwise,
+        # and skip it when nothing journeys keep changed (most events of an enrolled person).
         still_live = any(e.live or e.watching_goal for e in enrollments) or any(
             p.transition.enrollment.live for p in pending
         )
-        if still_live or had_projection:
+        touched = self.definitions.interest(tenant).touches_projection(detail)
+        if (still_live or stored is not None) and _projection_changed(stored, view, touched):
             self.repo.put_profile(tenant, view)
         outcome = self.committer.commit(pending, now, detail.get("correlation_id"))
         if outcome.conflicts:
@@ -531,6 +638,22 @@ class JourneysService:
 
 def _mark_applied(e: Enrollment, event_id: str) -> None:
     e.applied = [*e.applied, event_id][-MAX_APPLIED:]
+
+
+PROJECTED = ("traits", "tags", "computed", "identifiers", "segments", "seen")
+
+
+def _projection_changed(stored: dict[str, Any] | None, view: ProfileView, touched: bool) -> bool:
+    """Write the projection when a field journeys keep differs from the stored one — or when the
+    change set says a projected field changed (an A -> B -> A flip must still move the version on,
+    so an older snapshot delivered late is ignored). Otherwise the newer version's projected fields
+    equal the stored ones, and a late older snapshot cannot carry anything different either."""
+    if stored is None:
+        return True
+    before = profile_from_item(view.profile_id, stored)
+    if any(getattr(before, name) != getattr(view, name) for name in PROJECTED):
+        return True
+    return touched and view.version > before.version
 
 
 def _merge_snapshot(view: ProfileView, detail: dict[str, Any]) -> ProfileView:
@@ -619,7 +742,7 @@ class JourneyTicker:
 
     def _shard(self, shard: str, upto: str, now: datetime) -> TickReport:
         report = TickReport(now=upto)
-        for page in self.repo.due(shard, upto, self.page_size):
+        for page in self.repo.due(shard, upto, self.page_size, keys_only=True):
             report.due += len(page)
             self._page(page, now, report)
         return report
@@ -650,7 +773,7 @@ class JourneyTicker:
                 )
                 report.parked += 1
                 continue
-            journey = self.definitions.version(e.tenant_id, e.journey_id, e.journey_version)
+            e, journey = self.definitions.current(e.tenant_id, e, now)
             if journey is None:
                 continue
             profile = profile_from_item(
@@ -663,7 +786,8 @@ class JourneyTicker:
                 tr = on_due(journey, e, profile, now, env)
             if tr is None:
                 continue
-            report.lateness_seconds.append((now - _parse(e.next_at)).total_seconds())
+            if e.next_at:
+                report.lateness_seconds.append((now - _parse(e.next_at)).total_seconds())
             pending.append(Pending(tr, e.rev, profile))
         if not pending:
             return

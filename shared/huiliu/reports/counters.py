@@ -9,7 +9,7 @@ Counter items (ReportsTable, one partition per tenant: ``pk = T#{tenant}``):
 ``SEGDAY#{segment}#{YYYY-MM-DD}``              size at the day's last change (a time series)
 ``MONTH#{YYYY-MM}``                            orders, revenue, customers, new_customers,
                                                returning_customers, retained
-``INGEST#{YYYY-MM-DD}#{connector}``            ingested
+``INGEST#{YYYY-MM-DD}#{connector}``            ingested, rejected, rejected_{reason}
 =============================================  ===============================================
 
 Customers per month are counted once each with a marker item (``pk = T#{tenant}#CUST#{YYYY-MM}``,
@@ -43,7 +43,14 @@ FUNNEL_STEPS = {
 }
 FUNNEL_ORDER = ("requested", "sent", "delivered", "opened", "clicked", "converted")
 FUNNEL_SIDE = ("suppressed", "failed", "bounced", "complained")
-DETAIL_TYPES = (*FUNNEL_STEPS, "event.ingested", "profile.changed", "segment.entered", "segment.exited")
+DETAIL_TYPES = (
+    *FUNNEL_STEPS,
+    "event.ingested",
+    "ingest.counted",
+    "profile.changed",
+    "segment.entered",
+    "segment.exited",
+)
 
 
 def day(timestamp: str | None) -> str:
@@ -108,6 +115,13 @@ def count(detail_type: str, detail: dict[str, Any], into: Increments) -> None:
             f"INGEST#{day(detail.get('received_at') or detail.get('timestamp'))}#{connector}",
             "ingested",
         )
+    elif detail_type == "ingest.counted":  # ingest's own counts (huiliu.reports.ingest_counts)
+        sk = f"INGEST#{detail.get('day') or 'unknown'}#{detail.get('connector') or 'unknown'}"
+        if detail.get("ingested"):
+            into.add(tenant, sk, "ingested", int(detail["ingested"]))
+        for reason, n in (detail.get("rejected") or {}).items():
+            into.add(tenant, sk, "rejected", int(n))
+            into.add(tenant, sk, f"rejected_{reason}", int(n))
     elif detail_type in ("segment.entered", "segment.exited"):
         segment = detail.get("segment_id") or "unknown"
         entered = detail_type == "segment.entered"

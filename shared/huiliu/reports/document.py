@@ -39,8 +39,11 @@ class MonthRow(BaseModel):
 class IngestRow(BaseModel):
     day: str
     connector: str
-    ingested: int
-    rejected: int | None = Field(default=None, description="per tenant: not counted (see docs/admin.md)")
+    ingested: int = Field(description="events accepted (new, not duplicates)")
+    rejected: int = Field(default=0, description="requests refused with a 4xx/503 once the tenant was known")
+    rejected_by_reason: dict[str, int] = Field(
+        default_factory=dict, description="invalid_signature, invalid_payload, payload_too_large, ..."
+    )
 
 
 class ReportDocument(BaseModel):
@@ -78,7 +81,20 @@ def build(tenant: str, items: list[dict[str, Any]]) -> ReportDocument:
             months[rest] = item
         elif kind == "INGEST":
             when, _, connector = rest.partition("#")
-            ingest.append(IngestRow(day=when, connector=connector, ingested=_int(item.get("ingested"))))
+            reasons = {
+                str(k).removeprefix("rejected_"): _int(v)
+                for k, v in item.items()
+                if str(k).startswith("rejected_")
+            }
+            ingest.append(
+                IngestRow(
+                    day=when,
+                    connector=connector,
+                    ingested=_int(item.get("ingested")),
+                    rejected=_int(item.get("rejected")),
+                    rejected_by_reason=dict(sorted(reasons.items())),
+                )
+            )
     month_rows = []
     for period in sorted(months):
         item = months[period]

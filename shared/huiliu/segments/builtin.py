@@ -8,7 +8,7 @@ Both read identity's computed attributes (``order_count``, ``revenue_total``, ``
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -236,6 +236,16 @@ def rfm_histogram_delta(before: Mapping[str, Any] | None, after: Mapping[str, An
         if b is not None:
             delta[f"{axis}_{b}"] = delta.get(f"{axis}_{b}", 0) + 1
     return delta
+
+
+def rfm_histogram(computed: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """``f_/m_/r_`` cell counts of the buyers among profiles' computed attributes."""
+    histogram: dict[str, int] = {}
+    for attrs in computed:
+        cells = rfm_buckets(attrs)
+        for axis, value in (cells or {}).items():
+            histogram[f"{axis}_{value}"] = histogram.get(f"{axis}_{value}", 0) + 1
+    return histogram
 
 
 MIN_RFM_PROFILES = 20

@@ -94,7 +94,7 @@ class TenantPlan:
         self.keep_computed = {k.removeprefix("computed.") for k in reads if k.startswith("computed.")}
         self.keep_computed.update(CORE_COMPUTED)
         self.keep_event_names = {k.removeprefix("events.") for k in reads if k.startswith("events.")}
-        # tenants with RFM segments keep histograms the sweep recomputes the breakpoints from
+        # tenants with RFM segments have their breakpoints recomputed daily by the sweep
         self.uses_rfm = any(p.compiled.uses_rfm for p in self.segments.values())
 
     def touched(self, keys: Iterable[str]) -> set[str]:
@@ -109,6 +109,18 @@ class TenantPlan:
                     out.add(dependent)
                     pending.append(dependent)
         return out
+
+    def keeps(self, key: str) -> bool:
+        """Whether a read key (``traits.city``, ``computed.order_count``, ``events.Order Completed``,
+        ``tags``, ``consent.x``, ``identifiers.t``) is part of the kept projection (``project``)."""
+        section, _, name = key.partition(".")
+        if section == "traits":
+            return name in self.keep_traits
+        if section == "computed":
+            return name in self.keep_computed
+        if section == "events":
+            return name in self.keep_event_names
+        return section in ("tags", "consent", "identifiers")
 
     # -- projection --------------------------------------------------------------------------
     def project(self, profile: Any) -> dict[str, Any]:
@@ -157,64 +169,66 @@ class ProfileState:
     log: dict[str, list[list[Any]]] = field(default_factory=dict)
     seen: list[int] = field(default_factory=list)
     members: dict[str, int] = field(default_factory=dict)
-    # when each membership began: segment -> [posix seconds, 1 if a backfill entered it else 0]
-    since: dict[str, list[int]] = field(default_factory=dict)
-    # the RFM histogram cells of a buyer [orders, revenue, day of the last order] (tenants with RFM
-    # segments): projected into the tenant index, from which the sweep recomputes the breakpoints
-    rfm: list[str] | None = None
+    # when each membership began: segment -> posix seconds ([seconds, 1] when a backfill entered it)
+    since: dict[str, Any] = field(default_factory=dict)
     due: float | None = None
     revision: str = ""
     generation: int = 0
     merged_into: str | None = None
     absorbed: list[str] = field(default_factory=list)  # absorbed profiles whose log was folded in
     last_event_id: str | None = None
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[list[Any]] = field(default_factory=list)  # [["+"|"-", segment, version], ...]
     exists: bool = False  # loaded from the table (vs. new)
 
     def to_item(self) -> dict[str, Any]:
+        """The stored attributes (the item's key names the tenant and the profile). Compact: a write
+        costs a unit per started KB of the item, attribute names included."""
         return {
-            "tenant_id": self.tenant_id,
-            "profile_id": self.profile_id,
             "version": self.version,
             "snapshot": self.snapshot,
             "log": self.log,
             "seen": self.seen,
             "members": self.members,
             "since": self.since,
-            "rfm": self.rfm,
             "due": self.due,
             "revision": self.revision,
             "generation": self.generation,
             "merged_into": self.merged_into,
             "absorbed": self.absorbed,
             "last_event_id": self.last_event_id,
-            "outbox": self.outbox,
+            "outbox": " ".join(f"{sign}{sid}:{version}" for sign, sid, version in self.outbox),
         }
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ProfileState:
+        tenant, _, profile = str(item["pk"]).removeprefix("T#").rpartition("#P#")
+        outbox = item.get("outbox") or ""
         return cls(
-            tenant_id=item["tenant_id"],
-            profile_id=item["profile_id"],
+            tenant_id=tenant,
+            profile_id=profile,
             version=int(item.get("version") or 0),
             snapshot=dict(item.get("snapshot") or {}),
             log={k: [list(o) for o in v] for k, v in (item.get("log") or {}).items()},
             seen=[int(v) for v in item.get("seen") or []],
             members={k: int(v) for k, v in (item.get("members") or {}).items()},
-            since={k: [int(x) for x in v] for k, v in (item.get("since") or {}).items()},
-            rfm=[str(x) for x in item["rfm"]] if item.get("rfm") else None,
+            since={
+                k: [int(x) for x in v] if isinstance(v, list) else int(v)
+                for k, v in (item.get("since") or {}).items()
+            },
             due=float(item["due"]) if item.get("due") is not None else None,
             revision=str(item.get("revision") or ""),
             generation=int(item.get("generation") or 0),
             merged_into=item.get("merged_into"),
             absorbed=list(item.get("absorbed") or []),
             last_event_id=item.get("last_event_id"),
-            outbox=list(item.get("outbox") or []),
+            outbox=[list(e) for e in outbox]  # a state written before the outbox was one string
+            if isinstance(outbox, list)
+            else [[e[0], e[1:].rpartition(":")[0], int(e.rpartition(":")[2])] for e in outbox.split()],
             exists=True,
         )
 
     def copy(self) -> ProfileState:
-        copy = ProfileState.from_item(self.to_item())
+        copy = ProfileState.from_item({"pk": f"T#{self.tenant_id}#P#{self.profile_id}", **self.to_item()})
         copy.exists = self.exists
         return copy
 
@@ -309,6 +323,33 @@ def projection_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
     ia, ib = set(old.get("identifier_types") or []), set(new.get("identifier_types") or [])
     keys |= {f"identifiers.{t}" for t in ia ^ ib}
     return keys
+
+
+def change_keys(changed: Any) -> set[str]:
+    """The read keys identity's change set names (``profile.changed``'s ``changed`` block)."""
+    keys = {f"traits.{k}" for k in changed.traits} | {f"consent.{k}" for k in changed.consent}
+    for key in changed.computed:
+        keys.add(key if key.startswith("events.") else f"computed.{key}")
+    if changed.tags_added or changed.tags_removed:
+        keys.add("tags")
+    keys |= {f"identifiers.{i.type}" for i in changed.identifiers_added}
+    return keys
+
+
+def changes_nothing_kept(plan: TenantPlan, ev: Any) -> bool:
+    """True when a ``profile.changed`` provably leaves everything this stage keeps as it is, so it
+    needs no read: identity's change set is exact and names only fields outside the kept projection,
+    and its triggering event is not one the log keeps. Then the projection of version *v* equals
+    that of *v - 1*, whatever version the state holds: an older state is brought up to date by the
+    (non-skippable) event that did change the projection, a newer one would drop this as stale, and
+    a due time that passed is the sweep's. A new profile, a merge, an unmerge, a replay, and a
+    change set that is empty (a republish whose diff is lost) always read."""
+    if ev.created or ev.replay or ev.merged_from or ev.changed.unmerged:
+        return False
+    keys = change_keys(ev.changed)
+    if not keys or any(plan.keeps(k) for k in keys):
+        return False
+    return ev.event is None or (ev.event.name or ev.event.type) not in plan.log_events
 
 
 def evaluate(plan: TenantPlan, state: ProfileState, now: float, only: set[str] | None) -> Evaluation:

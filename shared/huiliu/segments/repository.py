@@ -16,9 +16,9 @@ secondary indexes, both maintained by DynamoDB atomically with that write:
 - ``due`` (``due_shard`` = ``DUE#{00..15}``, ``due_at`` = ISO time, keys only): what the sweep
   queries; it spans tenants, so one tick reads 16 partitions whatever the tenant count.
 - ``tenant_members`` (``tenant_shard`` = ``T#{t}#{0..7}``, ``tenant_sk`` = profile id; projects
-  ``members``, ``since`` and ``rfm`` only): member lists, exports and counts read it (no table scan,
-  a few hundred bytes per profile of the tenant), and so does the RFM recomputation. Its entry is
-  rewritten only when a membership or a buyer's RFM cell changes.
+  ``members`` and ``since`` only): member lists, exports and counts read it (no table scan, a few
+  hundred bytes per profile of the tenant); preview and the daily RFM recomputation page the kept
+  states through it. Its entry is rewritten only when a membership changes.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ DUE_INDEX = "due"
 TENANT_INDEX = "tenant_members"
 TENANT_SHARDS = 8
 # what the tenant index carries besides its keys (template.yaml: NonKeyAttributes)
-TENANT_INDEX_ATTRIBUTES = ("members", "since", "rfm")
+TENANT_INDEX_ATTRIBUTES = ("members", "since")
 
 
 def seg_pk(tenant: str) -> str:
@@ -80,20 +80,14 @@ def member_row(profile_id: str, segment_id: str, entry: Mapping[str, Any]) -> di
     members = entry.get("members") or {}
     if segment_id not in members:
         return None
-    since = (entry.get("since") or {}).get(segment_id) or []
+    since = (entry.get("since") or {}).get(segment_id)
+    at, backfill = (since[0], bool(since[1])) if isinstance(since, list) else (since, False)
     return {
         "profile_id": profile_id,
         "segment_version": int(members[segment_id]),
-        "entered_at": iso_of(int(since[0])) if since else None,
-        "backfill": bool(int(since[1])) if len(since) > 1 else False,
+        "entered_at": iso_of(int(at)) if at is not None else None,
+        "backfill": backfill,
     }
-
-
-def add_rfm_cell(histogram: dict[str, int], cell: Sequence[Any] | None) -> None:
-    """Count one buyer's [orders, revenue, day] cell into an ``f_/m_/r_`` histogram."""
-    if cell:
-        for axis, value in zip(("f", "m", "r"), cell, strict=False):
-            histogram[f"{axis}_{value}"] = histogram.get(f"{axis}_{value}", 0) + 1
 
 
 class SegmentsStore(Protocol):
@@ -117,7 +111,6 @@ class SegmentsStore(Protocol):
         self, tenant: str, *, limit: int, cursor: str | None
     ) -> tuple[list[ProfileState], str | None]: ...
     def put_progress(self, tenant: str, replay_id: str, attrs: dict[str, Any]) -> None: ...
-    def load_histogram(self, tenant: str) -> dict[str, int]: ...
     def add_progress(self, tenant: str, replay_id: str, evaluated: int, entered: int) -> None: ...
     def progress(self, tenant: str) -> list[dict[str, Any]]: ...
 
@@ -152,6 +145,12 @@ def _member_page(
         out.append(row)
         last_shard = shard
     return out, None
+
+
+def _profile_key(pk: str) -> tuple[str, str]:
+    """(tenant, profile id) of a state's partition key ``T#{t}#P#{profile}``."""
+    tenant, _, profile = pk.removeprefix("T#").rpartition("#P#")
+    return tenant, profile
 
 
 def _cursor(cursor: str | None) -> tuple[int, str | None]:
@@ -206,7 +205,8 @@ class DynamoSegmentsStore(DynamoRepository):
 
     def get_states(self, tenant: str, profile_ids: Sequence[str]) -> dict[str, tuple[ProfileState, int]]:
         items = self.batch_get([(state_pk(tenant, pid), STATE_SK) for pid in profile_ids])
-        return {i["profile_id"]: (ProfileState.from_item(i), int(i.get("wv") or 0)) for i in items}
+        states = [(ProfileState.from_item(i), int(i.get("wv") or 0)) for i in items]
+        return {state.profile_id: (state, wv) for state, wv in states}
 
     def commit(self, commit: Commit) -> None:
         """One conditional PutItem (or DeleteItem) of the state: the write counter guards the whole
@@ -235,11 +235,7 @@ class DynamoSegmentsStore(DynamoRepository):
             sk_between=("0", until_iso),
             limit=limit,
         )
-        out = []
-        for item in page.items:
-            _, tenant, _, pid = item["pk"].split("#", 3)
-            out.append((tenant, pid))
-        return out
+        return [_profile_key(item["pk"]) for item in page.items]
 
     def _tenant_entries(
         self, tenant: str, start_shard: int = 0, after: str | None = None
@@ -319,7 +315,9 @@ class DynamoSegmentsStore(DynamoRepository):
                 break
             shard, after = shard + 1, None
             next_cursor = f"{shard}:" if shard < TENANT_SHARDS else None
-        states = self.get_states(tenant, keys) if keys else {}
+        # eventually consistent: a sample for preview and the RFM breakpoints (half the read units)
+        items = self.batch_get([(state_pk(tenant, pid), STATE_SK) for pid in keys], consistent=False)
+        states = {s.profile_id: (s, 0) for s in map(ProfileState.from_item, items)}
         return [states[k][0] for k in keys if k in states], next_cursor
 
     def put_progress(self, tenant: str, replay_id: str, attrs: dict[str, Any]) -> None:
@@ -341,13 +339,6 @@ class DynamoSegmentsStore(DynamoRepository):
             {k: v for k, v in i.items() if k not in ("pk", "sk")}
             for i in self.query_all(seg_pk(tenant), sk_prefix="BACKFILL#")
         ]
-
-    def load_histogram(self, tenant: str) -> dict[str, int]:
-        """The tenant's buyers' RFM cells, summed from its index (read daily by the sweep)."""
-        total: dict[str, int] = {}
-        for _shard_no, _pid, entry in self._tenant_entries(tenant):
-            add_rfm_cell(total, entry.get("rfm"))
-        return total
 
 
 class MemorySegmentsStore:
@@ -428,11 +419,11 @@ class MemorySegmentsStore:
         self.stats.record("Query", "read")
         name = f"DUE#{shard:02d}"
         due = sorted(
-            (item["due_at"], item["tenant_id"], item["profile_id"])
+            (item["due_at"], item["pk"])
             for item in self.items.values()
             if item.get("due_shard") == name and item["due_at"] <= until_iso
         )
-        return [(t, p) for _, t, p in due[:limit]]
+        return [_profile_key(pk) for _, pk in due[:limit]]
 
     def _tenant_entries(
         self, tenant: str, start_shard: int = 0, after: str | None = None
@@ -488,12 +479,6 @@ class MemorySegmentsStore:
     def progress(self, tenant: str) -> list[dict[str, Any]]:
         pk = seg_pk(tenant)
         return [_copy(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith("BACKFILL#")]
-
-    def load_histogram(self, tenant: str) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for _shard_no, _pid, entry in self._tenant_entries(tenant):
-            add_rfm_cell(total, entry.get("rfm"))
-        return total
 
     def states(self) -> Iterable[dict[str, Any]]:
         return [v for (_, s), v in self.items.items() if s == STATE_SK]

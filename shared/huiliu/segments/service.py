@@ -32,11 +32,12 @@ from huiliu.contracts import (
     derive_event_id,
 )
 from huiliu.errors import ConditionFailed
-from huiliu.segments.builtin import TenantModels, epoch, rfm_buckets, rfm_from_histograms
+from huiliu.segments.builtin import TenantModels, epoch, rfm_from_histograms, rfm_histogram
 from huiliu.segments.engine import (
     ProfileState,
     StoredSegment,
     TenantPlan,
+    changes_nothing_kept,
     evaluate,
     log_occurrence,
     merge_logs,
@@ -49,6 +50,7 @@ from huiliu.segments.repository import DUE_SHARDS, Commit, SegmentsStore, iso_of
 
 MAX_ATTEMPTS = 8
 RFM_CHECK_SECONDS = 600.0
+RFM_SAMPLE = 20_000  # kept states read for the daily RFM breakpoints (~10,000 read units at most)
 SWEEP_PAGE = 200
 
 
@@ -62,6 +64,7 @@ class Metrics:
     evaluated: int = 0
     writes: int = 0
     dropped_stale: int = 0
+    skipped: int = 0  # profile.changed decided without a read (nothing kept changed)
     swept: int = 0
 
 
@@ -182,6 +185,9 @@ class SegmentsService:
         plan = self.plan(tenant)
         if not plan.segments:
             return []  # a tenant without segments costs nothing here (a backfill follows the first one)
+        if changes_nothing_kept(plan, ev):
+            self.metrics.skipped += 1
+            return []  # most browsing: no DynamoDB call at all
         now = self.clock.now().timestamp()
         absorbed_ids = [a for a in ev.merged_from if a != pid]
         loaded = self.store.get_states(tenant, [pid, *absorbed_ids])
@@ -234,7 +240,6 @@ class SegmentsService:
         self.metrics.evaluated += evaluated
         out = self._transitions(state, result, ev, "conditions") if result else []
         _stamp(state, out, now)
-        _keep_rfm(plan, state)
         if held is not None and not fresh and _comparable(state) == _comparable(held):
             return out  # nothing segments keep changed: no write
         state.last_event_id = ev.event_id
@@ -338,8 +343,8 @@ class SegmentsService:
             for sid, version in sorted(held.members.items())
         ]
         state = held.copy()
-        # a tombstone keeps its log (the survivor folds it in) and leaves every count and histogram
-        state.members, state.since, state.rfm, state.due = {}, {}, None, None
+        # a tombstone keeps its log (the survivor folds it in) and leaves every count and RFM sample
+        state.members, state.since, state.due = {}, {}, None
         if tombstone is not None:
             state.merged_into = tombstone
         self.store.commit(Commit(state, wv, delete_state=tombstone is None))
@@ -411,7 +416,6 @@ class SegmentsService:
         if out and self.sweep_publisher is not None:
             self.sweep_publisher.publish([e.outgoing() for e in out])
         _stamp(state, out, now)
-        _keep_rfm(plan, state)
         state.outbox = []
         state.last_event_id = tick_event.event_id
         self.store.commit(Commit(state, wv))
@@ -419,6 +423,20 @@ class SegmentsService:
         return out if self.sweep_publisher is None else []
 
     # -- RFM breakpoints, recomputed on the sweep's schedule --------------------------------------
+    def rfm_histogram(self, tenant: str, sample: int = RFM_SAMPLE) -> dict[str, int]:
+        """The RFM histogram of the tenant's buyers, from up to ``sample`` kept states read through
+        the tenant index (ordered by profile id, i.e. a uniform sample; every profile below that
+        size). Read once a day: nothing is written per order to keep it."""
+        states: list[ProfileState] = []
+        cursor: str | None = None
+        while len(states) < sample:
+            limit = min(1000, sample - len(states))
+            page, cursor = self.store.states_page(tenant, limit=limit, cursor=cursor)
+            states += [s for s in page if s.merged_into is None]
+            if not cursor:
+                break
+        return rfm_histogram(s.snapshot.get("computed") or {} for s in states)
+
     def refresh_rfm(self, tenant: str, now: float) -> list[BusEvent]:
         """Recompute the tenant's RFM breakpoints from its histograms when they are older than
         ``rfm_refresh_hours`` (checked at most every ``RFM_CHECK_SECONDS`` per container). New
@@ -435,7 +453,7 @@ class SegmentsService:
         if computed_at is not None and now - epoch(computed_at) < models.rfm_refresh_hours * 3600:
             return []
         stamp = iso_of(now)
-        fresh = rfm_from_histograms(self.store.load_histogram(tenant), now, stamp)
+        fresh = rfm_from_histograms(self.rfm_histogram(tenant), now, stamp)
         if fresh is None:
             return []  # too few buyers yet: keep the breakpoints
         old = models.rfm
@@ -458,18 +476,11 @@ def _stamp(state: ProfileState, out: Sequence[BusEvent], now: float) -> None:
     """When each membership began (listed and exported with the members), from its transitions."""
     for e in out:
         if isinstance(e, SegmentEntered):
-            state.since[e.segment_id] = [int(now), 1 if e.backfill else 0]
+            state.since[e.segment_id] = [int(now), 1] if e.backfill else int(now)
         elif isinstance(e, SegmentExited):
             state.since.pop(e.segment_id, None)
     for sid in [s for s in state.since if s not in state.members]:
         del state.since[sid]
-
-
-def _keep_rfm(plan: TenantPlan, state: ProfileState) -> None:
-    """A buyer's RFM cell, kept (and projected into the tenant index) while the tenant has RFM
-    segments: the sweep recomputes the breakpoints from these cells, exactly, once a day."""
-    cell = rfm_buckets(state.snapshot.get("computed") or {}) if plan.uses_rfm else None
-    state.rfm = [cell["f"], cell["m"], cell["r"]] if cell and state.merged_into is None else None
 
 
 class _TickCause(BusEvent):

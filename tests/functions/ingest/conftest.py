@@ -16,8 +16,14 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def ingest_app() -> ModuleType:
-    return load_function("ingest")
+def ingest_app(stack: Stack) -> ModuleType:
+    from huiliu.stage import _STAGES
+
+    module = load_function("ingest")
+    # each test's stack is a new account (new secrets, tables): a fresh container, not one built
+    # for the previous test's stack (the settings compare equal by value)
+    _STAGES["ingest"].service = None
+    return module
 
 
 @pytest.fixture

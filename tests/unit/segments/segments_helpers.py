@@ -52,6 +52,7 @@ class Person:
             occurred_at=iso(T0),
             profile_id=self.profile_id,
             version=self.version,
+            created=self.version == 1,  # as identity marks a new profile's first change
             changed=changed,
             event=event,
             profile=self.snapshot(),

@@ -97,7 +97,7 @@ def test_a_redelivered_event_republishes_the_same_event_ids_without_writing() ->
     assert world.store.stats.writes == writes
 
 
-def test_an_event_no_segment_reads_costs_one_read_and_no_write() -> None:
+def test_an_event_no_segment_reads_costs_no_read_and_no_write() -> None:
     world = World()
     world.define(VIP, SHANGHAI)
     person = Person()
@@ -105,7 +105,37 @@ def test_an_event_no_segment_reads_costs_one_read_and_no_write() -> None:
     reads, writes = world.store.stats.reads, world.store.stats.writes
     world.send(person.track("Page Viewed", T0))
     assert world.store.stats.writes == writes
-    assert world.store.stats.reads == reads + 2  # the state (BatchGetItem) + the definitions (cache off)
+    assert world.store.stats.reads == reads + 1  # the definitions only (cache off): the state is not read
+    assert world.service.metrics.skipped == 1
+    # a field segments keep (tags always are) is read and written, though no segment reads it
+    world.send(person.tag("newsletter"))
+    assert (world.store.stats.reads, world.store.stats.writes) == (reads + 3, writes + 1)
+    assert world.store.get_states(TENANT, ["p1"])["p1"][0].snapshot["tags"] == ["newsletter"]
+
+
+def test_skipping_unread_events_never_changes_the_outcome_whatever_the_delivery_order() -> None:
+    def final(events: list[Any]) -> Any:
+        world = World(T0 + timedelta(days=2))
+        world.define(VIP, SHANGHAI, TWICE)
+        for event in events:
+            world.send(event)
+        state = world.store.get_states(TENANT, ["p1"])["p1"][0]
+        return state.snapshot, state.members, state.log, world.service.metrics.skipped
+
+    person = Person()
+    events = [
+        person.set(city="上海"),
+        person.track("Page Viewed", T0),
+        person.track("Order Completed", T0, revenue=700),
+        person.track("Page Viewed", T0 + timedelta(hours=1)),
+        person.set(plan="gold"),  # no segment reads plan: skipped
+        person.track("Order Completed", T0 + timedelta(days=1), revenue=400),
+        person.track("Page Viewed", T0 + timedelta(days=1)),
+    ]
+    expected = final(events)
+    assert expected[3] == 4
+    assert final(list(reversed(events)))[:3] == expected[:3]
+    assert final([events[i] for i in (2, 0, 6, 5, 1, 4, 3)])[:3] == expected[:3]
 
 
 def test_only_segments_the_changed_fields_can_touch_are_evaluated() -> None:
@@ -259,7 +289,7 @@ def test_editing_a_segment_re_evaluates_a_profile_on_its_next_event() -> None:
     person = Person()
     world.send(person.track("Order Completed", T0, revenue=300))
     world.define(seg("big", {"computed": "revenue_total", "gte": 200}))
-    out = world.send(person.set(city="x"))
+    out = world.send(person.tag("x"))  # (an event touching nothing kept waits for the backfill's replay)
     assert [(e.segment_id, e.segment_version) for e in out] == [("big", 2)]
 
 
@@ -299,7 +329,7 @@ def test_the_sweep_recomputes_rfm_breakpoints_from_histograms_and_backfills() ->
         person = Person(f"p{n}")
         for k in range(n % 6 + 1):
             world.send(person.track("Order Completed", T0 + timedelta(days=3 * n + k), revenue=50 * (n + 1)))
-    histogram = world.store.load_histogram(TENANT)
+    histogram = world.service.rfm_histogram(TENANT)
     assert sum(v for k, v in histogram.items() if k.startswith("f_")) == 30  # one cell per buyer
     out = world.service.refresh_rfm(TENANT, world.clock.now().timestamp())
     assert [e.DETAIL_TYPE for e in out] == ["profiles.replay_requested"]
@@ -315,7 +345,7 @@ def test_the_sweep_recomputes_rfm_breakpoints_from_histograms_and_backfills() ->
             event_id="e", tenant_id=TENANT, occurred_at=iso(T0), profile_id="p0", profile_ids=["p0"]
         )
     )
-    histogram = world.store.load_histogram(TENANT)
+    histogram = world.service.rfm_histogram(TENANT)
     assert sum(v for k, v in histogram.items() if k.startswith("f_")) == 29
 
 

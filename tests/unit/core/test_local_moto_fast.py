@@ -1,0 +1,105 @@
+"""The embedded emulator's speed-ups change no answer: a cancelled transaction leaves every item as it
+was (moto's rollback, from a light backup), a committed one writes them all, and EventBridge's input
+paths parse to the same expressions (cached)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from huiliu_infra.local import moto_fast
+from moto import mock_aws
+
+
+@pytest.fixture
+def ddb() -> Iterator[Any]:
+    moto_fast.install()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="ap-east-1")
+        for name, keys in (("with-range", ["pk", "sk"]), ("hash-only", ["pk"])):
+            client.create_table(
+                TableName=name,
+                KeySchema=[
+                    {"AttributeName": k, "KeyType": t}
+                    for k, t in zip(keys, ["HASH", "RANGE"][: len(keys)], strict=True)
+                ],
+                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        yield client
+
+
+def _get(client: Any, table: str, **key: str) -> dict[str, Any] | None:
+    return client.get_item(TableName=table, Key={k: {"S": v} for k, v in key.items()}).get("Item")
+
+
+def test_a_cancelled_transaction_changes_nothing(ddb: Any) -> None:
+    for n in range(50):  # items the transaction does not touch
+        ddb.put_item(TableName="with-range", Item={"pk": {"S": "P"}, "sk": {"S": f"x{n}"}, "v": {"N": "0"}})
+    ddb.put_item(TableName="with-range", Item={"pk": {"S": "P"}, "sk": {"S": "a"}, "v": {"N": "1"}})
+    ddb.put_item(TableName="hash-only", Item={"pk": {"S": "H"}, "v": {"N": "1"}})
+    ddb.put_item(TableName="hash-only", Item={"pk": {"S": "G"}, "v": {"N": "1"}})
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):
+        ddb.transact_write_items(
+            TransactItems=[
+                # applied by moto one by one, then rolled back when the last condition fails
+                {
+                    "Update": {
+                        "TableName": "with-range",
+                        "Key": {"pk": {"S": "P"}, "sk": {"S": "a"}},
+                        "UpdateExpression": "SET v = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}},
+                    }
+                },
+                {"Put": {"TableName": "with-range", "Item": {"pk": {"S": "P"}, "sk": {"S": "new"}}}},
+                {"Delete": {"TableName": "hash-only", "Key": {"pk": {"S": "G"}}}},
+                {
+                    "Put": {
+                        "TableName": "hash-only",
+                        "Item": {"pk": {"S": "H"}, "v": {"N": "9"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    assert _get(ddb, "with-range", pk="P", sk="a")["v"] == {"N": "1"}  # type: ignore[index]
+    assert _get(ddb, "with-range", pk="P", sk="new") is None
+    assert _get(ddb, "hash-only", pk="H")["v"] == {"N": "1"}  # type: ignore[index]
+    assert _get(ddb, "hash-only", pk="G") is not None
+    count = ddb.query(
+        TableName="with-range",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "P"}},
+    )["Count"]
+    assert count == 51
+
+
+def test_a_committed_transaction_writes_every_item(ddb: Any) -> None:
+    ddb.put_item(TableName="with-range", Item={"pk": {"S": "P"}, "sk": {"S": "a"}, "v": {"N": "1"}})
+    ddb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": "with-range",
+                    "Key": {"pk": {"S": "P"}, "sk": {"S": "a"}},
+                    "UpdateExpression": "SET v = :two",
+                    "ConditionExpression": "v = :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":two": {"N": "2"}},
+                }
+            },
+            {"Put": {"TableName": "hash-only", "Item": {"pk": {"S": "H"}, "v": {"N": "3"}}}},
+        ]
+    )
+    assert _get(ddb, "with-range", pk="P", sk="a")["v"] == {"N": "2"}  # type: ignore[index]
+    assert _get(ddb, "hash-only", pk="H")["v"] == {"N": "3"}  # type: ignore[index]
+
+
+def test_input_paths_are_parsed_once() -> None:
+    moto_fast.install()
+    import jsonpath_ng.ext as ext
+
+    first = ext.parse("$.detail.profile_id")
+    assert ext.parse("$.detail.profile_id") is first
+    assert [m.value for m in first.find({"detail": {"profile_id": "p1"}})] == ["p1"]
