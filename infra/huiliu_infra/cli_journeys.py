@@ -45,6 +45,9 @@ def load_definitions(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _problems(exc: CliError) -> str:
+    problems = getattr(exc, "problems", None)  # admin_client.Refused: the API's problems by path
+    if problems:
+        return "\n".join(f"  {p.get('path') or '(definition)'}: {p.get('reason')}" for p in problems)
     text = str(exc)
     start = text.find("{")
     if start >= 0:

@@ -8,23 +8,18 @@ the local runtime's ``.huiliu/local.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from huiliu_infra import default_api, local_state
+from huiliu_infra.admin_client import CliError, Refused, call, resolve_key
+
+__all__ = ["DEFAULT_API", "CliError", "Refused", "call"]
 
 DEFAULT_API = default_api()
-
-
-class CliError(Exception):
-    """Printed to stderr; the command exits non-zero."""
 
 
 def local_admin_key() -> str | None:
@@ -33,40 +28,7 @@ def local_admin_key() -> str | None:
 
 
 def _key(args: argparse.Namespace) -> str:
-    key = args.key or os.environ.get("HUILIU_ADMIN_KEY") or local_admin_key()
-    if not key:
-        raise CliError("no admin key: pass --key, set HUILIU_ADMIN_KEY or start the local runtime")
-    return key
-
-
-def call(
-    api: str, key: str, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None
-) -> Any:
-    url = api.rstrip("/") + "/admin" + path
-    clean = {k: v for k, v in (query or {}).items() if v is not None}
-    if clean:
-        url += "?" + urllib.parse.urlencode(clean)
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(  # noqa: S310 - the operator's own API URL
-        url,
-        data=data,
-        method=method,
-        headers={
-            "Authorization": f"Bearer {key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
-            return json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            detail = json.loads(detail)["message"]
-        raise CliError(f"{method} {path} -> HTTP {exc.code}: {detail}") from exc
-    except urllib.error.URLError as exc:
-        raise CliError(f"cannot reach {api}: {exc.reason}") from exc
+    return resolve_key(args.key)
 
 
 def _identifier(args: argparse.Namespace) -> tuple[str, str] | None:

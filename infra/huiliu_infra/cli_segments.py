@@ -11,59 +11,16 @@ Talks to the admin HTTP API (``/admin/segments/...``) like ``huiliu profiles``: 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from huiliu_infra.cli_profiles import DEFAULT_API, CliError, _add_identifier_options, _key, _profile_id
+from huiliu_infra.admin_client import CliError, Refused, call
+from huiliu_infra.cli_profiles import DEFAULT_API, _add_identifier_options, _key, _profile_id
 
 SUFFIXES = (".yaml", ".yml", ".json")
-
-
-class Refused(CliError):
-    """The API refused a definition: ``problems`` are (path, reason)."""
-
-    def __init__(self, message: str, problems: list[dict[str, str]]) -> None:
-        super().__init__(message)
-        self.problems = problems
-
-
-def call(
-    api: str, key: str, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None
-) -> Any:
-    url = api.rstrip("/") + "/admin" + path
-    clean = {k: v for k, v in (query or {}).items() if v is not None}
-    if clean:
-        url += "?" + urllib.parse.urlencode(clean)
-    data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-    request = urllib.request.Request(  # noqa: S310 - the operator's own API URL
-        url,
-        data=data,
-        method=method,
-        headers={
-            "Authorization": f"Bearer {key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
-            return json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
-        answer: dict[str, Any] = {}
-        with contextlib.suppress(ValueError):
-            answer = json.loads(text)
-        if answer.get("problems"):
-            raise Refused(answer.get("message", "refused"), answer["problems"]) from exc
-        raise CliError(f"{method} {path} -> HTTP {exc.code}: {answer.get('message') or text}") from exc
-    except urllib.error.URLError as exc:
-        raise CliError(f"cannot reach {api}: {exc.reason}") from exc
 
 
 def load_files(target: str) -> list[Any]:

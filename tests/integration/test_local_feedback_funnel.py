@@ -5,7 +5,6 @@ feedback → ``notification.delivered|opened|clicked|bounced`` → reports → `
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -19,7 +18,8 @@ JOURNEY = "fb-journey"
 
 
 def _person(runtime: Any, profile_id: str, email: str) -> None:
-    from huiliu import aws
+    """A new person, as identity announces one (on the bus wire identity uses)."""
+    from huiliu.bus import bus_publisher
     from huiliu.contracts import ConsentEntry, IdentifierRef, ProfileChanged, ProfileSnapshot
 
     snapshot = ProfileSnapshot(
@@ -29,24 +29,16 @@ def _person(runtime: Any, profile_id: str, email: str) -> None:
         traits={"name": "读者"},
         consent={"email": ConsentEntry(granted=True, at="2026-01-01T00:00:00Z")},
     )
-    out = ProfileChanged(
+    event = ProfileChanged(
         event_id=f"e-{profile_id}",
         tenant_id="demo",
         occurred_at="2026-01-01T00:00:00Z",
         profile_id=profile_id,
         version=1,
+        created=True,
         profile=snapshot,
-    ).outgoing()
-    aws.client("events").put_events(
-        Entries=[
-            {
-                "EventBusName": runtime.deployment.buses["EventBus"],
-                "Source": out.source,
-                "DetailType": out.detail_type,
-                "Detail": json.dumps(out.detail),
-            }
-        ]
     )
+    bus_publisher().publish([event.outgoing()])
 
 
 def test_delivery_open_click_and_bounce_reach_the_report_funnel(local_runtime: Any) -> None:

@@ -160,6 +160,9 @@ class WriteSet:
     profiles: list[tuple[Profile, int | None]] = field(default_factory=list)  # (profile, expected version)
     claims: list[tuple[Identifier, str, str | None]] = field(default_factory=list)  # (id, owner, expected)
     timeline: dict[str, Any] | None = None  # the event's timeline item, its processed marker too
+    # the timeline item may follow the transaction (its loss is rebuilt from the applied-event ring:
+    # the event's only out-event is profile.changed, which the rebuild republishes)
+    timeline_after: bool = False
     # (order_id, kind, profile_id, applied-event key of the event counting it)
     orders: list[tuple[str, str, str, str]] = field(default_factory=list)
     merges: list[dict[str, Any]] = field(default_factory=list)
@@ -294,7 +297,8 @@ class IdentityRepository(DynamoRepository):
                 "value": ident.value,
             }
             ops.append(_conditional_put(item, "profile_id", expected_owner))
-        if writes.timeline is not None:
+        after = writes.timeline if writes.timeline_after or writes.plain() else None
+        if writes.timeline is not None and after is None:
             # the event's timeline item is its processed marker: absent, or the event was applied
             ops.append({"Put": {"item": writes.timeline, **_ABSENT}})
         for order_id, kind, profile_id, event_key in writes.orders:
@@ -308,16 +312,17 @@ class IdentityRepository(DynamoRepository):
             raise ValueError(f"{len(ops)} writes exceed one transaction")
         if len(ops) == 1 and "expect" not in ops[0]["Put"]:
             self.put(ops[0]["Put"]["item"])
-        elif writes.plain():
+        elif len(ops) == 1:
             # A known person: no claim, merge or order marker to keep in step with the profile. The
             # profile is the commit point (conditional on its version, and it records the event in
             # its applied-event ring); the timeline item, which is also the processed marker, has a
             # deterministic key and follows: two plain puts, half the units of a transaction.
-            profile_op = ops[0]["Put"]
-            self.put(profile_op["item"], condition="version = :expected", values=profile_op["values"])
-            self.write_timeline(ops[1]["Put"]["item"])
+            only = ops[0]["Put"]
+            self.put(only["item"], condition=only["condition"], values=only.get("values"))
         else:
             self.transact(ops)
+        if after is not None:
+            self.write_timeline(after)
 
     def claim_order(self, tenant: str, order_id: str, kind: str, profile_id: str, event_key: str) -> str:
         """Claim an order for the event ``event_key`` before its profile write (the known-person
@@ -336,7 +341,8 @@ class IdentityRepository(DynamoRepository):
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             self.stats.record("PutItem", "write")
-            held = deserialize(exc.response.get("Item") or {})
+            held_item: Any = exc.response.get("Item") or {}
+            held = deserialize(held_item)
             return str(held.get("event_key") or "")
         self.stats.record("PutItem", "write", resp)
         return event_key

@@ -153,29 +153,54 @@ def _map_identifiers(detail: dict[str, Any], fn: Callable[[Any], Any]) -> dict[s
     return out
 
 
-def encode_events(events: list[OutgoingEvent], identifiers: list[Identifier] | None = None) -> bytes:
+def _event_parts(event: CanonicalEvent | None) -> dict[str, Any]:
+    """What an out-event's detail repeats from the canonical event (a redelivery brings it again)."""
+    if event is None:
+        return {}
+    return {
+        "event": event_summary(event).model_dump(mode="json"),
+        "tenant_id": event.tenant_id,
+        "correlation_id": event.correlation_id,
+    }
+
+
+def encode_events(
+    events: list[OutgoingEvent],
+    identifiers: list[Identifier] | None = None,
+    source: CanonicalEvent | None = None,
+) -> bytes:
     """The out-events for a processed marker, without identifier values or profile summaries.
 
     The profile summary is left out (a redelivery fills in the live profile's) and identifiers
     are stored as indexes into the event's own cleaned identifiers, which the redelivered event
-    brings again. What stays (changed traits, the event's properties) belongs to the profile the
-    event landed on, whose erasure deletes the marker (found through its timeline).
+    brings again; so are the parts copied from the event itself (its summary with the properties,
+    tenant and correlation id: ``source``). What stays (changed traits, times, ids) belongs to the
+    profile the event landed on, whose erasure deletes the marker (its timeline item).
     """
     ids = identifiers or []
+    parts = _event_parts(source)
     rows = []
     for e in events:
         detail = {k: v for k, v in e.detail.items() if k != "profile"}
-        rows.append([e.detail_type, _map_identifiers(detail, lambda i: _ref(i, ids)), "profile" in e.detail])
+        elided = [k for k, v in parts.items() if k in detail and detail[k] == v]
+        for k in elided:
+            del detail[k]
+        mapped = _map_identifiers(detail, lambda i: _ref(i, ids))
+        rows.append([e.detail_type, mapped, "profile" in e.detail, *([elided] if elided else [])])
     raw = json.dumps(rows, default=str, separators=(",", ":"))
     return zlib.compress(raw.encode(), 1)
 
 
 def decode_events(
-    blob: Any, identifiers: list[Identifier] | None = None, profile: Profile | None = None
+    blob: Any,
+    identifiers: list[Identifier] | None = None,
+    profile: Profile | None = None,
+    source: CanonicalEvent | None = None,
 ) -> list[OutgoingEvent]:
     if not blob:
         return []
     ids = identifiers or []
+    parts = _event_parts(source)
     out = []
     for row in json.loads(zlib.decompress(bytes(blob))):
         kind, detail = row[0], _map_identifiers(row[1], lambda r: _deref(r, ids))
@@ -183,6 +208,8 @@ def decode_events(
             detail["profile"] = profile_summary(profile) if profile is not None else None
             if profile is not None:
                 detail["version"] = profile.version  # the live snapshot's version goes with it
+        for k in row[3] if len(row) > 3 else []:
+            detail[k] = parts.get(k)
         out.append(OutgoingEvent(SOURCE, kind, detail))
     return out
 
@@ -307,7 +334,7 @@ class IdentityService:
                 consistent=attempt > 1,
             )
         if snap.marker is not None:
-            return self._duplicate(tenant, snap, identifiers)
+            return self._duplicate(event, snap, identifiers)
         stamp = iso(event.timestamp)
         live = [i for i in identifiers if not (i in snap.erased and stamp <= snap.erased[i])]
         if not live:
@@ -359,10 +386,10 @@ class IdentityService:
             if any(p.applied(key) for p in group) or not all(p.ring_covers(received) for p in group):
                 # applied already, or older than a ring: its timeline item says (a new profile
                 # needs no look: the event would have left a claim leading to one)
-                found = self._find_applied(event, group, consistent=attempt > 1)
-                if found is not None:
-                    snap.marker = found
-                    return self._duplicate(tenant, snap, identifiers)
+                marker = self._find_applied(event, group, consistent=attempt > 1)
+                if marker is not None:
+                    snap.marker = marker
+                    return self._duplicate(event, snap, identifiers)
                 crashed = next((p for p in group if p.applied(key)), None)
                 if crashed is not None:
                     # applied, but its timeline item was never written (a crash between the writes)
@@ -446,7 +473,11 @@ class IdentityService:
         survivor.updated_at = now
         writes.profiles.insert(0, (survivor, expected))
         if order_keys and order_keys[0] not in snap.orders:
-            writes.orders.append((*order_keys[0], survivor.profile_id, key))
+            # claimed for this event before the commit (one plain conditional put instead of a
+            # transactional one): a lost commit or a crash leaves the claim this event's own
+            order_id, kind = order_keys[0]
+            if repo.claim_order(tenant, order_id, kind, survivor.profile_id, key) != key:
+                raise ConditionFailed(f"order {order_id} claimed meanwhile")  # re-read: not counted
         refused = {c.identifier for c in plan.conflicts}
         retention = settings.timeline_retention_days or self.retention_days
         ttl = int((self.clock.now() + timedelta(days=retention)).timestamp())
@@ -479,7 +510,11 @@ class IdentityService:
                 profile=ProfileSnapshot.model_validate(profile_summary(survivor)),
             ).outgoing(),
         )
-        writes.timeline["out"] = encode_events(out, identifiers)  # the processed marker
+        writes.timeline["out"] = encode_events(out, identifiers, event)  # the processed marker
+        # With profile.changed its only out-event, the timeline item can follow the transaction (a
+        # crash between is rebuilt from the ring, created included); a merge or conflict keeps it
+        # in the transaction so their out-events are never lost.
+        writes.timeline_after = len(out) == 1
         repo.commit(tenant, writes)
         self._remember(tenant, survivor)
         return Outcome("processed", survivor.profile_id, out, merged=[p.profile_id for p in losers])
@@ -576,7 +611,7 @@ class IdentityService:
             **_base(tenant, event, now, ProfileChanged.DETAIL_TYPE, 0),
             profile_id=profile.profile_id,
             version=profile.version,
-            created=False,
+            created=profile.version == 1,  # its first write was this event's: it created it
             changed=ChangeSet(),
             merged_from=[],
             event=event_summary(event),
@@ -584,13 +619,14 @@ class IdentityService:
         ).outgoing()
         held = [i for i in identifiers if i in set(profile.identifiers)]
         item = self._timeline_item(event, profile.profile_id, held, ttl)
-        item["out"] = encode_events([changed], identifiers)
+        item["out"] = encode_events([changed], identifiers, event)
         self.repo.write_timeline(item)
         return Outcome("duplicate", profile.profile_id, [changed])
 
-    def _duplicate(self, tenant: str, snap: Snapshot, identifiers: list[Identifier]) -> Outcome:
+    def _duplicate(self, event: CanonicalEvent, snap: Snapshot, identifiers: list[Identifier]) -> Outcome:
         """A redelivered event: its stored out-events again, with the live profile's summary."""
         assert snap.marker is not None
+        tenant = event.tenant_id
         profile_id = snap.marker.get("profile_id")
         profile = snap.profiles.get(profile_id) if profile_id else None
         hops = 0
@@ -602,5 +638,5 @@ class IdentityService:
                 profile = self.repo.load_profiles(tenant, [profile_id]).get(profile_id)
                 if profile is None:
                     break
-        events = decode_events(snap.marker.get("out"), identifiers, profile)
+        events = decode_events(snap.marker.get("out"), identifiers, profile, event)
         return Outcome("duplicate", snap.marker.get("profile_id"), events)
