@@ -94,6 +94,20 @@ class PreviewBody(BaseModel):
     event: dict[str, Any] | None = None
 
 
+class Problem(BaseModel):
+    path: str
+    reason: str
+
+
+class Refusal(BaseModel):
+    """400: the template is not valid or does not render (the routes answer it with status 400)."""
+
+    success: bool = False
+    code: str
+    message: str
+    problems: list[Problem]
+
+
 class NotificationBody(BaseModel):
     """A send request from outside a journey (a receipt, an OTP …); the fields of
     ``notification.requested`` (huiliu.contracts.NotificationRequested)."""
@@ -196,13 +210,13 @@ def _parse(body: dict[str, Any]) -> tuple[Any, Response | None]:
 @router.post(
     "/templates/validate", tags=TAGS, responses=RESPONSES, summary="Check a template (saves nothing)"
 )
-def validate_template(body: TemplateDocument) -> TemplateValid:
+def validate_template(body: TemplateDocument) -> TemplateValid | Refusal:
     _template, refused = _parse(_unwrap(body))
     return refused or TemplateValid(valid=True)  # type: ignore[return-value]
 
 
 @router.post("/templates", tags=TAGS, responses=RESPONSES, summary="Save a template (a new version)")
-def save_template(body: TemplateDocument) -> TemplateSaved:
+def save_template(body: TemplateDocument) -> TemplateSaved | Refusal:
     template, refused = _parse(_unwrap(body))
     if refused:
         return refused  # type: ignore[return-value]
