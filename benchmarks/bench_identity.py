@@ -177,6 +177,8 @@ def _pairs(n: int) -> int:
 
 def pairwise(predicted: dict[str, Any], truth: dict[str, int]) -> tuple[float, float, int]:
     scored = [m for m in truth if truth[m] >= 0 and m in predicted]
+    if not scored:
+        raise ValueError("no event of the stream was found processed: nothing to score")
     cells = Counter((predicted[m], truth[m]) for m in scored)
     clusters = Counter(predicted[m] for m in scored)
     people = Counter(truth[m] for m in scored)
@@ -216,9 +218,14 @@ def service_grouping(repo: MemoryIdentityRepository) -> dict[str, str]:
             pid = profiles[pid]["merged_into"]
         return pid
 
-    return {
+    # an applied event's processed marker: its timeline item with the out-events (or an old marker)
+    grouping = {
         pk.rsplit("#", 1)[1]: live(i["profile_id"]) for (pk, sk), i in repo.items.items() if sk == "PROCESSED"
     }
+    for (_pk, sk), item in repo.items.items():
+        if sk.startswith("TL#") and "out" in item:
+            grouping[str(item["message_id"])] = live(item["profile_id"])
+    return grouping
 
 
 def quality_and_speed(people: int, events: int) -> list[dict[str, Any]]:

@@ -341,7 +341,8 @@ class IdentityRepository(DynamoRepository):
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             self.stats.record("PutItem", "write")
-            held = deserialize(exc.response.get("Item") or {})
+            held_item: Any = exc.response.get("Item") or {}
+            held = deserialize(held_item)
             return str(held.get("event_key") or "")
         self.stats.record("PutItem", "write", resp)
         return event_key

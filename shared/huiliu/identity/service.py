@@ -386,9 +386,9 @@ class IdentityService:
             if any(p.applied(key) for p in group) or not all(p.ring_covers(received) for p in group):
                 # applied already, or older than a ring: its timeline item says (a new profile
                 # needs no look: the event would have left a claim leading to one)
-                found = self._find_applied(event, group, consistent=attempt > 1)
-                if found is not None:
-                    snap.marker = found
+                marker = self._find_applied(event, group, consistent=attempt > 1)
+                if marker is not None:
+                    snap.marker = marker
                     return self._duplicate(event, snap, identifiers)
                 crashed = next((p for p in group if p.applied(key)), None)
                 if crashed is not None:

@@ -786,7 +786,8 @@ class JourneyTicker:
                 tr = on_due(journey, e, profile, now, env)
             if tr is None:
                 continue
-            report.lateness_seconds.append((now - _parse(e.next_at)).total_seconds())
+            if e.next_at:
+                report.lateness_seconds.append((now - _parse(e.next_at)).total_seconds())
             pending.append(Pending(tr, e.rev, profile))
         if not pending:
             return
