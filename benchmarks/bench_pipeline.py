@@ -359,7 +359,9 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
     result.load_avg.append(os.getloadavg()[0])
     cpu = time.process_time()
     saved_env = dict(os.environ)  # a runtime names its endpoint in the environment: the next starts afresh
+    mark = time.perf_counter()
     runtime = _runtime()
+    result.phases["start"] = time.perf_counter() - mark
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # handlers print EMF metric lines
             meter = Meter(runtime, cfn.load_template(TEMPLATE)) if meter_cost else None
@@ -418,6 +420,7 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
                 result.phases["clock"] = time.perf_counter() - mark
             if injector:
                 injector.enabled = False
+            mark = time.perf_counter()
             runtime.drain(timeout=120)
             tap += runtime.bus_events(limit=100_000)
             answers += [(h, 200, 0.0) for h in batch_hooks]
@@ -437,8 +440,11 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
                 result.injected = dict(injector.injected.counts)
             result.checks["invocations"] = runtime.stats.summary()
             result.checks["hops"] = runtime.stats.hop_summary()
+            result.phases["verify"] = time.perf_counter() - mark
     finally:
+        mark = time.perf_counter()
         runtime.stop()
+        result.phases["stop"] = time.perf_counter() - mark
         os.environ.clear()
         os.environ.update(saved_env)
         result.load_avg.append(os.getloadavg()[0])
