@@ -134,7 +134,7 @@ class Size:
 
 
 SMOKE = Size(shoppers=4, probes=2, rate=20.0, batch_events=0, days=1)
-QUICK = Size(shoppers=12, probes=8, rate=6.0, batch_events=50, days=8)
+QUICK = Size(shoppers=12, probes=8, rate=2.0, batch_events=50, days=8)
 
 
 @dataclass
