@@ -1,6 +1,7 @@
 """The whole pipeline under load and faults (issue 14): one command, three tables.
 
     .venv/bin/python -m benchmarks.bench_pipeline [--shoppers N] [--rate R] [--probes P] [--no-faults]
+    .venv/bin/python -m benchmarks.bench_pipeline --sweep 1,2,3   # latency against the offered rate
     .venv/bin/python -m benchmarks --only pipeline [--quick]
 
 A load generator (``benchmarks/load_mix.py``) drives the local runtime through its public doors only:
@@ -125,7 +126,7 @@ TEMPLATES: list[dict[str, Any]] = [
 class Size:
     shoppers: int = 30
     probes: int = 20
-    rate: float = 4.0  # webhooks per second offered
+    rate: float = 2.0  # webhooks per second offered (p99 < 5 s up to ~2/s on 2 shared cores: --sweep)
     batch_events: int = 100  # events sent through /v1/batch (the batch path)
     days: int = 16  # the clock is moved this far in 12-hour steps so every wait fires
     faults: bool = True
@@ -150,6 +151,8 @@ class RunResult:
     injected: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     memory_mb: dict[str, int] = field(default_factory=dict)  # per stage (the template's MemorySize)
+    load_avg: list[float] = field(default_factory=list)  # the machine's 1-minute load at start and end
+    cpu_s: float = 0.0  # this process's CPU seconds over the run (handlers, emulator, harness)
 
 
 # -- runtime and setup ------------------------------------------------------------------------------------
@@ -248,12 +251,14 @@ def drive(
     return answers, time.monotonic() - started
 
 
-def drive_batch(runtime: Any, mix: Mix, events: int) -> list[Webhook]:
-    """The batch path: known shoppers' events 50 to a ``/v1/batch`` request."""
+def drive_batch(runtime: Any, mix: Mix, events: int, retried: list[str] | None = None) -> list[Webhook]:
+    """The batch path: known shoppers' events 50 to a ``/v1/batch`` request (a 5xx is retried; the
+    answers retried are appended to ``retried``)."""
     import uuid
 
     from huiliu_infra import sources
 
+    retried = [] if retried is None else retried
     out = []
     for start in range(0, events, 50):
         batch = []
@@ -269,7 +274,12 @@ def drive_batch(runtime: Any, mix: Mix, events: int) -> list[Webhook]:
                 }
             )
         request = sources.segment(runtime.tenant["connectors"]["segment"], "batch", {"batch": batch})
-        status, body = sources.send(request)
+        status, body = 0, ""
+        for _attempt in range(3):  # a sender retries a 5xx (the events' message ids make it safe)
+            status, body = sources.send(request)
+            if status < 500:
+                break
+            retried.append(body[:200])
         if status != 200:
             raise RuntimeError(f"batch: {status} {body[:200]}")
         out += [Webhook(request, "segment", ("segment", m["messageId"])) for m in batch]
@@ -346,17 +356,18 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
     from benchmarks.meter import Meter
 
     result = RunResult("faults" if faults else "clean", size)
+    result.load_avg.append(os.getloadavg()[0])
+    cpu = time.process_time()
     saved_env = dict(os.environ)  # a runtime names its endpoint in the environment: the next starts afresh
+    mark = time.perf_counter()
     runtime = _runtime()
+    result.phases["start"] = time.perf_counter() - mark
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # handlers print EMF metric lines
             meter = Meter(runtime, cfn.load_template(TEMPLATE)) if meter_cost else None
             if meter:
                 result.memory_mb = {meter.stage_of[f]: mb for f, mb in meter.memory_mb.items()}
             injector = Faults(runtime, faults, seed=size.seed) if faults else None
-            # Poison first: each message takes maxReceiveCount failed receives (each a retry delay and a
-            # batching window) to reach its DLQ, which then overlaps the setup instead of following the load.
-            planted = injector.poison(["IdentityQueue", "SegmentsQueue", "JourneysQueue"]) if injector else {}
             mark = time.perf_counter()
             result.checks["active"] = activate(runtime)
             result.phases["setup"] = time.perf_counter() - mark
@@ -371,6 +382,9 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
             if injector:
                 injector.hook_clients()
                 injector.enabled = True
+            # Poison with the load: each message takes maxReceiveCount failed receives (each a retry delay
+            # and a batching window, ~10 s in all) to reach its DLQ, alongside the load and its drain.
+            planted = injector.poison(["IdentityQueue", "SegmentsQueue", "JourneysQueue"]) if injector else {}
             with meter.measuring() if meter else contextlib.nullcontext():
                 mark = time.perf_counter()
                 answers, result.duration_s = drive(hooks, size.rate)
@@ -383,7 +397,11 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
                 # the batch path, metered on its own
                 if meter:
                     meter.ledger.clear()
-                batch_hooks = drive_batch(runtime, mix, size.batch_events) if size.batch_events else []
+                batch_retried: list[str] = []
+                batch_hooks = (
+                    drive_batch(runtime, mix, size.batch_events, batch_retried) if size.batch_events else []
+                )
+                result.checks["batch_5xx_retried"] = batch_retried
                 runtime.drain(timeout=120)
                 batch = _ledger_copy(meter) if meter else None
                 result.phases["batch"] = time.perf_counter() - mark
@@ -402,6 +420,7 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
                 result.phases["clock"] = time.perf_counter() - mark
             if injector:
                 injector.enabled = False
+            mark = time.perf_counter()
             runtime.drain(timeout=120)
             tap += runtime.bus_events(limit=100_000)
             answers += [(h, 200, 0.0) for h in batch_hooks]
@@ -421,10 +440,15 @@ def run_once(size: Size, *, faults: FaultRates | None, meter_cost: bool) -> RunR
                 result.injected = dict(injector.injected.counts)
             result.checks["invocations"] = runtime.stats.summary()
             result.checks["hops"] = runtime.stats.hop_summary()
+            result.phases["verify"] = time.perf_counter() - mark
     finally:
+        mark = time.perf_counter()
         runtime.stop()
+        result.phases["stop"] = time.perf_counter() - mark
         os.environ.clear()
         os.environ.update(saved_env)
+        result.load_avg.append(os.getloadavg()[0])
+        result.cpu_s = time.process_time() - cpu
     return result
 
 
@@ -613,6 +637,24 @@ def _grid(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+HOP_PARTS = ["queued", "window", "slot", "handler"]
+# The latency probe's path, first; then the rest
+PROBE_PATH = ["IdentityQueue", "JourneysQueue", "NotifyEmailQueue"]
+
+
+def hop_rows(hops: dict[str, dict[str, Any]]) -> list[list[str]]:
+    order = [q for q in PROBE_PATH if q in hops] + sorted(q for q in hops if q not in PROBE_PATH)
+    return [
+        [
+            queue + (" *" if queue in PROBE_PATH else ""),
+            str(hops[queue]["batches"]),
+            str(hops[queue]["records"]),
+            *(f"{hops[queue][p]['p50']:.2f}/{hops[queue][p]['p95']:.2f}" for p in HOP_PARTS),
+        ]
+        for queue in order
+    ]
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -638,7 +680,12 @@ def table(results: list[RunResult]) -> str:
     lat_rows = []
     for r in results:
         offered = sum(r.sent.values()) - r.size.batch_events
-        parts.append(f"{r.label} run phases (s): " + ", ".join(f"{k} {v:.0f}" for k, v in r.phases.items()))
+        parts.append(
+            f"{r.label} run phases (s): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in r.phases.items())
+            + (f"; load average {r.load_avg[0]:.1f} -> {r.load_avg[-1]:.1f}" if r.load_avg else "")
+            + (f"; CPU {r.cpu_s:.0f} s" if r.cpu_s else "")
+        )
         rate = offered / r.duration_s if r.duration_s else 0
         lat = r.latencies
         p99 = _pct(lat, 0.99)
@@ -659,6 +706,15 @@ def table(results: list[RunResult]) -> str:
         "\n== latency: webhook 200 -> notification.sent (no-wait journey, email), seconds ==",
         _grid(["run", "webhooks/s", "probes", "unsent", "p50", "p95", "p99", "max", "target p99"], lat_rows),
     ]
+    for r in results:
+        if r.checks.get("hops"):
+            parts += [
+                f"\n== where the time goes ({r.label} run): per hop, seconds p50/p95 — queued = in the queue "
+                "before its poller took it, window = filling the batch (MaximumBatchingWindowInSeconds), "
+                "slot = waiting for the one handler slot, handler = the handler (its AWS calls in the "
+                "emulator included); * = the latency probe's path ==",
+                _grid(["queue", "batches", "records", *HOP_PARTS], hop_rows(r.checks["hops"])),
+            ]
     for r in results:
         if not r.cost:
             continue
@@ -726,6 +782,8 @@ def table(results: list[RunResult]) -> str:
             f"{r.label}: answers {dict(r.sent)}; send log {r.checks['send_log']}; "
             f"not sent: {r.checks['send_log_not_sent']}"
         )
+        if r.checks.get("batch_5xx_retried"):
+            parts.append(f"  batch path 5xx retried by the sender: {r.checks['batch_5xx_retried']}")
         if r.checks["lost_examples"]:
             parts.append(f"  lost e.g. {r.checks['lost_examples']}")
         if r.checks["dead_letter_reasons"]:
@@ -744,6 +802,18 @@ def run(quick: bool = False, size: Size | None = None) -> list[RunResult]:
     return results
 
 
+def sweep(size: Size, rates: list[float]) -> list[RunResult]:
+    """Latency against the offered rate: the clean webhook load alone at each rate (no cost meter, batch
+    path or clock moves), a fresh runtime each — where the one-process runtime stops keeping up."""
+    out = []
+    for rate in rates:
+        alone = Size(**{**size.__dict__, "rate": rate, "batch_events": 0, "days": 0, "faults": False})
+        result = run_once(alone, faults=None, meter_cost=False)
+        result.label = f"clean @{rate:g}/s"
+        out.append(result)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -755,6 +825,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-events", type=int)
     parser.add_argument("--days", type=int)
     parser.add_argument("--no-faults", action="store_true")
+    parser.add_argument(
+        "--sweep", help="comma-separated offered rates (webhooks/s): latency per rate, clean load only"
+    )
     args = parser.parse_args(argv)
     size = QUICK if args.quick else Size()
     overrides = {
@@ -770,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     size = Size(**{**size.__dict__, **overrides, "faults": not args.no_faults})
     started = time.perf_counter()
-    results = run(size=size)
+    results = sweep(size, [float(r) for r in args.sweep.split(",")]) if args.sweep else run(size=size)
     print(table(results))
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0

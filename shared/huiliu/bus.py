@@ -244,9 +244,9 @@ class SqsPublisher:
 # ---------------------------------------------------------------------------------- the SNS wire
 # The routing table: detail types published to the bus topic (SNS). Every other detail type goes
 # to the EventBridge bus. The hot fan-out is here: each profile change, segment transition, send
-# request and send outcome. Control-plane, low-volume events stay on EventBridge (replays,
-# archive erasure, identity conflicts, event.ingested fed back by journeys and feedback, and
-# journey/feedback outcomes nobody publishes yet): their rules are few and rarely hit.
+# request, send outcome and delivery outcome (feedback). Control-plane, low-volume events stay on
+# EventBridge (replays, archive erasure, identity conflicts, event.ingested fed back by journeys and
+# feedback, journey outcomes nobody publishes yet): their rules are few and rarely hit.
 SNS_DETAIL_TYPES = frozenset(
     {
         "profile.changed",
@@ -260,6 +260,11 @@ SNS_DETAIL_TYPES = frozenset(
         "notification.suppressed",
         "notification.deferred",
         "notification.failed",
+        "notification.delivered",
+        "notification.opened",
+        "notification.clicked",
+        "notification.bounced",
+        "notification.complained",
     }
 )
 SNS = "sns"

@@ -9,8 +9,12 @@ A stage is a service object; its Lambda handler is built here::
 **Queue consumers** (SQS fed by a bus rule): each record's body is an EventBridge event; the runner
 picks the typed contract by ``detail-type`` (:mod:`huiliu.contracts`), acknowledges and logs the
 types the service does not accept, binds the correlation id, calls ``service.handle(event)`` and
-publishes what it returns. A record that fails fails alone (Powertools BatchProcessor, partial batch
-response); the message is redelivered and, on its last attempt (``maxReceiveCount``), the runner
+publishes what it returns. What the records of one SQS batch return is published **once, after the
+batch** (one publish of up to 10 events per request: on the SNS wire a full batch costs one
+PublishBatch, not ten — docs/cost.md); a record whose events could not be published fails and is
+redelivered, and the service returns the same events (same ids) again. A record that fails fails
+alone (Powertools BatchProcessor, partial batch response); the message is redelivered and, on its
+last attempt (``maxReceiveCount``), the runner
 moves it to the DLQ itself with a ``failure_reason`` message attribute (:mod:`huiliu.dead_letters`;
 ``huiliu dlq show`` prints it). A record that can never succeed (a body that is not a valid
 contract) is reported as a failure too: it reaches the DLQ with its reason, never silently dropped.
@@ -41,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from huiliu.bus import OutgoingEvent, Publisher
+from huiliu.bus import OutgoingEvent, PartialPublishFailed, Publisher
 from huiliu.observability import bind_correlation, logger, metrics, tracer
 
 if TYPE_CHECKING:  # pydantic (and the contracts) load with the first record, not at cold start
@@ -137,11 +141,34 @@ def stage_state(stage: str) -> _Stage:
     return _STAGES[stage]
 
 
+def _fresh_slot(stage: str, build: Callable[[], Any] | None) -> _Stage:
+    """The stage's one slot, emptied as a new container finds it (no service, publisher or memory).
+
+    One slot object per stage name for the life of the process: a handler module imported again
+    (the local runtime reloading handlers, a test importing a function anew) shares it with the
+    handlers built before, so :func:`configure` reaches every handler of that stage."""
+    state = _STAGES.setdefault(stage, _Stage(stage, build))
+    state.build = build
+    state.service = None
+    state.built_for = None
+    state.publisher = None
+    state.seen.clear()
+    return state
+
+
+def reset_all() -> None:
+    """Empty every stage's slot (a fresh container for all): what the local runtime does on reload."""
+    for state in _STAGES.values():
+        state.service = None
+        state.built_for = None
+        state.publisher = None
+        state.seen.clear()
+
+
 def register(stage: str, build: Callable[[], Any]) -> _Stage:
     """A stage's collaborator slot for a handler that is not a bus consumer (the CSV importer):
     built on first use, injected with :func:`configure`, like every other stage's service."""
-    state = _STAGES[stage] = _Stage(stage, build)
-    return state
+    return _fresh_slot(stage, build)
 
 
 def to_outgoing(items: Sequence[Out]) -> list[OutgoingEvent]:
@@ -189,8 +216,10 @@ def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -
 
     Called when the handler module is imported — a new container: it starts with no service, no
     publisher and no memory of events (a local runtime that re-imports handlers gets fresh ones)."""
-    state = _STAGES[stage] = _Stage(stage, build)
+    state = _fresh_slot(stage, build)
     processor = BatchProcessor(event_type=EventType.SQS)
+    # What this invocation's records returned, published together after the batch.
+    outbox: list[_Handled] = []
 
     def record_handler(record: Any) -> None:
         try:
@@ -215,31 +244,88 @@ def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -
             metrics.add_metric(name=f"{stage}_ignored", unit="Count", value=1)
             return
         key = event_key(event)
-        if key and key in state.seen:
+        if key and (key in state.seen or any(h.key == key for h in outbox)):
             logger.info("duplicate event", extra={"stage": stage, "event_id": key})
             metrics.add_metric(name=f"{stage}_duplicates", unit="Count", value=1)
             return
-        out = service.handle(event)
-        published = publish(state, out)
-        if key:
-            state.remember(key)
-        logger.info(
-            "handled",
-            extra={"stage": stage, "detail_type": detail_type, "event_id": key, "published": published},
-        )
-        metrics.add_metric(name=f"{stage}_handled", unit="Count", value=1)
+        out = to_outgoing(service.handle(event))
+        outbox.append(_Handled(record, key, detail_type, out, getattr(event, "correlation_id", None)))
+
+    def flush() -> list[str]:
+        """Publish the batch's events in one go; the SQS message ids of records to fail."""
+        events = [e for handled in outbox for e in handled.events]
+        failed_events: set[int] = set()
+        error: Exception | None = None
+        if events:
+            try:
+                state.get_publisher().publish(events)
+            except PartialPublishFailed as exc:
+                failed_events, error = set(exc.failed), exc
+            except Exception as exc:
+                failed_events, error = set(range(len(events))), exc
+        failures: list[str] = []
+        start = 0
+        for handled in outbox:
+            mine = range(start, start + len(handled.events))
+            start += len(handled.events)
+            bind_correlation(handled.correlation_id)
+            if error is not None and failed_events.intersection(mine):
+                from huiliu.dead_letters import forward_if_last_attempt
+
+                if not forward_if_last_attempt(handled.record, error, stage):
+                    failures.append(handled.record.message_id)
+                continue
+            if handled.key:
+                state.remember(handled.key)
+            logger.info(
+                "handled",
+                extra={
+                    "stage": stage,
+                    "detail_type": handled.detail_type,
+                    "event_id": handled.key,
+                    "published": len(handled.events),
+                },
+            )
+            metrics.add_metric(name=f"{stage}_handled", unit="Count", value=1)
+        return failures
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
+        outbox.clear()
+        try:
+            response = dict(
+                process_partial_response(
+                    event=event, record_handler=record_handler, processor=processor, context=context
+                )
             )
-        )
+            failed = flush()
+        finally:
+            outbox.clear()
+        if failed:
+            items: list[Any] = list(response.get("batchItemFailures") or [])  # type: ignore[call-overload]
+            items += [{"itemIdentifier": m} for m in failed]
+            response["batchItemFailures"] = items
+            if len(items) >= len(event.get("Records") or []):
+                # every record failed (as BatchProcessor reports it): SQS redelivers the batch
+                from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+                raise BatchProcessingError(f"all records failed: their events were not published ({failed})")
+        return response
 
     return handler
+
+
+@dataclass
+class _Handled:
+    """A record the service handled; its events wait for the batch's publish."""
+
+    record: Any
+    key: str | None
+    detail_type: str
+    events: list[OutgoingEvent]
+    correlation_id: str | None
 
 
 @runtime_checkable
@@ -254,7 +340,7 @@ def http_handler(stage: str, build: Callable[[], HttpService] | None = None) -> 
 
     The same collaborator slot as the bus stages (:func:`configure`); the same logger/tracer stack.
     A direct call without a Lambda context (tests, tools) skips the context decorators."""
-    state = _STAGES[stage] = _Stage(stage, build)
+    state = _fresh_slot(stage, build)
 
     def respond(event: dict[str, Any]) -> dict[str, Any]:
         return state.get_service().respond(event)  # type: ignore[no-any-return]
@@ -284,7 +370,7 @@ def tick_time(event: dict[str, Any]) -> datetime:
 
 def tick_handler(stage: str, build: Callable[[], TickService] | None = None) -> Handler:
     """The Lambda handler of a scheduled stage: processes everything due at or before the tick."""
-    state = _STAGES[stage] = _Stage(stage, build)
+    state = _fresh_slot(stage, build)
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler

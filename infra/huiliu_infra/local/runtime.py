@@ -51,6 +51,8 @@ STATE_DIR = ROOT / ".huiliu"
 # Lambda's SQS pollers long-poll for 20 s; the SDK here reads for 15 s (huiliu.aws), so 10 s. An idle
 # queue then costs one request per 10 s instead of a request a second per poller.
 POLL_WAIT_SECONDS = 10
+# A record that failed is received again after this long (AWS: the queue's visibility timeout, minutes).
+RETRY_DELAY_SECONDS = 0.5
 # While a batch fills within its window, an empty queue is asked again this often.
 FILL_POLL_SECONDS = 0.1
 MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
@@ -215,7 +217,7 @@ class LocalRuntime:
         http_port: int = 3000,
         aws_port: int = 4566,
         endpoint: str | None = None,
-        retry_delay: int = 1,
+        retry_delay: float = RETRY_DELAY_SECONDS,
         poll_wait: int = POLL_WAIT_SECONDS,
         write_state: bool = True,
         quiet: bool = False,
@@ -302,10 +304,14 @@ class LocalRuntime:
         deadline = time.monotonic() + 10
         while self._busy and time.monotonic() < deadline:
             time.sleep(0.01)
+        pollers_by = time.monotonic() + 0.1
         for thread in self._threads:
             # A poller idle in a long poll ends when the poll answers (≤ poll_wait, a daemon thread
             # that then sees the stop); it is not waited for.
-            thread.join(timeout=0.05 if thread.name.startswith("poll-") else 5)
+            if thread.name.startswith("poll-"):
+                thread.join(timeout=max(0.0, pollers_by - time.monotonic()))
+            else:
+                thread.join(timeout=5)
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -622,25 +628,52 @@ class LocalRuntime:
         assert self.deployment is not None
         queue = self.deployment.queues[mapping.queue]
         sqs = aws.client("sqs")
-        retry_due: float | None = None  # when records that failed become visible again
+        retry_due: float | None = None  # when the records that failed are to be received again
+        pending: list[str] = []  # their receipt handles, made visible again at retry_due
+
+        def release() -> None:
+            handles = list(pending)
+            pending.clear()
+            self._release(sqs, queue.url, handles)
+
         while not self._stop.is_set():
             try:
-                messages, first_at = self._receive(sqs, queue.url, mapping, retry_due)
+                messages, first_at = self._receive(
+                    sqs, queue.url, mapping, retry_due, release if pending else None
+                )
+                if pending and retry_due is not None and time.monotonic() >= retry_due:
+                    release()
             except Exception as exc:
                 if not self._stop.is_set():
                     log.warning("poll %s failed: %s", mapping.queue, exc)
                     self._stop.wait(0.5)
                 continue
-            if retry_due is not None and time.monotonic() > retry_due:
+            if not pending and retry_due is not None and time.monotonic() > retry_due:
                 retry_due = None
             if not messages:
                 continue
             try:
-                if self._deliver(sqs, queue, mapping, messages, first_at):
-                    retry_due = time.monotonic() + self.retry_delay
+                failed = self._deliver(sqs, queue, mapping, messages, first_at)
             except Exception as exc:  # the messages come back after their visibility timeout
                 if not self._stop.is_set():
                     log.error("delivering %s failed: %s\n%s", mapping.queue, exc, traceback.format_exc())
+                continue
+            if failed:
+                pending.extend(failed)
+                retry_due = time.monotonic() + self.retry_delay
+
+    def _release(self, sqs: Any, url: str, handles: list[str]) -> None:
+        """Failed records become visible again (VisibilityTimeout 0): the retry delay has passed."""
+        for start in range(0, len(handles), 10):
+            chunk = handles[start : start + 10]
+            with contextlib.suppress(Exception):  # a message may already be gone (DLQ, deleted)
+                sqs.change_message_visibility_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                        for i, handle in enumerate(chunk)
+                    ],
+                )
 
     def _receive_some(self, sqs: Any, url: str, count: int, wait: int) -> list[dict[str, Any]]:
         resp = sqs.receive_message(
@@ -653,19 +686,27 @@ class LocalRuntime:
         return list(resp.get("Messages", []))
 
     def _receive(
-        self, sqs: Any, url: str, mapping: MappingSpec, retry_due: float | None = None
+        self,
+        sqs: Any,
+        url: str,
+        mapping: MappingSpec,
+        retry_due: float | None = None,
+        release: Any = None,
     ) -> tuple[list[dict[str, Any]], float]:
         """A batch as Lambda's poller makes one: a long poll that returns as soon as a message is in
         (and costs nothing while the queue is idle); then, if the batch is not full, up to the batching
         window (MaximumBatchingWindowInSeconds) to fill it — a full batch, or no window, goes at once.
         Returns the messages and when the first one was received (``time.time()``)."""
         messages: list[dict[str, Any]] = []
-        # Records that failed come back after retry_delay; the emulator's long poll notices a message
-        # becoming visible again only at its next rescan (up to a second later), so until they are due
-        # the queue is asked at short intervals instead.
+        # Records that failed come back after retry_delay (``release`` makes them visible then); until
+        # they are due the queue is asked at short intervals rather than long-polled, so they are taken
+        # at once (the emulator's long poll would notice them only at its next rescan, up to 1 s late).
         while retry_due is not None and not messages and not self._stop.is_set():
+            if release is not None and time.monotonic() >= retry_due:
+                release()
+                release = None
             messages = self._receive_some(sqs, url, mapping.batch_size, 0)
-            if messages or time.monotonic() > retry_due + FILL_POLL_SECONDS:
+            if messages or (release is None and time.monotonic() > retry_due + FILL_POLL_SECONDS):
                 break
             self._stop.wait(FILL_POLL_SECONDS)
         if not messages:
@@ -693,9 +734,9 @@ class LocalRuntime:
         mapping: MappingSpec,
         messages: list[dict[str, Any]],
         first_at: float | None = None,
-    ) -> int:
-        """Invoke the function with the batch; delete what succeeded; returns how many records failed
-        (they come back after ``retry_delay``)."""
+    ) -> list[str]:
+        """Invoke the function with the batch; delete what succeeded; returns the receipt handles of the
+        records that failed (the poller makes them visible again after ``retry_delay``)."""
         assert self.deployment is not None
         region = self.deployment.region
         handed = time.time()
@@ -732,17 +773,10 @@ class LocalRuntime:
                 QueueUrl=queue.url,
                 Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
             )
-        # Failed messages become visible again after retry_delay (the queue's visibility timeout in
-        # AWS); the emulator counts receives and moves them to the DLQ after maxReceiveCount.
-        for record in records:
-            if record["messageId"] in failed:
-                with contextlib.suppress(Exception):  # the message may already be gone
-                    sqs.change_message_visibility(
-                        QueueUrl=queue.url,
-                        ReceiptHandle=record["receiptHandle"],
-                        VisibilityTimeout=self.retry_delay,
-                    )
-        return len(failed)
+        # Failed messages stay invisible until the poller releases them after retry_delay (the queue's
+        # visibility timeout in AWS); the emulator counts receives and moves them to the DLQ after
+        # maxReceiveCount.
+        return [r["receiptHandle"] for r in records if r["messageId"] in failed]
 
     def _record_hop(
         self,

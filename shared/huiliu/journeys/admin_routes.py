@@ -13,15 +13,35 @@ A refused definition answers 400 ``invalid_journey`` with ``problems: [{path, re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from huiliu.adminapi.core import ERRORS
 from huiliu.errors import BadRequest, Unauthorized
 
 router = APIGatewayHttpRouter()
 _deps: dict[str, Any] = {}
+TAGS = ["journeys"]
+RESPONSES: Any = ERRORS  # documents 200 (the return type) and the shared error shape
+JourneyId = Annotated[str, Path(min_length=1, max_length=128, description="the journey's id")]
+ProfileId = Annotated[str, Path(min_length=1, max_length=128, description="a profile id")]
+JourneyDocument = Annotated[
+    dict[str, Any],
+    Body(
+        description="One journey definition (docs/journeys.md: id, trigger, steps, goal, exit, "
+        "reentry …). Checked here: 400 invalid_journey with problems[{path, reason}].",
+        examples=[
+            {
+                "id": "winback",
+                "trigger": {"segment_entered": "dormant_90_days"},
+                "steps": [{"id": "mail", "type": "send", "channel": "email", "template": "winback-email"}],
+            }
+        ],
+    ),
+]
 
 
 def configure(admin: Any | None = None) -> None:
@@ -50,8 +70,7 @@ def _tenant() -> str:
     return str(tenant)
 
 
-def _document() -> dict[str, Any]:
-    body = router.current_event.json_body
+def _document(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body is one journey definition (a JSON object)")
     return body
@@ -65,49 +84,57 @@ def _refused(exc: Any) -> Response:
     )
 
 
-@router.post("/journeys")
-def apply_journey() -> Any:
+@router.post("/journeys", tags=TAGS, responses=RESPONSES, summary="Publish a journey (a new version)")
+def apply_journey(body: JourneyDocument) -> dict[str, Any]:
     from huiliu.journeys.admin import InvalidDefinition
 
     try:
-        return _admin().apply(_tenant(), _document())
+        return _admin().apply(_tenant(), _document(body))  # type: ignore[no-any-return]
     except InvalidDefinition as exc:
-        return _refused(exc)
+        return _refused(exc)  # type: ignore[return-value]
 
 
-@router.post("/journeys/validate")
-def validate_journey() -> Any:
+@router.post("/journeys/validate", tags=TAGS, responses=RESPONSES, summary="Check a journey (stores nothing)")
+def validate_journey(body: JourneyDocument) -> dict[str, Any]:
     from huiliu.journeys.admin import InvalidDefinition
 
     try:
-        return _admin().validate(_tenant(), _document())
+        return _admin().validate(_tenant(), _document(body))  # type: ignore[no-any-return]
     except InvalidDefinition as exc:
-        return _refused(exc)
+        return _refused(exc)  # type: ignore[return-value]
 
 
-@router.get("/journeys")
+@router.get("/journeys", tags=TAGS, responses=RESPONSES, summary="Every journey's head")
 def list_journeys() -> dict[str, Any]:
     return {"journeys": _admin().list(_tenant())}
 
 
-@router.get("/journeys/why/<profile_id>")
-def why(profile_id: str) -> dict[str, Any]:
-    journey_id = router.current_event.get_query_string_value("journey_id")
+@router.get(
+    "/journeys/why/<profile_id>", tags=TAGS, responses=RESPONSES, summary="A person's enrollments, decisions"
+)
+def why(
+    profile_id: ProfileId,
+    journey_id: Annotated[str | None, Query(max_length=128, description="only this journey")] = None,
+) -> dict[str, Any]:
     return _admin().why(_tenant(), profile_id, journey_id)
 
 
-@router.get("/journeys/<journey_id>")
-def show_journey(journey_id: str) -> dict[str, Any]:
+@router.get("/journeys/<journey_id>", tags=TAGS, responses=RESPONSES, summary="Head, versions, funnel")
+def show_journey(journey_id: JourneyId) -> dict[str, Any]:
     return _admin().show(_tenant(), journey_id)
 
 
-@router.get("/journeys/<journey_id>/funnel")
-def funnel(journey_id: str) -> dict[str, Any]:
+@router.get("/journeys/<journey_id>/funnel", tags=TAGS, responses=RESPONSES, summary="The funnel counters")
+def funnel(journey_id: JourneyId) -> dict[str, Any]:
     return _admin().funnel(_tenant(), journey_id)
 
 
-@router.post("/journeys/<journey_id>/<action>")
-def lifecycle(journey_id: str, action: str) -> dict[str, Any]:
+@router.post(
+    "/journeys/<journey_id>/<action>", tags=TAGS, responses=RESPONSES, summary="Pause, resume, archive"
+)
+def lifecycle(
+    journey_id: JourneyId, action: Annotated[Literal["pause", "resume", "archive"], Path()]
+) -> dict[str, Any]:
     if action not in ("pause", "resume", "archive"):
         raise BadRequest(f"unknown action {action!r}: pause, resume or archive", reason="bad_action")
     return getattr(_admin(), action)(_tenant(), journey_id)

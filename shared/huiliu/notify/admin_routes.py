@@ -16,16 +16,126 @@ discovered at send time. ``huiliu templates apply -f`` and ``huiliu apply -f DIR
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from huiliu.adminapi.core import ERRORS
 from huiliu.errors import BadRequest, NotFound, Unauthorized
 
 router = APIGatewayHttpRouter()
 _deps: dict[str, Any] = {}
+TAGS = ["templates"]
+RESPONSES: Any = ERRORS  # documents 200 (the return type) and the shared error shape
+TemplateId = Annotated[str, Path(min_length=1, max_length=128, description="the template's id")]
+TEMPLATE_EXAMPLE = {
+    "template_id": "welcome",
+    "channel": "email",
+    "purpose": "marketing",
+    "sample": {"profile": {"traits": {"name": "李雷"}}, "vars": {"coupon": "W10"}},
+    "locales": {"zh-CN": {"subject": "{{ profile.traits.name }}，欢迎", "text": "优惠码 {{ vars.coupon }}"}},
+}
+TemplateDocument = Annotated[
+    dict[str, Any],
+    Body(
+        description="One template (huiliu.notify.templates.Template: template_id, channel, purpose, "
+        "sample, locales{locale: subject/text/html/fields}, wechat/sms settings), or "
+        '{"definition": template}. Checked here: 400 with problems[{path, reason}] when invalid or '
+        "when a locale does not render against the sample.",
+        examples=[TEMPLATE_EXAMPLE],
+    ),
+]
+
+
+class TemplateSummary(BaseModel):
+    id: str
+    channel: str
+    purpose: str
+    version: int
+    locales: list[str]
+
+
+class TemplateList(BaseModel):
+    templates: list[TemplateSummary]
+
+
+class TemplateOut(BaseModel):
+    template: dict[str, Any] = Field(description="the stored template (with its version)")
+
+
+class TemplateSaved(TemplateOut):
+    version: int
+
+
+class TemplateDeleted(BaseModel):
+    deleted: str
+
+
+class TemplateValid(BaseModel):
+    valid: bool
+
+
+class Rendered(BaseModel):
+    rendered: dict[str, Any] = Field(description="subject / text / html / url / fields, as sent")
+
+
+class PreviewBody(BaseModel):
+    """Values merged over the template's sample (any key of the render context)."""
+
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"examples": [{"locale": "zh-CN", "vars": {"coupon": "W10"}}]}
+    )
+    locale: str | None = Field(default=None, max_length=35)
+    traits: dict[str, Any] | None = None
+    vars: dict[str, Any] | None = None
+    event: dict[str, Any] | None = None
+
+
+class Problem(BaseModel):
+    path: str
+    reason: str
+
+
+class Refusal(BaseModel):
+    """400: the template is not valid or does not render (the routes answer it with status 400)."""
+
+    success: bool = False
+    code: str
+    message: str
+    problems: list[Problem]
+
+
+class NotificationBody(BaseModel):
+    """A send request from outside a journey (a receipt, an OTP …); the fields of
+    ``notification.requested`` (huiliu.contracts.NotificationRequested)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "idempotency_key": "receipt-A-1002",
+                    "profile_id": "p123",
+                    "channel": "email",
+                    "template_id": "order-receipt",
+                    "variables": {"order_id": "A-1002"},
+                }
+            ]
+        },
+    )
+    idempotency_key: str = Field(min_length=1, max_length=200, description="one send per key, ever")
+    profile_id: str = Field(min_length=1, max_length=128)
+    channel: str = Field(description="email | sms | wechat | webhook")
+    template_id: str = Field(min_length=1, max_length=128)
+    purpose: str = Field(default="transactional", description="transactional | marketing")
+
+
+class NotificationAccepted(BaseModel):
+    requested: str = Field(description="the idempotency key")
+    event_id: str
 
 
 def configure(repo: Any | None = None, publisher: Any | None = None) -> None:
@@ -61,11 +171,7 @@ def _tenant() -> str:
     return str(tenant)
 
 
-def _body() -> dict[str, Any]:
-    try:
-        body = router.current_event.json_body
-    except ValueError as exc:
-        raise BadRequest("the body is not JSON", reason="bad_body") from exc
+def _unwrap(body: Any) -> dict[str, Any]:
     if isinstance(body, dict) and isinstance(body.get("definition"), dict):
         body = body["definition"]
     if not isinstance(body, dict):
@@ -101,54 +207,61 @@ def _parse(body: dict[str, Any]) -> tuple[Any, Response | None]:
     return template, None
 
 
-@router.post("/templates/validate")
-def validate_template() -> Any:
-    _template, refused = _parse(_body())
-    return refused or {"valid": True}
+@router.post(
+    "/templates/validate", tags=TAGS, responses=RESPONSES, summary="Check a template (saves nothing)"
+)
+def validate_template(body: TemplateDocument) -> TemplateValid | Refusal:
+    _template, refused = _parse(_unwrap(body))
+    return refused or TemplateValid(valid=True)  # type: ignore[return-value]
 
 
-@router.post("/templates")
-def save_template() -> Any:
-    template, refused = _parse(_body())
+@router.post("/templates", tags=TAGS, responses=RESPONSES, summary="Save a template (a new version)")
+def save_template(body: TemplateDocument) -> TemplateSaved | Refusal:
+    template, refused = _parse(_unwrap(body))
     if refused:
-        return refused
+        return refused  # type: ignore[return-value]
     saved = _repo().save_template(_tenant(), template)
-    return {"template": saved.model_dump(mode="json"), "version": saved.version}
+    return TemplateSaved(template=saved.model_dump(mode="json"), version=saved.version)
 
 
-@router.get("/templates")
-def list_templates() -> Any:
+@router.get("/templates", tags=TAGS, responses=RESPONSES, summary="Every template with its version")
+def list_templates() -> TemplateList:
     items = _repo().list_templates(_tenant())
-    return {
-        "templates": [
-            {
-                "id": t.template_id,
-                "channel": t.channel,
-                "purpose": t.purpose,
-                "version": t.version,
-                "locales": sorted(t.locales),
-            }
+    return TemplateList(
+        templates=[
+            TemplateSummary(
+                id=t.template_id,
+                channel=t.channel,
+                purpose=t.purpose,
+                version=t.version,
+                locales=sorted(t.locales),
+            )
             for t in items
         ]
-    }
+    )
 
 
-@router.get("/templates/<template_id>")
-def get_template(template_id: str) -> Any:
+@router.get("/templates/<template_id>", tags=TAGS, responses=RESPONSES, summary="One template")
+def get_template(template_id: TemplateId) -> TemplateOut:
     found = _repo().get_template(_tenant(), template_id)
     if found is None:
         raise NotFound(f"no template {template_id}")
-    return {"template": found.model_dump(mode="json")}
+    return TemplateOut(template=found.model_dump(mode="json"))
 
 
-@router.delete("/templates/<template_id>")
-def delete_template(template_id: str) -> Any:
+@router.delete("/templates/<template_id>", tags=TAGS, responses=RESPONSES, summary="Delete a template")
+def delete_template(template_id: TemplateId) -> TemplateDeleted:
     _repo().delete_template(_tenant(), template_id)
-    return {"deleted": template_id}
+    return TemplateDeleted(deleted=template_id)
 
 
-@router.post("/templates/<template_id>/preview")
-def preview_template(template_id: str) -> Any:
+@router.post(
+    "/templates/<template_id>/preview",
+    tags=TAGS,
+    responses=RESPONSES,
+    summary="Render a template (sends nothing)",
+)
+def preview_template(template_id: TemplateId, preview: PreviewBody | None = None) -> Rendered:
     from jinja2 import TemplateError
 
     from huiliu.notify.templates import render, sample_context
@@ -156,29 +269,29 @@ def preview_template(template_id: str) -> Any:
     found = _repo().get_template(_tenant(), template_id)
     if found is None:
         raise NotFound(f"no template {template_id}")
-    body = router.current_event.json_body or {}
+    body = preview.model_dump(exclude_none=True) if preview is not None else {}
     context = sample_context({**found.sample, **{k: v for k, v in body.items() if k != "locale"}})
     locale = found.pick_locale(body.get("locale"))
     try:
-        return {"rendered": render(found, context, locale).model_dump(mode="json")}
+        return Rendered(rendered=render(found, context, locale).model_dump(mode="json"))
     except TemplateError as exc:
         raise BadRequest(f"does not render: {exc}", reason="render_error") from exc
 
 
-@router.post("/notifications")
-def request_notification() -> Any:
+@router.post(
+    "/notifications",
+    tags=["notifications"],
+    responses=RESPONSES,
+    summary="Request a send (notification.requested)",
+)
+def request_notification(request_body: NotificationBody) -> NotificationAccepted:
     """A send request from outside a journey (transactional mail such as a receipt or an OTP)."""
     from datetime import UTC, datetime
 
     from huiliu.contracts import NotificationRequested, derive_event_id
 
     tenant = _tenant()
-    try:
-        body = router.current_event.json_body
-    except ValueError as exc:
-        raise BadRequest("the body is not JSON", reason="bad_body") from exc
-    if not isinstance(body, dict) or not body.get("idempotency_key"):
-        raise BadRequest("give idempotency_key, profile_id, channel, template_id", reason="bad_body")
+    body = request_body.model_dump()
     payload = {
         "purpose": "transactional",
         **body,
@@ -191,4 +304,4 @@ def request_notification() -> Any:
     except ValidationError as exc:
         raise BadRequest(str(exc.errors()[0]["msg"]), reason="bad_body") from exc
     _publisher().publish([request.outgoing("huiliu.admin")])
-    return {"requested": request.idempotency_key, "event_id": request.event_id}
+    return NotificationAccepted(requested=request.idempotency_key, event_id=request.event_id)

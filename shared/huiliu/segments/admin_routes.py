@@ -18,15 +18,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from huiliu.adminapi.core import ERRORS
 from huiliu.errors import BadRequest, HuiliuError, Unauthorized
 
 router = APIGatewayHttpRouter()
 _deps: dict[str, Any] = {}
 MAX_LIMIT = 1000
+TAGS = ["segments"]
+RESPONSES: Any = ERRORS  # documents 200 (the return type) and the shared error shape
+SegmentId = Annotated[str, Path(min_length=1, max_length=128, description="the segment's id")]
+ProfileId = Annotated[str, Path(min_length=1, max_length=128, description="a profile id")]
+Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="page size")]
+DryRun = Annotated[bool, Query(description="validate only: save nothing")]
+SEGMENT_EXAMPLE = {
+    "id": "vip",
+    "name": "VIP",
+    "conditions": {"all": [{"attribute": "computed.revenue_total", "op": ">=", "value": 1000}]},
+}
+SegmentDocument = Annotated[
+    Any,
+    Body(
+        description="One segment definition (docs/segments.md: id, name, conditions …), or "
+        '{"definition": definition}. Checked here: 400 with problems[{path, reason}].',
+        examples=[SEGMENT_EXAMPLE],
+    ),
+]
+SegmentsDocument = Annotated[
+    Any,
+    Body(
+        description='{"segments": [definition, …]}: validated together, then saved and backfilled.',
+        examples=[{"segments": [SEGMENT_EXAMPLE]}],
+    ),
+]
+ModelsDocument = Annotated[
+    Any, Body(description="The tenant's lifecycle thresholds and RFM breakpoints (GET shows the shape).")
+]
 
 
 def configure(admin: Any | None = None, publisher: Any | None = None) -> None:
@@ -80,26 +111,6 @@ def _tenant() -> str:
     return str(tenant)
 
 
-def _json() -> Any:
-    try:
-        return router.current_event.json_body
-    except ValueError as exc:
-        raise BadRequest("the body is not JSON", reason="bad_body") from exc
-
-
-def _query() -> dict[str, str]:
-    return dict(router.current_event.query_string_parameters or {})
-
-
-def _limit(params: dict[str, str], default: int = 100) -> int:
-    raw = (params.get("limit") or "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", reason="bad_limit")
-    return int(raw)
-
-
 def _problems(exc: HuiliuError) -> dict[str, Any]:
     """Invalid definitions answer 400 with every problem as {path, reason}."""
     return {
@@ -121,24 +132,21 @@ def _guarded(call: Any) -> Any:
         return Response(status_code=400, content_type=content_types.APPLICATION_JSON, body=_problems(exc))
 
 
-@router.post("/segments/apply")
-def apply_segments() -> Any:
-    body = _json()
+@router.post("/segments/apply", tags=TAGS, responses=RESPONSES, summary="Validate all, save, backfill")
+def apply_segments(body: SegmentsDocument, dry_run: DryRun = False) -> dict[str, Any]:
     docs = body.get("segments") if isinstance(body, dict) else body
     if not isinstance(docs, list) or not docs:
         raise BadRequest('give {"segments": [definition, ...]}', reason="bad_body")
-    dry_run = _query().get("dry_run", "").lower() in ("1", "true", "yes")
 
     def run() -> Any:
         result = _admin().apply(_tenant(), docs, dry_run=dry_run)
         _publish(result.events)
         return result.body
 
-    return _guarded(run)
+    return _guarded(run)  # type: ignore[no-any-return]
 
 
-def _one_definition() -> Any:
-    body = _json()
+def _one_definition(body: Any) -> Any:
     if isinstance(body, dict) and isinstance(body.get("definition"), dict):
         body = body["definition"]
     if not isinstance(body, dict):
@@ -146,9 +154,9 @@ def _one_definition() -> Any:
     return body
 
 
-@router.post("/segments")
-def put_segment() -> Any:
-    document = _one_definition()
+@router.post("/segments", tags=TAGS, responses=RESPONSES, summary="Save a segment and start its backfill")
+def put_segment(body: SegmentDocument) -> dict[str, Any]:
+    document = _one_definition(body)
 
     def run() -> Any:
         result = _admin().apply(_tenant(), [document])
@@ -156,72 +164,77 @@ def put_segment() -> Any:
         [segment] = result.body["segments"]
         return {**segment, "backfill": result.body.get("backfill")}
 
-    return _guarded(run)
+    return _guarded(run)  # type: ignore[no-any-return]
 
 
-@router.post("/segments/validate")
-def validate_segment() -> Any:
-    document = _one_definition()
+@router.post("/segments/validate", tags=TAGS, responses=RESPONSES, summary="Check a segment (saves nothing)")
+def validate_segment(body: SegmentDocument) -> dict[str, Any]:
+    document = _one_definition(body)
 
     def run() -> Any:
         [segment] = _admin().apply(_tenant(), [document], dry_run=True).body["segments"]
         return {"valid": True, **segment}
 
-    return _guarded(run)
+    return _guarded(run)  # type: ignore[no-any-return]
 
 
-@router.post("/segments/preview")
-def preview_segment() -> Any:
-    params = _query()
-    document = _json()
-    return _guarded(lambda: _admin().preview(_tenant(), document, limit=_limit(params, 500)))
+@router.post("/segments/preview", tags=TAGS, responses=RESPONSES, summary="Count and sample (saves nothing)")
+def preview_segment(body: SegmentDocument, limit: Limit = None) -> dict[str, Any]:
+    return _guarded(lambda: _admin().preview(_tenant(), body, limit=limit or 500))  # type: ignore[no-any-return]
 
 
-@router.get("/segments")
+@router.get("/segments", tags=TAGS, responses=RESPONSES, summary="Every segment, version, member count")
 def list_segments() -> dict[str, Any]:
     return _admin().list(_tenant())
 
 
-@router.get("/segments/models")
+@router.get(
+    "/segments/models", tags=TAGS, responses=RESPONSES, summary="Lifecycle thresholds, RFM breakpoints"
+)
 def get_models() -> dict[str, Any]:
     return _admin().models(_tenant())
 
 
-@router.put("/segments/models")
-def put_models() -> dict[str, Any]:
-    result = _admin().set_models(_tenant(), _json())
+@router.put("/segments/models", tags=TAGS, responses=RESPONSES, summary="Replace the tenant's models")
+def put_models(body: ModelsDocument) -> dict[str, Any]:
+    result = _admin().set_models(_tenant(), body)
     _publish(result.events)
     return result.body
 
 
-@router.get("/segments/<segment_id>")
-def show_segment(segment_id: str) -> dict[str, Any]:
+@router.get("/segments/<segment_id>", tags=TAGS, responses=RESPONSES, summary="Definition, count, backfill")
+def show_segment(segment_id: SegmentId) -> dict[str, Any]:
     return _admin().show(_tenant(), segment_id)
 
 
-@router.delete("/segments/<segment_id>")
-def delete_segment(segment_id: str) -> dict[str, Any]:
+@router.delete("/segments/<segment_id>", tags=TAGS, responses=RESPONSES, summary="Delete (409 while in use)")
+def delete_segment(segment_id: SegmentId) -> dict[str, Any]:
     result = _admin().delete(_tenant(), segment_id)
     _publish(result.events)
     return result.body
 
 
-@router.get("/segments/<segment_id>/count")
-def count_segment(segment_id: str) -> dict[str, Any]:
+@router.get("/segments/<segment_id>/count", tags=TAGS, responses=RESPONSES, summary="Member count")
+def count_segment(segment_id: SegmentId) -> dict[str, Any]:
     return _admin().count(_tenant(), segment_id)
 
 
-@router.get("/segments/<segment_id>/members")
-def segment_members(segment_id: str) -> dict[str, Any]:
-    params = _query()
-    return _admin().members(_tenant(), segment_id, limit=_limit(params), cursor=params.get("cursor") or None)
+@router.get("/segments/<segment_id>/members", tags=TAGS, responses=RESPONSES, summary="A page of members")
+def segment_members(
+    segment_id: SegmentId,
+    limit: Limit = None,
+    cursor: Annotated[str | None, Query(max_length=2048, description="from the previous page")] = None,
+) -> dict[str, Any]:
+    return _admin().members(_tenant(), segment_id, limit=limit or 100, cursor=cursor or None)  # type: ignore[no-any-return]
 
 
-@router.post("/segments/<segment_id>/export")
-def export_segment(segment_id: str) -> dict[str, Any]:
+@router.post("/segments/<segment_id>/export", tags=TAGS, responses=RESPONSES, summary="Members as CSV on S3")
+def export_segment(segment_id: SegmentId) -> dict[str, Any]:
     return _admin().export(_tenant(), segment_id)
 
 
-@router.get("/segments/<segment_id>/why/<profile_id>")
-def why_segment(segment_id: str, profile_id: str) -> dict[str, Any]:
+@router.get(
+    "/segments/<segment_id>/why/<profile_id>", tags=TAGS, responses=RESPONSES, summary="Which condition held"
+)
+def why_segment(segment_id: SegmentId, profile_id: ProfileId) -> dict[str, Any]:
     return _admin().why(_tenant(), segment_id, profile_id)

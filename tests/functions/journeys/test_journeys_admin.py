@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from huiliu.errors import HuiliuError
 from huiliu.journeys import admin_routes
 from huiliu.journeys.admin import JourneyAdmin
 from huiliu.journeys.catalog import build_catalog
@@ -32,21 +31,16 @@ class _Ctx:
 
 
 def _app() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(strip_prefixes=["/admin"])
+    """The admin app's resolver (validation, error shapes) with the journeys router, as tenant A."""
+    from huiliu.adminapi.core import build_app
+
+    app: APIGatewayHttpResolver = build_app(routers=[admin_routes.router])
 
     def auth(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
         app.append_context(tenant_id=TENANT)
         return next_middleware(app)
 
     app.use(middlewares=[auth])
-
-    @app.exception_handler(HuiliuError)
-    def _error(exc: HuiliuError) -> Response:
-        return Response(
-            exc.status, "application/json", json.dumps({"code": exc.reason, "message": exc.message})
-        )
-
-    app.include_router(admin_routes.router)
     return app
 
 

@@ -303,3 +303,89 @@ def test_an_sns_event_without_a_configured_topic_fails_loudly() -> None:
         RoutingPublisher(MemoryPublisher(), None).publish([_event(1)])
     with pytest.raises(PublishFailed):
         SnsPublisher("")
+
+
+# -- the stage runner publishes a batch's events together ---------------------------------------------
+class _Ctx:
+    function_name = "stage"
+    memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:stage"
+    aws_request_id = "r1"
+
+
+class _Echo:
+    """A stage service: one segment.entered out per segment.entered in (a fresh id)."""
+
+    accepts = (SegmentEntered,)
+
+    def __init__(self) -> None:
+        self.handled: list[str] = []
+
+    def handle(self, event: SegmentEntered) -> list[OutgoingEvent]:
+        self.handled.append(event.event_id)
+        return [_event(int(event.event_id[1:]) + 100)]
+
+
+def _sqs_record(i: int) -> dict[str, Any]:
+    from huiliu.bus import envelope
+
+    return {
+        "messageId": f"m{i}",
+        "receiptHandle": "rh",
+        "body": envelope(_event(i)),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:q",
+        "awsRegion": "ap-east-1",
+    }
+
+
+class _Recording(MemoryPublisher):
+    def __init__(self, fail: set[int] | None = None) -> None:
+        super().__init__()
+        self.fail = fail or set()
+        self.batches: list[list[str]] = []
+
+    def publish(self, events: Any) -> int:
+        self.batches.append([e.detail["event_id"] for e in events])
+        ok = [e for i, e in enumerate(events) if i not in self.fail]
+        super().publish(ok)
+        if self.fail:
+            failed, self.fail = sorted(self.fail), set()  # fails once
+            raise PartialPublishFailed("rejected", failed)
+        return 1
+
+
+def test_the_runner_publishes_a_whole_batch_in_one_call_and_fails_only_unpublished_records() -> None:
+    from huiliu import stage
+
+    handler = stage.queue_handler("bus-test")
+    service, publisher = _Echo(), _Recording(fail={3})
+    stage.configure("bus-test", service=service, publisher=publisher)
+    records = [_sqs_record(i) for i in range(10)]
+
+    result = handler({"Records": records}, _Ctx())
+
+    assert publisher.batches == [[f"e{i + 100}" for i in range(10)]]  # one publish for the batch
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m3"}]}  # its event was not published
+    # the redelivered record is handled again (not remembered as done) and its event goes out
+    again = handler({"Records": [records[3], records[4]]}, _Ctx())
+    assert again == {"batchItemFailures": []}
+    assert publisher.batches[-1] == ["e103"]  # e4 was published: remembered, not handled twice
+    assert service.handled.count("e3") == 2
+    assert service.handled.count("e4") == 1
+    assert sorted(e.detail["event_id"] for e in publisher.events) == [f"e{i + 100}" for i in range(10)]
+
+
+def test_the_same_event_twice_in_one_batch_is_handled_once() -> None:
+    from huiliu import stage
+
+    handler = stage.queue_handler("bus-test-dup")
+    service, publisher = _Echo(), _Recording()
+    stage.configure("bus-test-dup", service=service, publisher=publisher)
+
+    assert handler({"Records": [_sqs_record(1), _sqs_record(1)]}, _Ctx()) == {"batchItemFailures": []}
+    assert service.handled == ["e1"]
+    assert publisher.batches == [["e101"]]

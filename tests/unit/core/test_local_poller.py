@@ -77,3 +77,17 @@ def test_records_due_for_a_retry_are_asked_for_without_a_long_poll() -> None:
     assert len(messages) == 1
     # a short poll: the emulator's long poll would see a message visible again only at its next rescan
     assert sqs.waits == [0]
+
+
+def test_failed_records_are_made_visible_again_when_due() -> None:
+    import time
+
+    sqs = FakeSqs([1])
+    released: list[float] = []
+    due = time.monotonic()
+    messages, _ = _runtime()._receive(
+        sqs, "url", _mapping(batch=1, window=0), retry_due=due, release=lambda: released.append(due)
+    )
+    assert released == [due]  # released before the queue was asked again
+    assert len(messages) == 1
+    assert sqs.waits == [0]
