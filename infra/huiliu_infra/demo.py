@@ -194,7 +194,10 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
         counts: dict[str, int] = {}
         for event in events:
             counts[event.get("detail-type", "?")] = counts.get(event.get("detail-type", "?"), 0) + 1
-        say("\nOn the bus (catch-all rule): " + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
+        say(
+            "\nOn the bus (EventBridge and the bus topic): "
+            + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items()))
+        )
         if events:
             first = next((e for e in events if e.get("source") == "huiliu.ingest"), events[0])
             cid = first.get("detail", {}).get("correlation_id")

@@ -244,9 +244,9 @@ class SqsPublisher:
 # ---------------------------------------------------------------------------------- the SNS wire
 # The routing table: detail types published to the bus topic (SNS). Every other detail type goes
 # to the EventBridge bus. The hot fan-out is here: each profile change, segment transition, send
-# request and send outcome. Control-plane, low-volume events stay on EventBridge (replays,
-# archive erasure, identity conflicts, event.ingested fed back by journeys and feedback, and
-# journey/feedback outcomes nobody publishes yet): their rules are few and rarely hit.
+# request, send outcome and delivery outcome (feedback). Control-plane, low-volume events stay on
+# EventBridge (replays, archive erasure, identity conflicts, event.ingested fed back by journeys and
+# feedback, journey outcomes nobody publishes yet): their rules are few and rarely hit.
 SNS_DETAIL_TYPES = frozenset(
     {
         "profile.changed",
@@ -260,6 +260,11 @@ SNS_DETAIL_TYPES = frozenset(
         "notification.suppressed",
         "notification.deferred",
         "notification.failed",
+        "notification.delivered",
+        "notification.opened",
+        "notification.clicked",
+        "notification.bounced",
+        "notification.complained",
     }
 )
 SNS = "sns"
@@ -267,8 +272,6 @@ EVENTBRIDGE = "eventbridge"
 # Order events: a profile.changed they caused carries has_order=true (reports count orders).
 # The same set as identity's computed attributes and the reports' counters (a test keeps them equal).
 ORDER_EVENTS = frozenset({"Order Completed", "Order Paid"})
-# SNS allows 10 message attributes; PublishBatch 256 KB of bodies and attributes together.
-MAX_SNS_ATTRIBUTES = 10
 
 
 def wire_of(detail_type: str) -> str:
@@ -307,7 +310,8 @@ def routing_attributes(event: OutgoingEvent) -> dict[str, dict[str, str]]:
 
     Every message: ``detail_type``, ``source``. ``profile.changed``: ``contact_changed`` and
     ``has_order`` (``"true"`` / ``"false"``). ``notification.requested``: ``channel``. Strings only:
-    SNS filter policies match strings exactly, and the local runtime models exactly that.
+    SNS filter policies match strings exactly, and the local runtime models exactly that. At most
+    four of SNS's ten attributes per message; their bytes count in the 256 KB batch limit.
     """
     attrs = {"detail_type": event.detail_type, "source": event.source}
     detail = event.detail

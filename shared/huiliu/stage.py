@@ -141,11 +141,34 @@ def stage_state(stage: str) -> _Stage:
     return _STAGES[stage]
 
 
+def _fresh_slot(stage: str, build: Callable[[], Any] | None) -> _Stage:
+    """The stage's one slot, emptied as a new container finds it (no service, publisher or memory).
+
+    One slot object per stage name for the life of the process: a handler module imported again
+    (the local runtime reloading handlers, a test importing a function anew) shares it with the
+    handlers built before, so :func:`configure` reaches every handler of that stage."""
+    state = _STAGES.setdefault(stage, _Stage(stage, build))
+    state.build = build
+    state.service = None
+    state.built_for = None
+    state.publisher = None
+    state.seen.clear()
+    return state
+
+
+def reset_all() -> None:
+    """Empty every stage's slot (a fresh container for all): what the local runtime does on reload."""
+    for state in _STAGES.values():
+        state.service = None
+        state.built_for = None
+        state.publisher = None
+        state.seen.clear()
+
+
 def register(stage: str, build: Callable[[], Any]) -> _Stage:
     """A stage's collaborator slot for a handler that is not a bus consumer (the CSV importer):
     built on first use, injected with :func:`configure`, like every other stage's service."""
-    state = _STAGES[stage] = _Stage(stage, build)
-    return state
+    return _fresh_slot(stage, build)
 
 
 def to_outgoing(items: Sequence[Out]) -> list[OutgoingEvent]:
@@ -193,7 +216,7 @@ def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -
 
     Called when the handler module is imported — a new container: it starts with no service, no
     publisher and no memory of events (a local runtime that re-imports handlers gets fresh ones)."""
-    state = _STAGES[stage] = _Stage(stage, build)
+    state = _fresh_slot(stage, build)
     processor = BatchProcessor(event_type=EventType.SQS)
     # What this invocation's records returned, published together after the batch.
     outbox: list[_Handled] = []
@@ -317,7 +340,7 @@ def http_handler(stage: str, build: Callable[[], HttpService] | None = None) -> 
 
     The same collaborator slot as the bus stages (:func:`configure`); the same logger/tracer stack.
     A direct call without a Lambda context (tests, tools) skips the context decorators."""
-    state = _STAGES[stage] = _Stage(stage, build)
+    state = _fresh_slot(stage, build)
 
     def respond(event: dict[str, Any]) -> dict[str, Any]:
         return state.get_service().respond(event)  # type: ignore[no-any-return]
@@ -347,7 +370,7 @@ def tick_time(event: dict[str, Any]) -> datetime:
 
 def tick_handler(stage: str, build: Callable[[], TickService] | None = None) -> Handler:
     """The Lambda handler of a scheduled stage: processes everything due at or before the tick."""
-    state = _STAGES[stage] = _Stage(stage, build)
+    state = _fresh_slot(stage, build)
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler

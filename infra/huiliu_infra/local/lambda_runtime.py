@@ -73,7 +73,7 @@ def unload_handlers() -> None:
                     deps.clear()
         stage = sys.modules.get("huiliu.stage")
         if stage is not None:
-            stage._STAGES.clear()  # type: ignore[attr-defined]
+            stage.reset_all()  # type: ignore[attr-defined]
         admin_wiring = sys.modules.get("huiliu.adminapi.wiring")  # the admin key authenticator
         if admin_wiring is not None:
             admin_wiring.reset()  # type: ignore[attr-defined]

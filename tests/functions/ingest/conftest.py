@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -17,13 +18,12 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 @pytest.fixture
 def ingest_app(stack: Stack) -> ModuleType:
-    from huiliu.stage import _STAGES
-
-    module = load_function("ingest")
-    # each test's stack is a new account (new secrets, tables): a fresh container, not one built
-    # for the previous test's stack (the settings compare equal by value)
-    _STAGES["ingest"].service = None
-    return module
+    # Each test's stack is a new account (new secrets, tables): a fresh container — the handler
+    # module imported anew, so its service slot is built for this stack (the settings compare
+    # equal by value) and registered in whichever ``huiliu.stage`` is loaded now (the local
+    # runtime's tests may have unloaded and re-imported it in this worker).
+    sys.modules.pop("huiliu_function_ingest", None)
+    return load_function("ingest")
 
 
 @pytest.fixture

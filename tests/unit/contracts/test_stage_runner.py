@@ -210,3 +210,20 @@ def test_a_built_service_is_rebuilt_when_the_settings_change_but_an_injected_one
         assert state.get_service().name == "mine"  # injected: never replaced behind the test's back
     finally:
         get_settings.cache_clear()
+
+
+def test_a_stage_imported_again_shares_its_slot_so_configure_reaches_every_handler() -> None:
+    first = stage.http_handler("test-twice")
+    stage.configure("test-twice", service=_Echo("old"))
+    second = stage.http_handler("test-twice")  # the module imported anew: a fresh container
+    with pytest.raises(RuntimeError, match="no service"):
+        first({"rawPath": "/"}, None)  # the slot was emptied for the new container
+    stage.configure("test-twice", service=_Echo("new"))
+    try:
+        assert first({"rawPath": "/a"}, None)["body"] == "new:/a"
+        assert second({"rawPath": "/b"}, None)["body"] == "new:/b"
+        stage.reset_all()
+        with pytest.raises(RuntimeError, match="no service"):
+            second({"rawPath": "/"}, None)
+    finally:
+        stage.configure("test-twice")

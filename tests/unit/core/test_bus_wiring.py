@@ -64,13 +64,17 @@ WIRING: list[tuple[str, OutgoingEvent, set[str]]] = [
     ("sent", OutgoingEvent("huiliu.notify", "notification.sent", {}), {"ReportsQueue"}),
     ("suppressed", OutgoingEvent("huiliu.notify", "notification.suppressed", {}), {"ReportsQueue"}),
     ("failed", OutgoingEvent("huiliu.notify", "notification.failed", {}), {"ReportsQueue"}),
-    ("deferred", OutgoingEvent("huiliu.notify", "notification.deferred", {}), set()),
+    # by prefix: reports receives a deferral and does not count it
+    ("deferred", OutgoingEvent("huiliu.notify", "notification.deferred", {}), {"ReportsQueue"}),
     ("replay asked", OutgoingEvent("huiliu.segments", "profiles.replay_requested", {}), {"IdentityQueue"}),
     ("replay done", OutgoingEvent("huiliu.identity", "profiles.replay_completed", {}), {"SegmentsQueue"}),
     ("tag action", OutgoingEvent("huiliu.journeys", "event.ingested", {}), {"IdentityQueue", "ReportsQueue"}),
     ("archive", OutgoingEvent("huiliu.identity", "archive.erase_requested", {}), {"ArchiveEraseQueue"}),
     ("conflict", OutgoingEvent("huiliu.identity", "identity.conflict", {}), set()),
-    ("delivered", OutgoingEvent("huiliu.feedback", "notification.delivered", {}), {"ReportsQueue"}),
+    *[
+        (kind, OutgoingEvent("huiliu.feedback", f"notification.{kind}", {}), {"ReportsQueue"})
+        for kind in ("delivered", "opened", "clicked", "bounced", "complained")
+    ],
 ]
 
 
@@ -139,6 +143,7 @@ def test_only_the_functions_that_publish_may_publish_to_the_topic(translated: di
         "JourneyTickFunction",  # notification.requested after a wait
         "NotifyFunction",  # outcomes, fallback requests
         "AdminFunction",  # transactional requests, erase, unmerge
+        "FeedbackFunction",  # delivery outcomes (SES events)
     }
 
 
