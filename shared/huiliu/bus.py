@@ -272,8 +272,6 @@ EVENTBRIDGE = "eventbridge"
 # Order events: a profile.changed they caused carries has_order=true (reports count orders).
 # The same set as identity's computed attributes and the reports' counters (a test keeps them equal).
 ORDER_EVENTS = frozenset({"Order Completed", "Order Paid"})
-# SNS allows 10 message attributes; PublishBatch 256 KB of bodies and attributes together.
-MAX_SNS_ATTRIBUTES = 10
 
 
 def wire_of(detail_type: str) -> str:
@@ -312,7 +310,8 @@ def routing_attributes(event: OutgoingEvent) -> dict[str, dict[str, str]]:
 
     Every message: ``detail_type``, ``source``. ``profile.changed``: ``contact_changed`` and
     ``has_order`` (``"true"`` / ``"false"``). ``notification.requested``: ``channel``. Strings only:
-    SNS filter policies match strings exactly, and the local runtime models exactly that.
+    SNS filter policies match strings exactly, and the local runtime models exactly that. At most
+    four of SNS's ten attributes per message; their bytes count in the 256 KB batch limit.
     """
     attrs = {"detail_type": event.detail_type, "source": event.source}
     detail = event.detail

@@ -7,6 +7,8 @@ import json
 import time
 from types import ModuleType
 
+import pytest
+
 from tests.functions.ingest.ingest_helpers import LambdaContext, Stack, http_event
 from tests.unit.connectors.connector_helpers import sample, sample_json
 
@@ -49,8 +51,16 @@ def wechat_event(stack: Stack, xml: bytes, method: str = "POST", echostr: str | 
 
 
 def test_given_a_youzan_trade_push_when_delivered_twice_then_applied_once_with_two_success_replies(
-    stack: Stack, ingest_app: ModuleType, lambda_context: LambdaContext
+    stack: Stack, ingest_app: ModuleType, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from datetime import UTC, datetime
+
+    import huiliu.clock
+    from huiliu.clock import ManualClock
+
+    # both deliveries in the same second (the archive ref carries the receive second): a frozen clock,
+    # not a race against the wall clock on a loaded machine
+    monkeypatch.setattr(huiliu.clock, "_default", ManualClock(datetime.now(UTC)))
     event = youzan_event(stack, sample_json("youzan", "trade_TradePaid.json"))
 
     first = ingest_app.handler(event, lambda_context)
