@@ -73,53 +73,31 @@ PROBE_JOURNEY: dict[str, Any] = {
         }
     ],
 }
-# notify's template format (shared/huiliu/notify/templates.py); the classic journeys' three as notify ships
-# them (events/notify/templates.yaml), so their sends are real sends, not template errors.
-TEMPLATES: list[dict[str, Any]] = [
-    {
-        "template_id": "order-receipt",
-        "channel": "email",
-        "purpose": "transactional",
-        "locales": {
-            "zh-CN": {"subject": "订单已收到", "text": "感谢您的订单。"},
-            "en": {"subject": "Thank you for your order", "text": "We have your order."},
-        },
+# notify's template format (shared/huiliu/notify/templates.py): the benchmark's own receipt, and the classic
+# journeys' templates exactly as notify ships them (events/notify/templates.yaml) — their fallback versions
+# ("coupon-sms.email", "recommend-b.email") included, so a fallback to email is a real send, not a
+# template_channel_mismatch.
+RECEIPT_TEMPLATE: dict[str, Any] = {
+    "template_id": "order-receipt",
+    "channel": "email",
+    "purpose": "transactional",
+    "locales": {
+        "zh-CN": {"subject": "订单已收到", "text": "感谢您的订单。"},
+        "en": {"subject": "Thank you for your order", "text": "We have your order."},
     },
-    {
-        "template_id": "coupon-sms",
-        "channel": "sms",
-        "purpose": "marketing",
-        "sms": {"template_code": "SMS_200000001", "sign_name": "汇流"},
-        "locales": {
-            "zh-CN": {
-                "text": "欢迎加入！优惠券 {{ coupon }} 已到账。退订回T",
-                "fields": {"coupon": "{{ coupon }}"},
-            }
-        },
-        "sample": {"vars": {"coupon": "WELCOME10"}},
-    },
-    {
-        "template_id": "winback-email",
-        "channel": "email",
-        "purpose": "marketing",
-        "locales": {
-            "zh-CN": {"subject": "好久不见", "text": "回来看看吧：全场九折。退订：{{ unsubscribe_url }}"}
-        },
-    },
-    {
-        "template_id": "recommend-b",
-        "channel": "wechat",
-        "purpose": "marketing",
-        "wechat": {"kind": "subscribe", "template_id": "SUB-recommend"},
-        "locales": {
-            "zh-CN": {
-                "url": "pages/product?sku={{ product }}",
-                "fields": {"thing1": "买了 A 的人也喜欢", "thing2": "{{ product }}"},
-            }
-        },
-        "sample": {"vars": {"product": "SKU-B"}},
-    },
-]
+}
+CLASSIC_TEMPLATES = ("coupon-sms", "coupon-sms.email", "winback-email", "recommend-b", "recommend-b.email")
+
+
+def shipped_templates() -> list[dict[str, Any]]:
+    import yaml
+
+    shipped = yaml.safe_load((ROOT / "events" / "notify" / "templates.yaml").read_text(encoding="utf-8"))
+    by_id = {t["template_id"]: t for t in shipped}
+    missing = [t for t in CLASSIC_TEMPLATES if t not in by_id]
+    if missing:
+        raise SystemExit(f"events/notify/templates.yaml lacks the classic journeys' templates {missing}")
+    return [RECEIPT_TEMPLATE, *(by_id[t] for t in CLASSIC_TEMPLATES)]
 
 
 @dataclass
@@ -191,7 +169,7 @@ def activate(runtime: Any) -> dict[str, Any]:
 
     seed_references("demo")
     tenants = DynamoRepository(get_settings().tenants_table)
-    for template in TEMPLATES:
+    for template in shipped_templates():
         tenants.put(
             {
                 "pk": "T#demo",
