@@ -50,6 +50,8 @@ _ACTION_SERVICES = {
     "s3": "s3",
     "secretsmanager": "secretsmanager",
     "ses": "sesv2",
+    "sns": "sns",  # the hot stream's topic (PublishBatch), SMS
+    "sqs": "sqs",  # ingest -> identity, continuations, dead letters
 }
 
 
