@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from huiliu.errors import PublishFailed
@@ -80,19 +80,52 @@ def envelope(event: OutgoingEvent) -> str:
     )
 
 
-def _chunks(entries: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    size = 0
-    for entry in entries:
-        # EventBridge counts UTF-8 bytes (a Chinese character is 3), not characters.
-        entry_size = sum(len(entry[k].encode()) for k in ("Detail", "DetailType", "Source"))
-        if chunk and (len(chunk) == MAX_ENTRIES or size + entry_size > MAX_REQUEST_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(entry)
-        size += entry_size
-    if chunk:
-        yield chunk
+@dataclass(frozen=True)
+class _Answer:
+    """What one batch call said of the entries it was given (indices in the published sequence)."""
+
+    retry: list[int]  # failed, worth another try (alone)
+    rejected: list[int] = field(default_factory=list)  # failed for good (a sender fault)
+    errors: list[Any] = field(default_factory=list)  # a few of the failures, for the message
+
+
+def _send_chunks(
+    chunks: Iterable[list[int]], count: int, send: Callable[[list[int]], _Answer], verb: str
+) -> tuple[int, list[int], list[Any]]:
+    """Sends each chunk of entry indices; failed entries are retried alone, up to ``MAX_TRIES`` calls.
+
+    Returns (calls made, indices that failed, a few errors). A call that raises after an earlier
+    chunk went out raises :class:`PartialPublishFailed` naming precisely what was not sent (so the
+    caller releases only those); when nothing went out the exception itself propagates. The one loop
+    of every wire (EventBridge, SQS, SNS): only ``send`` — the call and the reading of its answer —
+    differs."""
+    calls = 0
+    failed: list[int] = []
+    errors: list[Any] = []
+    sent = 0
+    for chunk in chunks:
+        pending = list(chunk)
+        sent += len(chunk)
+        for attempt in range(MAX_TRIES):
+            try:
+                answer = send(pending)
+            except Exception as exc:
+                unsent = pending + list(range(sent, count))
+                if not failed and len(unsent) == count:
+                    raise
+                raise PartialPublishFailed(
+                    f"{len(failed) + len(unsent)} of {count} events not {verb}: {exc!r}", failed + unsent
+                ) from exc
+            calls += 1
+            failed.extend(answer.rejected)
+            errors = answer.errors[:3] or errors
+            pending = answer.retry
+            if not pending:
+                break
+            if attempt + 1 < MAX_TRIES:
+                time.sleep(RETRY_DELAY_SECONDS * (attempt + 1))
+        failed.extend(pending)
+    return calls, failed, errors
 
 
 class EventBridgePublisher:
@@ -120,40 +153,19 @@ class EventBridgePublisher:
             }
             for e in events
         ]
-        calls = 0
-        failed: list[int] = []
-        errors: list[dict[str, Any]] = []
-        chunks = list(_chunks(entries))
-        sent = 0
-        for chunk in chunks:
-            pending = list(range(sent, sent + len(chunk)))
-            sent += len(chunk)
-            for attempt in range(MAX_TRIES):
-                try:
-                    response = self.client.put_events(Entries=[entries[i] for i in pending])
-                except Exception as exc:
-                    # Entries of earlier calls are on the bus: report precisely what is not.
-                    unsent = pending + list(range(sent, len(entries)))
-                    if not failed and len(unsent) == len(entries):
-                        raise
-                    raise PartialPublishFailed(
-                        f"{len(failed) + len(unsent)} of {len(entries)} events not published: {exc!r}",
-                        failed + unsent,
-                    ) from exc
-                calls += 1
-                if not response.get("FailedEntryCount"):
-                    pending = []
-                    break
-                results = response.get("Entries") or []
-                still = [i for i, r in zip(pending, results, strict=False) if r.get("ErrorCode")]
-                still += pending[len(results) :]  # a short answer: the unanswered count as failed
-                errors = [r for r in results if r.get("ErrorCode")][:3] or errors
-                pending = still
-                if not pending:
-                    break
-                if attempt + 1 < MAX_TRIES:
-                    time.sleep(RETRY_DELAY_SECONDS * (attempt + 1))
-            failed.extend(pending)
+        # EventBridge counts UTF-8 bytes (a Chinese character is 3), not characters.
+        sizes = [sum(len(entry[k].encode()) for k in ("Detail", "DetailType", "Source")) for entry in entries]
+
+        def send(pending: list[int]) -> _Answer:
+            response = self.client.put_events(Entries=[entries[i] for i in pending])
+            if not response.get("FailedEntryCount"):
+                return _Answer(retry=[])
+            results = response.get("Entries") or []
+            retry = [i for i, r in zip(pending, results, strict=False) if r.get("ErrorCode")]
+            retry += pending[len(results) :]  # a short answer: the unanswered count as failed
+            return _Answer(retry=retry, errors=[r for r in results if r.get("ErrorCode")])
+
+        calls, failed, errors = _send_chunks(_sized_chunks(sizes), len(entries), send, "published")
         if failed:
             raise PartialPublishFailed(
                 f"{len(failed)} of {len(entries)} events rejected after {MAX_TRIES} tries: {errors}", failed
@@ -208,34 +220,16 @@ class SqsPublisher:
 
     def publish(self, events: Sequence[OutgoingEvent]) -> int:
         bodies = [self.envelope(e) for e in events]
-        entries = [{"Source": "", "DetailType": "", "Detail": b} for b in bodies]  # sized like PutEvents
-        calls = 0
-        failed: list[int] = []
-        sent = 0
-        for chunk in _chunks(entries):
-            pending = list(range(sent, sent + len(chunk)))
-            sent += len(chunk)
-            for attempt in range(MAX_TRIES):
-                try:
-                    response = self.client.send_message_batch(
-                        QueueUrl=self.queue_url,
-                        Entries=[{"Id": str(i), "MessageBody": bodies[i]} for i in pending],
-                    )
-                except Exception as exc:
-                    unsent = pending + list(range(sent, len(bodies)))
-                    if not failed and len(unsent) == len(bodies):
-                        raise
-                    raise PartialPublishFailed(
-                        f"{len(failed) + len(unsent)} of {len(bodies)} events not queued: {exc!r}",
-                        failed + unsent,
-                    ) from exc
-                calls += 1
-                pending = sorted(int(f["Id"]) for f in response.get("Failed") or [])
-                if not pending:
-                    break
-                if attempt + 1 < MAX_TRIES:
-                    time.sleep(RETRY_DELAY_SECONDS * (attempt + 1))
-            failed.extend(pending)
+
+        def send(pending: list[int]) -> _Answer:
+            response = self.client.send_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "MessageBody": bodies[i]} for i in pending],
+            )
+            return _Answer(retry=sorted(int(f["Id"]) for f in response.get("Failed") or []))
+
+        sizes = [len(b.encode()) for b in bodies]
+        calls, failed, _ = _send_chunks(_sized_chunks(sizes), len(bodies), send, "queued")
         if failed:
             raise PartialPublishFailed(f"{len(failed)} of {len(bodies)} events not queued", failed)
         return calls
@@ -379,46 +373,23 @@ class SnsPublisher:
         bodies = [envelope(e) for e in events]
         attributes = [routing_attributes(e) for e in events]
         sizes = [len(b.encode()) + _attributes_size(a) for b, a in zip(bodies, attributes, strict=True)]
-        calls = 0
-        failed: list[int] = []
-        errors: list[dict[str, Any]] = []
-        sent = 0
-        for chunk in _sized_chunks(sizes):
-            pending = chunk
-            sent += len(chunk)
-            for attempt in range(MAX_TRIES):
-                try:
-                    response = self.client.publish_batch(
-                        TopicArn=self.topic_arn,
-                        PublishBatchRequestEntries=[
-                            {"Id": str(i), "Message": bodies[i], "MessageAttributes": attributes[i]}
-                            for i in pending
-                        ],
-                    )
-                except Exception as exc:
-                    # Entries of earlier calls are on the topic: report precisely what is not.
-                    unsent = pending + list(range(sent, len(bodies)))
-                    if not failed and len(unsent) == len(bodies):
-                        raise
-                    raise PartialPublishFailed(
-                        f"{len(failed) + len(unsent)} of {len(bodies)} events not published: {exc!r}",
-                        failed + unsent,
-                    ) from exc
-                calls += 1
-                failures = response.get("Failed") or []
-                answered = {int(r["Id"]) for r in [*(response.get("Successful") or []), *failures]}
-                errors = failures[:3] or errors
-                failed.extend(sorted(int(f["Id"]) for f in failures if f.get("SenderFault")))
-                pending = sorted(
-                    {int(f["Id"]) for f in failures if not f.get("SenderFault")}
-                    | {i for i in pending if i not in answered}  # a short answer: unanswered failed
-                )
-                if not pending:
-                    break
-                if attempt + 1 < MAX_TRIES:
-                    time.sleep(RETRY_DELAY_SECONDS * (attempt + 1))
-            failed.extend(pending)
-            _log_published(self.topic_arn, [events[i] for i in chunk if i not in set(failed)])
+
+        def send(pending: list[int]) -> _Answer:
+            response = self.client.publish_batch(
+                TopicArn=self.topic_arn,
+                PublishBatchRequestEntries=[
+                    {"Id": str(i), "Message": bodies[i], "MessageAttributes": attributes[i]} for i in pending
+                ],
+            )
+            failures = response.get("Failed") or []
+            answered = {int(r["Id"]) for r in [*(response.get("Successful") or []), *failures]}
+            retry = {int(f["Id"]) for f in failures if not f.get("SenderFault")}
+            retry |= {i for i in pending if i not in answered}  # a short answer: unanswered failed
+            rejected = {int(f["Id"]) for f in failures if f.get("SenderFault")}
+            _log_published(self.topic_arn, [events[i] for i in pending if i not in retry | rejected])
+            return _Answer(retry=sorted(retry), rejected=sorted(rejected), errors=failures)
+
+        calls, failed, errors = _send_chunks(_sized_chunks(sizes), len(bodies), send, "published")
         if failed:
             raise PartialPublishFailed(
                 f"{len(failed)} of {len(bodies)} events rejected by SNS: {errors}", sorted(failed)
