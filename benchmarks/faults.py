@@ -131,13 +131,7 @@ class Faults:
     def hook_clients(self) -> None:
         from huiliu import aws
 
-        with aws._lock:
-            if aws._session is None:
-                import boto3
-
-                aws._session = boto3.session.Session()
-            emitters = [aws._session.events, *(c.meta.events for c in aws._clients.values())]
-        for events in emitters:
+        for events in aws.event_emitters():
             if id(events) in self._hooked:
                 continue
             self._hooked.add(id(events))

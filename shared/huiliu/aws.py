@@ -84,6 +84,18 @@ def client(service: str, *, region_name: str | None = None) -> Any:
     return found
 
 
+def event_emitters() -> list[Any]:
+    """The botocore event emitters of the factory's session and of every client it has cached.
+
+    Instrumentation (the cost meter, the fault injector) registers its hooks on each: the session's
+    emitter reaches the clients built later, the clients' own emitters those built already."""
+    global _session
+    with _lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return [_session.events, *(c.meta.events for c in _clients.values())]
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints or moto contexts call this)."""
     global _session
