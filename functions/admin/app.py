@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from huiliu.adminapi.core import build_app, resolve
-from huiliu.observability import CORRELATION_HEADER, bind_correlation, logger, metrics, tracer
+from huiliu.observability import bind_http_correlation, logger, metrics, tracer
 
 app = build_app()
 
@@ -54,9 +54,7 @@ def authenticate(authorization: str | None) -> Any:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    headers = event.get("headers") or {}
-    request_id = (event.get("requestContext") or {}).get("requestId")
-    bind_correlation(headers.get(CORRELATION_HEADER) or request_id)
+    bind_http_correlation(event)
     metrics.add_metric(name="admin_requests", unit="Count", value=1)
     # A router serves the app that included it last; routers are module-level objects, so where
     # more than one admin app lives in a process (tests, the local runtime reloading handlers)

@@ -11,7 +11,7 @@ from typing import Any
 
 from huiliu.adminapi.core import build_app, iam_resolve
 from huiliu.adminapi.routes_ops import router as ops_router
-from huiliu.observability import CORRELATION_HEADER, bind_correlation, logger, metrics, tracer
+from huiliu.observability import bind_http_correlation, logger, metrics, tracer
 
 app = build_app(routers=[ops_router], prefix="/ops")
 
@@ -20,8 +20,6 @@ app = build_app(routers=[ops_router], prefix="/ops")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    headers = event.get("headers") or {}
-    request_id = (event.get("requestContext") or {}).get("requestId")
-    bind_correlation(headers.get(CORRELATION_HEADER) or request_id)
+    bind_http_correlation(event)
     metrics.add_metric(name="ops_requests", unit="Count", value=1)
     return iam_resolve(app, event, context)

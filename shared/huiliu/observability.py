@@ -91,3 +91,10 @@ def bind_correlation(correlation_id: str | None, **keys: Any) -> None:
         logger.set_correlation_id(correlation_id)
     if keys:
         logger.append_keys(**{k: v for k, v in keys.items() if v is not None})
+
+
+def bind_http_correlation(event: dict[str, Any]) -> None:
+    """An API Gateway request's correlation id: the caller's ``X-Correlation-Id``, else the request id."""
+    headers = event.get("headers") or {}
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    bind_correlation(headers.get(CORRELATION_HEADER) or request_id)
