@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from huiliu.models import TENANT_ID_PATTERN
 from huiliu.notify.settings import NotifySecrets, NotifySettings
@@ -39,6 +39,9 @@ class FrequencyCap(BaseModel):
     high_priority: int = Field(default=50, ge=0, le=100)
 
 
+RuleKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 class TenantSettings(BaseModel):
     tenant_id: str = Field(pattern=TENANT_ID_PATTERN)
     name: str = ""
@@ -54,7 +57,9 @@ class TenantSettings(BaseModel):
     # Longest wait a journey may declare (definitions with a longer wait are refused at apply).
     journey_max_wait_days: int = Field(default=365, ge=1, le=3650)
     # Identity rule overrides, by identifier type: {"email": {"limit": 5, "priority": 5}}.
-    identity_rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Keys are never empty (DynamoDB refuses an empty map key; a stored one could not be read back)
+    # and values are scalars: a bad override is a 400 naming the field, never a broken settings item.
+    identity_rules: dict[RuleKey, dict[RuleKey, str | bool | int | float]] = Field(default_factory=dict)
     # Extra values that never identify anyone (a shop's placeholder phone, "noemail@x.com" …).
     blocked_values: list[str] = Field(default_factory=list)
     enabled_connectors: list[Connector] = Field(default_factory=lambda: list(Connector))
