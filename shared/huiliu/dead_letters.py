@@ -10,8 +10,10 @@ stage runner does the move itself on the **last** attempt: it sends the body to 
     attempts         how many receives it took
     source_queue     the queue it came from (what ``huiliu dlq redrive`` sends it back to)
 
-and then reports the record as handled, so SQS deletes it from the source queue. If that send fails,
-the record is reported as failed and SQS's own redrive policy moves it (without a reason: the
+and then reports the record as handled, so SQS deletes it from the source queue. The send is tried
+``FORWARD_ATTEMPTS`` times (the SDK's own retries inside each), with a short back-off: a throttle
+that outlasts the SDK's retries on this last, rare send would otherwise cost the reason. If every try
+fails, the record is reported as failed and SQS's own redrive policy moves it (without a reason: the
 function's log has it, keyed by the SQS message id). A redriven message that fails again gets a
 fresh message with the new reason. Earlier attempts are only logged ("record failed" with the
 message id and reason).
@@ -25,12 +27,17 @@ source).
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from huiliu.observability import logger
 
 REASON_LIMIT = 1000
+FORWARD_ATTEMPTS = 3
+FORWARD_BACKOFF_S = 0.2  # doubled per try: 0.2 s, 0.4 s
+_sleep: Callable[[float], None] = time.sleep  # tests replace it: they never sleep
 _policies: dict[str, tuple[str, int] | None] = {}
 
 
@@ -108,7 +115,8 @@ def forward_if_last_attempt(record: Any, exc: BaseException, stage: str) -> bool
         # SQS allows 10 message attributes: ours first, then as many of the original as fit
         ours = ("failure_reason", "failed_stage", "failed_at", "attempts", "source_queue")
         kept = {k: attributes[k] for k in ours} | {k: v for k, v in attributes.items() if k not in ours}
-        sqs.send_message(
+        _send_with_retries(
+            sqs,
             QueueUrl=dlq_url,
             MessageBody=raw.get("body") or "",
             MessageAttributes=dict(list(kept.items())[:10]),
@@ -118,3 +126,16 @@ def forward_if_last_attempt(record: Any, exc: BaseException, stage: str) -> bool
         return False
     logger.error("dead letter", extra={"stage": stage, "message_id": raw.get("messageId"), "reason": reason})
     return True
+
+
+def _send_with_retries(sqs: Any, **request: Any) -> None:
+    """``SendMessage``, tried ``FORWARD_ATTEMPTS`` times; the last error is raised."""
+    for attempt in range(1, FORWARD_ATTEMPTS + 1):
+        try:
+            sqs.send_message(**request)
+            return
+        except Exception as exc:
+            if attempt == FORWARD_ATTEMPTS:
+                raise
+            logger.warning("dead letter send retried", extra={"attempt": attempt, "reason": reason_of(exc)})
+            _sleep(FORWARD_BACKOFF_S * 2 ** (attempt - 1))

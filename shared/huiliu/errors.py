@@ -23,6 +23,17 @@ class BadRequest(HuiliuError):
     reason = "bad_request"
 
 
+class Refused(BadRequest):
+    """A definition (segment, journey, template …) refused by its stage's validator; the admin API
+    answers 400 with every problem as ``problems: [{path, reason}]``."""
+
+    reason = "invalid_definition"
+
+    def __init__(self, message: str, problems: list[dict[str, str]], *, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.problems = list(problems)
+
+
 class Unauthorized(HuiliuError):
     status = 401
     reason = "unauthorized"

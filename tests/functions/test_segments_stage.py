@@ -26,6 +26,7 @@ from huiliu.settings import get_settings
 from huiliu.tenants import TenantRepository, hash_key
 from huiliu_infra.local.provision import ROOT
 
+from tests.functions.admin.openapi_contract import contract_of
 from tests.unit.identity.identity_helpers import T0, TENANT, make_event
 
 ADMIN_KEY = "hl_admin_segments"
@@ -275,7 +276,9 @@ def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: 
             method: str, path: str, body: Any = None, query: dict[str, str] | None = None
         ) -> tuple[int, Any]:
             answer = app.handler(_admin_event(method, path, body, query), _Ctx())
-            return answer["statusCode"], json.loads(answer["body"])
+            status, body = answer["statusCode"], json.loads(answer["body"])
+            contract_of(app.app).check(method, path, status, body)  # the documented shape, exactly
+            return status, body
 
         bad = {
             "id": "bad",
@@ -343,7 +346,9 @@ def test_one_definition_routes_for_huiliu_apply(world: Any) -> None:
 
         def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
             answer = app.handler(_admin_event(method, path, body), _Ctx())
-            return answer["statusCode"], json.loads(answer["body"])
+            status, body = answer["statusCode"], json.loads(answer["body"])
+            contract_of(app.app).check(method, path, status, body)  # the documented shape, exactly
+            return status, body
 
         status, body = call("POST", "/admin/segments/validate", {"definition": {**VIP, "colour": 1}})
         assert (status, body["problems"]) == (400, [{"path": "vip:colour", "reason": "unknown field"}])

@@ -28,7 +28,8 @@ def test_pipeline_under_faults_loses_nothing_and_sends_nothing_twice() -> None:
     assert checks["duplicate_sent_events"] == 0
     assert checks["provider_records"] == checks["send_log_sent_by_channel"]
     assert checks["provider_records"].get("email", 0) > 0
-    assert checks["poison_planted"] == checks["poison_in_dlq"] == checks["poison_with_reason"] == 3
+    poison = (checks["poison_planted"], checks["poison_in_dlq"], checks["poison_with_reason"])
+    assert poison == (3, 3, 3), (poison, checks["dead_letter_reasons"])
     assert checks["other_dead_letters"] == 0, checks["dead_letter_reasons"]
     # a probe whose first send failed (injected) is retried after notify's backoff, past the window
     assert len(result.latencies) + result.probes_unsent == bench_pipeline.SMOKE.probes

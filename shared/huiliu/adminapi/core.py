@@ -25,7 +25,9 @@ from typing import Any, Literal
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
+    ResponseValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
 from huiliu.errors import BadRequest, HuiliuError, Unauthorized
@@ -46,6 +48,11 @@ class FieldError(BaseModel):
     reason: str
 
 
+class Problem(BaseModel):
+    path: str = Field(description="where in the definition, e.g. steps[0].next, vip:condition.all[1]")
+    reason: str
+
+
 class ErrorBody(BaseModel):
     """The one error shape of every admin route."""
 
@@ -53,14 +60,19 @@ class ErrorBody(BaseModel):
     code: str = Field(description="stable machine-readable reason, e.g. invalid_request, not_found")
     message: str
     errors: list[FieldError] = Field(default_factory=list)
+    problems: list[Problem] | None = Field(
+        default=None,
+        description="400 from a stage's definition validator (segments, journeys, templates): every "
+        "problem with its path; absent otherwise",
+    )
 
 
-def _error_response(description: str) -> dict[str, Any]:
+def _error_response(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": ErrorBody}}}
 
 
 # Pass as ``responses=ERRORS`` on every route: 200 takes its schema from the route's return type.
-ERRORS: dict[int, dict[str, Any]] = {
+ERRORS: dict[int, OpenAPIResponse] = {
     200: {"description": "OK"},
     400: _error_response("Invalid request: malformed JSON, unknown field, wrong type (fields named)"),
     401: _error_response("Missing or invalid key"),
@@ -71,12 +83,23 @@ ERRORS: dict[int, dict[str, Any]] = {
 }
 
 
-def error(status: int, code: str, message: str, errors: Iterable[FieldError] = ()) -> Response:
-    body = ErrorBody(code=code, message=message, errors=list(errors))
+def error(
+    status: int,
+    code: str,
+    message: str,
+    errors: Iterable[FieldError] = (),
+    problems: Iterable[dict[str, Any]] | None = None,
+) -> Response:
+    body = ErrorBody(
+        code=code,
+        message=message,
+        errors=list(errors),
+        problems=[Problem.model_validate(p) for p in problems] if problems is not None else None,
+    )
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=body.model_dump_json(),
+        body=body.model_dump_json(exclude_none=True),
     )
 
 
@@ -102,7 +125,11 @@ def tenant_of(router: Any) -> str:
 
 def build_app(*, routers: Iterable[Any] = (), prefix: str = PREFIX) -> Any:
     """The admin resolver with validation, error handlers, /openapi.json and /docs."""
-    app = APIGatewayHttpResolver(strip_prefixes=[prefix], enable_validation=True)
+    # An answer that does not fit its route's response model is our bug, not the caller's: 500
+    # (logged with the fields), never the 400 Powertools would otherwise answer.
+    app = APIGatewayHttpResolver(
+        strip_prefixes=[prefix], enable_validation=True, response_validation_error_http_code=500
+    )
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
@@ -111,9 +138,19 @@ def build_app(*, routers: Iterable[Any] = (), prefix: str = PREFIX) -> Any:
         code = "invalid_json" if any(p.reason.startswith("JSON") for p in problems) else "invalid_request"
         return error(400, code, f"invalid request: {summary}", problems)
 
+    @app.exception_handler(ResponseValidationError)
+    def _bad_answer(exc: ResponseValidationError) -> Response:
+        from huiliu.observability import logger
+
+        problems = field_errors(exc.errors())
+        logger.error(
+            "admin answer breaks its response model", extra={"errors": [p.model_dump() for p in problems]}
+        )
+        return error(500, "internal_error", "the answer did not fit its documented shape (logged)")
+
     @app.exception_handler(HuiliuError)
     def _domain(exc: HuiliuError) -> Response:
-        return error(exc.status, exc.reason, exc.message)
+        return error(exc.status, exc.reason, exc.message, problems=getattr(exc, "problems", None))
 
     @app.not_found
     def _not_found(_: Exception) -> Response:
@@ -215,6 +252,7 @@ def openapi_document(app: Any, prefix: str = PREFIX) -> dict[str, Any]:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
     schemas.setdefault("FieldError", FieldError.model_json_schema())
+    schemas.setdefault("Problem", Problem.model_json_schema())
     schemas["ErrorBody"].pop("$defs", None)
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for methods in doc.get("paths", {}).values():

@@ -15,22 +15,21 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
 from huiliu.adminapi.core import ERRORS, tenant_of
 from huiliu.errors import BadRequest, NotFound
-from huiliu.tenants.models import Connector, TenantSecrets, TenantSettings
+from huiliu.tenants.models import Connector, SettingsFields, TenantSecrets, TenantSettings
 
 router = APIGatewayHttpRouter()
 TAGS = ["tenant"]
 _deps: dict[str, Any] = {}
 
-# The settings document: every TenantSettings field except the tenant id, unknown fields refused.
-SettingsDocument = create_model(  # type: ignore[call-overload]
-    "SettingsDocument",
-    __config__=ConfigDict(extra="forbid"),
-    **{name: (f.annotation, f) for name, f in TenantSettings.model_fields.items() if name != "tenant_id"},
-)
+
+class SettingsDocument(SettingsFields):
+    """The settings document: every TenantSettings field except the tenant id, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class TenantView(BaseModel):
@@ -98,15 +97,15 @@ def get_tenant() -> TenantView:
 
 
 @router.get("/tenant/settings", tags=TAGS, responses=ERRORS, summary="The settings document")
-def get_settings_document() -> SettingsDocument:  # type: ignore[valid-type]
+def get_settings_document() -> SettingsDocument:
     return SettingsDocument.model_validate(_settings(tenant_of(router)).model_dump(exclude={"tenant_id"}))
 
 
 @router.put("/tenant/settings", tags=TAGS, responses=ERRORS, summary="Replace the settings document")
 def put_settings_document(
-    body: SettingsDocument,  # type: ignore[valid-type]
+    body: SettingsDocument,
     dry_run: Annotated[bool, Query(description="validate only")] = False,
-) -> SettingsDocument:  # type: ignore[valid-type]
+) -> SettingsDocument:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     tenant = tenant_of(router)

@@ -15,12 +15,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from huiliu.adminapi.core import ERRORS
 from huiliu.errors import BadRequest, Unauthorized
+from huiliu.journeys.admin_models import (
+    JourneyFunnel,
+    JourneyList,
+    JourneyPublished,
+    JourneyStatus,
+    JourneyValid,
+    JourneyView,
+    JourneyWhy,
+)
 
 router = APIGatewayHttpRouter()
 _deps: dict[str, Any] = {}
@@ -76,37 +84,19 @@ def _document(body: Any) -> dict[str, Any]:
     return body
 
 
-def _refused(exc: Any) -> Response:
-    return Response(
-        status_code=400,
-        content_type=content_types.APPLICATION_JSON,
-        body={"success": False, "code": exc.reason, "message": exc.message, "problems": exc.problems},
-    )
-
-
 @router.post("/journeys", tags=TAGS, responses=RESPONSES, summary="Publish a journey (a new version)")
-def apply_journey(body: JourneyDocument) -> dict[str, Any]:
-    from huiliu.journeys.admin import InvalidDefinition
-
-    try:
-        return _admin().apply(_tenant(), _document(body))  # type: ignore[no-any-return]
-    except InvalidDefinition as exc:
-        return _refused(exc)  # type: ignore[return-value]
+def apply_journey(body: JourneyDocument) -> JourneyPublished:
+    return JourneyPublished.model_validate(_admin().apply(_tenant(), _document(body)))
 
 
 @router.post("/journeys/validate", tags=TAGS, responses=RESPONSES, summary="Check a journey (stores nothing)")
-def validate_journey(body: JourneyDocument) -> dict[str, Any]:
-    from huiliu.journeys.admin import InvalidDefinition
-
-    try:
-        return _admin().validate(_tenant(), _document(body))  # type: ignore[no-any-return]
-    except InvalidDefinition as exc:
-        return _refused(exc)  # type: ignore[return-value]
+def validate_journey(body: JourneyDocument) -> JourneyValid:
+    return JourneyValid.model_validate(_admin().validate(_tenant(), _document(body)))
 
 
 @router.get("/journeys", tags=TAGS, responses=RESPONSES, summary="Every journey's head")
-def list_journeys() -> dict[str, Any]:
-    return {"journeys": _admin().list(_tenant())}
+def list_journeys() -> JourneyList:
+    return JourneyList.model_validate({"journeys": _admin().list(_tenant())})
 
 
 @router.get(
@@ -115,18 +105,18 @@ def list_journeys() -> dict[str, Any]:
 def why(
     profile_id: ProfileId,
     journey_id: Annotated[str | None, Query(max_length=128, description="only this journey")] = None,
-) -> dict[str, Any]:
-    return _admin().why(_tenant(), profile_id, journey_id)
+) -> JourneyWhy:
+    return JourneyWhy.model_validate(_admin().why(_tenant(), profile_id, journey_id))
 
 
 @router.get("/journeys/<journey_id>", tags=TAGS, responses=RESPONSES, summary="Head, versions, funnel")
-def show_journey(journey_id: JourneyId) -> dict[str, Any]:
-    return _admin().show(_tenant(), journey_id)
+def show_journey(journey_id: JourneyId) -> JourneyView:
+    return JourneyView.model_validate(_admin().show(_tenant(), journey_id))
 
 
 @router.get("/journeys/<journey_id>/funnel", tags=TAGS, responses=RESPONSES, summary="The funnel counters")
-def funnel(journey_id: JourneyId) -> dict[str, Any]:
-    return _admin().funnel(_tenant(), journey_id)
+def funnel(journey_id: JourneyId) -> JourneyFunnel:
+    return JourneyFunnel.model_validate(_admin().funnel(_tenant(), journey_id))
 
 
 @router.post(
@@ -134,7 +124,7 @@ def funnel(journey_id: JourneyId) -> dict[str, Any]:
 )
 def lifecycle(
     journey_id: JourneyId, action: Annotated[Literal["pause", "resume", "archive"], Path()]
-) -> dict[str, Any]:
+) -> JourneyStatus:
     if action not in ("pause", "resume", "archive"):
         raise BadRequest(f"unknown action {action!r}: pause, resume or archive", reason="bad_action")
-    return getattr(_admin(), action)(_tenant(), journey_id)
+    return JourneyStatus.model_validate(getattr(_admin(), action)(_tenant(), journey_id))

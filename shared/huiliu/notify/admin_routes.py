@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from huiliu.adminapi.core import ERRORS
-from huiliu.errors import BadRequest, NotFound, Unauthorized
+from huiliu.errors import BadRequest, NotFound, Refused, Unauthorized
 
 router = APIGatewayHttpRouter()
 _deps: dict[str, Any] = {}
@@ -92,20 +91,6 @@ class PreviewBody(BaseModel):
     traits: dict[str, Any] | None = None
     vars: dict[str, Any] | None = None
     event: dict[str, Any] | None = None
-
-
-class Problem(BaseModel):
-    path: str
-    reason: str
-
-
-class Refusal(BaseModel):
-    """400: the template is not valid or does not render (the routes answer it with status 400)."""
-
-    success: bool = False
-    code: str
-    message: str
-    problems: list[Problem]
 
 
 class NotificationBody(BaseModel):
@@ -179,16 +164,8 @@ def _unwrap(body: Any) -> dict[str, Any]:
     return body
 
 
-def _refused(problems: list[dict[str, str]], message: str) -> Response:
-    return Response(
-        status_code=400,
-        content_type=content_types.APPLICATION_JSON,
-        body={"success": False, "code": "invalid_template", "message": message, "problems": problems},
-    )
-
-
-def _parse(body: dict[str, Any]) -> tuple[Any, Response | None]:
-    """(template, None) when it is valid and renders against its sample, else (None, a 400)."""
+def _parse(body: dict[str, Any]) -> Any:
+    """The template, when it is valid and renders against its sample; else Refused (a 400 with problems)."""
     from huiliu.notify.templates import Template, validate
 
     try:
@@ -197,29 +174,27 @@ def _parse(body: dict[str, Any]) -> tuple[Any, Response | None]:
         problems = [
             {"path": ".".join(str(p) for p in err["loc"]), "reason": err["msg"]} for err in exc.errors()
         ]
-        return None, _refused(problems, "the template is not valid")
+        raise Refused("the template is not valid", problems, reason="invalid_template") from None
     errors = validate(template)
     if errors:
         problems = [
             {"path": f"locales.{e.split(':', 1)[0]}", "reason": e.split(":", 1)[1].strip()} for e in errors
         ]
-        return None, _refused(problems, "the template does not render against its sample")
-    return template, None
+        raise Refused("the template does not render against its sample", problems, reason="invalid_template")
+    return template
 
 
 @router.post(
     "/templates/validate", tags=TAGS, responses=RESPONSES, summary="Check a template (saves nothing)"
 )
-def validate_template(body: TemplateDocument) -> TemplateValid | Refusal:
-    _template, refused = _parse(_unwrap(body))
-    return refused or TemplateValid(valid=True)  # type: ignore[return-value]
+def validate_template(body: TemplateDocument) -> TemplateValid:
+    _parse(_unwrap(body))
+    return TemplateValid(valid=True)
 
 
 @router.post("/templates", tags=TAGS, responses=RESPONSES, summary="Save a template (a new version)")
-def save_template(body: TemplateDocument) -> TemplateSaved | Refusal:
-    template, refused = _parse(_unwrap(body))
-    if refused:
-        return refused  # type: ignore[return-value]
+def save_template(body: TemplateDocument) -> TemplateSaved:
+    template = _parse(_unwrap(body))
     saved = _repo().save_template(_tenant(), template)
     return TemplateSaved(template=saved.model_dump(mode="json"), version=saved.version)
 

@@ -24,7 +24,22 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from huiliu.adminapi.core import ERRORS
-from huiliu.errors import BadRequest, HuiliuError, Unauthorized
+from huiliu.errors import BadRequest, Unauthorized
+from huiliu.segments.admin_models import (
+    MemberPage,
+    ModelsSaved,
+    SegmentCount,
+    SegmentDeleted,
+    SegmentExport,
+    SegmentList,
+    SegmentPreview,
+    SegmentsApplied,
+    SegmentSaved,
+    SegmentValid,
+    SegmentView,
+    SegmentWhy,
+)
+from huiliu.segments.builtin import TenantModels
 
 router = APIGatewayHttpRouter()
 _deps: dict[str, Any] = {}
@@ -34,6 +49,9 @@ RESPONSES: Any = ERRORS  # documents 200 (the return type) and the shared error 
 SegmentId = Annotated[str, Path(min_length=1, max_length=128, description="the segment's id")]
 ProfileId = Annotated[str, Path(min_length=1, max_length=128, description="a profile id")]
 Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="page size")]
+Cursor = Annotated[
+    str | None, Query(max_length=2048, pattern=r"^[0-9]{1,4}:.+$", description="next_cursor of the last page")
+]
 DryRun = Annotated[bool, Query(description="validate only: save nothing")]
 SEGMENT_EXAMPLE = {
     "id": "vip",
@@ -111,39 +129,14 @@ def _tenant() -> str:
     return str(tenant)
 
 
-def _problems(exc: HuiliuError) -> dict[str, Any]:
-    """Invalid definitions answer 400 with every problem as {path, reason}."""
-    return {
-        "success": False,
-        "code": exc.reason,
-        "message": exc.message,
-        "problems": getattr(exc, "problems", []),
-    }
-
-
-def _guarded(call: Any) -> Any:
-    from aws_lambda_powertools.event_handler import Response, content_types
-
-    try:
-        return call()
-    except BadRequest as exc:
-        if not getattr(exc, "problems", None):
-            raise
-        return Response(status_code=400, content_type=content_types.APPLICATION_JSON, body=_problems(exc))
-
-
 @router.post("/segments/apply", tags=TAGS, responses=RESPONSES, summary="Validate all, save, backfill")
-def apply_segments(body: SegmentsDocument, dry_run: DryRun = False) -> dict[str, Any]:
+def apply_segments(body: SegmentsDocument, dry_run: DryRun = False) -> SegmentsApplied:
     docs = body.get("segments") if isinstance(body, dict) else body
     if not isinstance(docs, list) or not docs:
         raise BadRequest('give {"segments": [definition, ...]}', reason="bad_body")
-
-    def run() -> Any:
-        result = _admin().apply(_tenant(), docs, dry_run=dry_run)
-        _publish(result.events)
-        return result.body
-
-    return _guarded(run)  # type: ignore[no-any-return]
+    result = _admin().apply(_tenant(), docs, dry_run=dry_run)
+    _publish(result.events)
+    return SegmentsApplied.model_validate(result.body)
 
 
 def _one_definition(body: Any) -> Any:
@@ -155,86 +148,79 @@ def _one_definition(body: Any) -> Any:
 
 
 @router.post("/segments", tags=TAGS, responses=RESPONSES, summary="Save a segment and start its backfill")
-def put_segment(body: SegmentDocument) -> dict[str, Any]:
+def put_segment(body: SegmentDocument) -> SegmentSaved:
     document = _one_definition(body)
-
-    def run() -> Any:
-        result = _admin().apply(_tenant(), [document])
-        _publish(result.events)
-        [segment] = result.body["segments"]
-        return {**segment, "backfill": result.body.get("backfill")}
-
-    return _guarded(run)  # type: ignore[no-any-return]
+    result = _admin().apply(_tenant(), [document])
+    _publish(result.events)
+    [segment] = result.body["segments"]
+    return SegmentSaved.model_validate({**segment, "backfill": result.body.get("backfill")})
 
 
 @router.post("/segments/validate", tags=TAGS, responses=RESPONSES, summary="Check a segment (saves nothing)")
-def validate_segment(body: SegmentDocument) -> dict[str, Any]:
+def validate_segment(body: SegmentDocument) -> SegmentValid:
     document = _one_definition(body)
-
-    def run() -> Any:
-        [segment] = _admin().apply(_tenant(), [document], dry_run=True).body["segments"]
-        return {"valid": True, **segment}
-
-    return _guarded(run)  # type: ignore[no-any-return]
+    [segment] = _admin().apply(_tenant(), [document], dry_run=True).body["segments"]
+    return SegmentValid.model_validate({"valid": True, **segment})
 
 
 @router.post("/segments/preview", tags=TAGS, responses=RESPONSES, summary="Count and sample (saves nothing)")
-def preview_segment(body: SegmentDocument, limit: Limit = None) -> dict[str, Any]:
-    return _guarded(lambda: _admin().preview(_tenant(), body, limit=limit or 500))  # type: ignore[no-any-return]
+def preview_segment(body: SegmentDocument, limit: Limit = None) -> SegmentPreview:
+    return SegmentPreview.model_validate(_admin().preview(_tenant(), body, limit=limit or 500))
 
 
 @router.get("/segments", tags=TAGS, responses=RESPONSES, summary="Every segment, version, member count")
-def list_segments() -> dict[str, Any]:
-    return _admin().list(_tenant())
+def list_segments() -> SegmentList:
+    return SegmentList.model_validate(_admin().list(_tenant()))
 
 
 @router.get(
     "/segments/models", tags=TAGS, responses=RESPONSES, summary="Lifecycle thresholds, RFM breakpoints"
 )
-def get_models() -> dict[str, Any]:
-    return _admin().models(_tenant())
+def get_models() -> TenantModels:
+    return TenantModels.model_validate(_admin().models(_tenant()))
 
 
 @router.put("/segments/models", tags=TAGS, responses=RESPONSES, summary="Replace the tenant's models")
-def put_models(body: ModelsDocument) -> dict[str, Any]:
+def put_models(body: ModelsDocument) -> ModelsSaved:
     result = _admin().set_models(_tenant(), body)
     _publish(result.events)
-    return result.body
+    return ModelsSaved.model_validate(result.body)
 
 
 @router.get("/segments/<segment_id>", tags=TAGS, responses=RESPONSES, summary="Definition, count, backfill")
-def show_segment(segment_id: SegmentId) -> dict[str, Any]:
-    return _admin().show(_tenant(), segment_id)
+def show_segment(segment_id: SegmentId) -> SegmentView:
+    return SegmentView.model_validate(_admin().show(_tenant(), segment_id))
 
 
 @router.delete("/segments/<segment_id>", tags=TAGS, responses=RESPONSES, summary="Delete (409 while in use)")
-def delete_segment(segment_id: SegmentId) -> dict[str, Any]:
+def delete_segment(segment_id: SegmentId) -> SegmentDeleted:
     result = _admin().delete(_tenant(), segment_id)
     _publish(result.events)
-    return result.body
+    return SegmentDeleted.model_validate(result.body)
 
 
 @router.get("/segments/<segment_id>/count", tags=TAGS, responses=RESPONSES, summary="Member count")
-def count_segment(segment_id: SegmentId) -> dict[str, Any]:
-    return _admin().count(_tenant(), segment_id)
+def count_segment(segment_id: SegmentId) -> SegmentCount:
+    return SegmentCount.model_validate(_admin().count(_tenant(), segment_id))
 
 
 @router.get("/segments/<segment_id>/members", tags=TAGS, responses=RESPONSES, summary="A page of members")
 def segment_members(
     segment_id: SegmentId,
     limit: Limit = None,
-    cursor: Annotated[str | None, Query(max_length=2048, description="from the previous page")] = None,
-) -> dict[str, Any]:
-    return _admin().members(_tenant(), segment_id, limit=limit or 100, cursor=cursor or None)  # type: ignore[no-any-return]
+    cursor: Cursor = None,
+) -> MemberPage:
+    page = _admin().members(_tenant(), segment_id, limit=limit or 100, cursor=cursor or None)
+    return MemberPage.model_validate(page)
 
 
 @router.post("/segments/<segment_id>/export", tags=TAGS, responses=RESPONSES, summary="Members as CSV on S3")
-def export_segment(segment_id: SegmentId) -> dict[str, Any]:
-    return _admin().export(_tenant(), segment_id)
+def export_segment(segment_id: SegmentId) -> SegmentExport:
+    return SegmentExport.model_validate(_admin().export(_tenant(), segment_id))
 
 
 @router.get(
     "/segments/<segment_id>/why/<profile_id>", tags=TAGS, responses=RESPONSES, summary="Which condition held"
 )
-def why_segment(segment_id: SegmentId, profile_id: ProfileId) -> dict[str, Any]:
-    return _admin().why(_tenant(), segment_id, profile_id)
+def why_segment(segment_id: SegmentId, profile_id: ProfileId) -> SegmentWhy:
+    return SegmentWhy.model_validate(_admin().why(_tenant(), segment_id, profile_id))

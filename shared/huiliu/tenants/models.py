@@ -42,8 +42,9 @@ class FrequencyCap(BaseModel):
 RuleKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class TenantSettings(BaseModel):
-    tenant_id: str = Field(pattern=TENANT_ID_PATTERN)
+class SettingsFields(BaseModel):
+    """A tenant's settings without its id (the admin API's settings document adds extra="forbid")."""
+
     name: str = ""
     timezone: str = "Asia/Shanghai"
     default_region: str = "CN"
@@ -65,6 +66,10 @@ class TenantSettings(BaseModel):
     enabled_connectors: list[Connector] = Field(default_factory=lambda: list(Connector))
     # Message senders and providers (huiliu.notify.settings).
     notify: NotifySettings = Field(default_factory=NotifySettings)
+
+
+class TenantSettings(SettingsFields):
+    tenant_id: str = Field(pattern=TENANT_ID_PATTERN)
 
 
 class YouzanSecrets(BaseModel):

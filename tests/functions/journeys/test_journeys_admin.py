@@ -20,6 +20,7 @@ from huiliu.storage.dynamo import DynamoRepository
 from huiliu_infra.cli_journeys import _problems, format_funnel, format_why, load_definitions
 from huiliu_infra.cli_profiles import CliError
 
+from tests.functions.admin.openapi_contract import contract_of
 from tests.functions.journeys.engine_helpers import make_engine, profile_changed
 from tests.unit.identity.test_admin_routes import _apigw_event
 from tests.unit.journeys.journey_helpers import TENANT
@@ -48,7 +49,9 @@ def _call(app: APIGatewayHttpResolver, method: str, path: str, body: Any = None)
     parts = urlsplit(path)
     event = _apigw_event(method, parts.path, parts.query, {}, json.dumps(body) if body is not None else None)
     response = app.resolve(event, _Ctx())
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+    status, answer = response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+    contract_of(app).check(method, path, status, answer)  # the documented shape, exactly
+    return status, answer
 
 
 @pytest.fixture

@@ -105,3 +105,55 @@ def test_a_message_moved_by_sqs_itself_says_where_the_reason_is(deployed: Any) -
     (letter,) = cli_dlq.peek(sqs, identity.url, 10)
 
     assert letter.reason == cli_dlq.NO_REASON
+
+
+def _throttle_dlq_sends(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[float]:
+    """The next ``failures`` SendMessage calls fail as a throttle past the SDK's retries would."""
+    from botocore.exceptions import ClientError
+    from huiliu import dead_letters
+
+    sqs = aws.client("sqs")
+    real = sqs.send_message
+    left = [failures]
+    slept: list[float] = []
+
+    def send(**request: Any) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "SendMessage"
+            )
+        return real(**request)
+
+    monkeypatch.setattr(sqs, "send_message", send)
+    monkeypatch.setattr(dead_letters, "_sleep", slept.append)
+    return slept
+
+
+def test_a_throttled_dlq_send_is_tried_again_so_the_reason_is_kept(
+    deployed: Any, handler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept = _throttle_dlq_sends(monkeypatch, failures=2)
+    max_receive = deployed.queues["IdentityQueue"].max_receive_count
+
+    result = handler({"Records": [_record(deployed, attempt=max_receive)]}, _Ctx())
+
+    assert result == {"batchItemFailures": []}
+    assert slept == [0.2, 0.4]
+    (letter,) = cli_dlq.peek(aws.client("sqs"), cli_dlq.pick(_dlq(deployed), "identity").url, 10)
+    assert letter.reason.startswith("BadRecord: not a valid bus event")
+
+
+def test_a_dlq_send_failing_every_try_leaves_the_record_to_sqs_redrive(
+    deployed: Any, handler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+    from huiliu import dead_letters
+
+    _throttle_dlq_sends(monkeypatch, failures=dead_letters.FORWARD_ATTEMPTS)
+    max_receive = deployed.queues["IdentityQueue"].max_receive_count
+
+    with pytest.raises(BatchProcessingError):  # reported failed: SQS's redrive policy moves it
+        handler({"Records": [_record(deployed, attempt=max_receive)]}, _Ctx())
+
+    assert cli_dlq.peek(aws.client("sqs"), cli_dlq.pick(_dlq(deployed), "identity").url, 10) == []
