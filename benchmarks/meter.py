@@ -23,6 +23,12 @@ How it counts
   costs CloudWatch Logs ingestion, billed to ``ops``), SNS → SQS deliveries (each published message
   matched against the template's subscriptions and their filter policies: free, counted as
   ``deliveries`` of the consuming stage), Firehose ingestion (5 KB steps per record).
+* **Logs and traces** — every byte a handler writes to stdout during its invocation (Powertools'
+  JSON log lines, EMF metric lines) is CloudWatch Logs ingestion, plus 26 bytes per log event, plus
+  Lambda's START/END/REPORT lines unless the function's ``LoggingConfig`` raises its system log level
+  to WARN. The handlers log at the **prod** stage's level (``StageConfig`` in the template) while
+  metered, not the local stage's DEBUG. A function with ``Tracing: Active`` records an X-Ray trace
+  for ~5 % of its invocations (the default sampling rule at production rates, ``pricing.py``).
 * **SNS** — each Publish / PublishBatch request is billed per 64 KB chunk of its payload (message
   bodies and attributes of the whole batch), to the publishing stage; SMS publishes (a phone
   number) are a provider price and left out, like SES's.
@@ -42,6 +48,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -296,6 +303,8 @@ class Meter:
             for logical, spec in dep.functions.items()
         }
         self.memory_mb = {logical: spec.memory for logical, spec in dep.functions.items()}
+        self.tracing, self.platform_logs = function_logging(template, list(dep.functions))
+        self.log_level = prod_log_level(template)
         self.consumer_of_queue = {m.queue: self.stage_of[m.function] for m in dep.mappings}
         self.rules = template_rules(template)
         self.subscriptions = template_subscriptions(template)
@@ -351,26 +360,36 @@ class Meter:
             meter._local.function = function
             meter._local.waits = 0.0
             started = time.thread_time()
+            out = _CountingStream(sys.stdout)
+            sys.stdout = out  # type: ignore[assignment]
             try:
                 return original(function, event)
             finally:
+                if sys.stdout is out:
+                    sys.stdout = out.inner
                 # Billed duration = the handler thread's own CPU time + a typical AWS latency per call
                 # it made (the emulator runs in this process on a shared machine: its wall time says
                 # nothing about Lambda's).
                 seconds = time.thread_time() - started + meter._local.waits
                 meter._local.function = None
                 meter._lambda(function, event, seconds)
+                meter._logs(function, out)
 
         runtime.invoke = invoke
 
     @contextmanager
     def measuring(self) -> Iterator[None]:
+        from huiliu.observability import logger
+
         self.hook_clients()
         self.enabled = True
+        level = logger.log_level
+        logger.setLevel(self.log_level)  # what production logs, not the local stage's DEBUG
         try:
             yield
         finally:
             self.enabled = False
+            logger.setLevel(level)
 
     # -- attribution -------------------------------------------------------------------------------
     def _actor(self) -> tuple[str, bool] | None:
@@ -441,6 +460,16 @@ class Meter:
                 "apigateway.http_request",
                 max(1, math.ceil(size / pricing.APIGATEWAY_CHUNK)),
             )
+
+    def _logs(self, function: str, out: _CountingStream) -> None:
+        if not self.enabled:
+            return
+        stage = self.stage_of.get(function, function)
+        platform = pricing.LAMBDA_PLATFORM_LOG_BYTES if self.platform_logs.get(function, True) else 0
+        billed = out.bytes + out.lines * pricing.LOG_EVENT_OVERHEAD + platform
+        self.ledger.add(stage, "logs", "logs.gb_ingested", billed / pricing.GB)
+        if self.tracing.get(function):
+            self.ledger.add(stage, "xray", "xray.trace_recorded", pricing.XRAY_SAMPLED_FRACTION)
 
     def _sqs(
         self, stage: str, op: str, params: dict[str, Any], parsed: dict[str, Any], extra: Any, failed: bool
@@ -787,6 +816,60 @@ def _index_entry(item: dict[str, Any] | None, hash_key: str, range_key: str | No
     if not item or hash_key not in item or (range_key and range_key not in item):
         return None
     return (json.dumps(item[hash_key]), json.dumps(item.get(range_key)) if range_key else None)
+
+
+class _CountingStream:
+    """Forwards to ``inner`` and counts what a handler writes: bytes and lines (log events)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.bytes = 0
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        self.bytes += len(text.encode("utf-8", "replace"))
+        self.lines += text.count("\n")
+        return int(self.inner.write(text) or 0)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def function_logging(
+    template: dict[str, Any], functions: list[str]
+) -> tuple[dict[str, bool], dict[str, bool]]:
+    """Per function: is active X-Ray tracing on, and do Lambda's platform lines reach the log group
+    (from ``Tracing`` and ``LoggingConfig``, the function's own over ``Globals.Function``)."""
+    globals_ = (template.get("Globals") or {}).get("Function") or {}
+    resources = template.get("Resources") or {}
+    tracing: dict[str, bool] = {}
+    platform: dict[str, bool] = {}
+    for logical in functions:
+        props = (resources.get(logical) or {}).get("Properties") or {}
+        mode = props.get("Tracing", globals_.get("Tracing", "PassThrough"))
+        tracing[logical] = mode == "Active"
+        config = {**(globals_.get("LoggingConfig") or {}), **(props.get("LoggingConfig") or {})}
+        json_format = _prod_value(template, config.get("LogFormat")) == "JSON"
+        level = str(_prod_value(template, config.get("SystemLogLevel", "INFO"))).upper()
+        platform[logical] = not (json_format and level == "WARN")
+    return tracing, platform
+
+
+def prod_log_level(template: dict[str, Any]) -> str:
+    """The application log level of the template's ``prod`` stage (``Mappings.StageConfig``)."""
+    return str(_prod_value(template, ["StageConfig", {"Ref": "Stage"}, "LogLevel"], find=True)).upper()
+
+
+def _prod_value(template: dict[str, Any], value: Any, find: bool = False) -> Any:
+    """A literal, or a ``!FindInMap [Map, !Ref Stage, Key]`` read for the ``prod`` stage."""
+    args = value if find else value.get("Fn::FindInMap") if isinstance(value, dict) else None
+    if not isinstance(args, list) or len(args) != 3 or args[1] != {"Ref": "Stage"}:
+        return value
+    mapping = (template.get("Mappings") or {}).get(args[0]) or {}
+    return (mapping.get("prod") or {}).get(args[2])
 
 
 def priced(ledger: Ledger) -> dict[tuple[str, str], float]:

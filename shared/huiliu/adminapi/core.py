@@ -123,13 +123,21 @@ def tenant_of(router: Any) -> str:
     return str(tenant)
 
 
-def build_app(*, routers: Iterable[Any] = (), prefix: str = PREFIX) -> Any:
-    """The admin resolver with validation, error handlers, /openapi.json and /docs."""
+def build_app(
+    *, routers: Iterable[Any] = (), prefix: str = PREFIX, documented: Callable[[], Any] | None = None
+) -> Any:
+    """The admin resolver with validation, error handlers, /openapi.json and /docs.
+
+    ``documented`` gives the resolver the document describes when it is not this one (the admin
+    app mounts its routers lazily and documents a resolver with all of them: huiliu.adminapi.mount)."""
     # An answer that does not fit its route's response model is our bug, not the caller's: 500
     # (logged with the fields), never the 400 Powertools would otherwise answer.
     app = APIGatewayHttpResolver(
         strip_prefixes=[prefix], enable_validation=True, response_validation_error_http_code=500
     )
+
+    def described() -> Any:
+        return documented() if documented is not None else app
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
@@ -158,11 +166,12 @@ def build_app(*, routers: Iterable[Any] = (), prefix: str = PREFIX) -> Any:
 
     @app.get("/openapi.json", include_in_schema=False)
     def _openapi():
-        return Response(200, content_types.APPLICATION_JSON, json.dumps(openapi_document(app, prefix)))
+        document = openapi_document(described(), prefix)
+        return Response(200, content_types.APPLICATION_JSON, json.dumps(document))
 
     @app.get("/docs", include_in_schema=False)
     def _docs():
-        return Response(200, "text/html; charset=utf-8", swagger_page(app, prefix))
+        return Response(200, "text/html; charset=utf-8", swagger_page(described(), prefix))
 
     for router in routers:
         app.include_router(router)
@@ -201,9 +210,16 @@ def route_path(event: dict[str, Any]) -> str:
     return path[len(PREFIX) :] or "/" if path.startswith(PREFIX) else path
 
 
-def resolve(app: Any, event: dict[str, Any], context: Any, authenticate: Callable[[str | None], Any]) -> Any:
+def resolve(
+    app: Any,
+    event: dict[str, Any],
+    context: Any,
+    authenticate: Callable[[str | None], Any],
+    mount: Callable[[str], None] | None = None,
+) -> Any:
     """Gate, then route: size limit, key, scope (before any validation, so an unauthenticated
-    caller learns nothing about a route), then Powertools resolves with the key on the context."""
+    caller learns nothing about a route), then Powertools resolves with the key on the context.
+    ``mount(path)`` mounts the routers serving the path, once the caller has passed the gate."""
     from huiliu.adminapi.auth import Forbidden, required_scope
 
     path = route_path(event)
@@ -224,6 +240,8 @@ def resolve(app: Any, event: dict[str, Any], context: Any, authenticate: Callabl
             check_body(body, bool(event.get("isBase64Encoded")))
     except HuiliuError as exc:
         return _raw(exc.status, exc.reason, exc.message)
+    if mount is not None:
+        mount(path)
     app.append_context(tenant_id=key.tenant_id, key_id=key.key_id, scope=key.scope)
     return app.resolve(event, context)
 
