@@ -818,6 +818,24 @@ def _index_entry(item: dict[str, Any] | None, hash_key: str, range_key: str | No
     return (json.dumps(item[hash_key]), json.dumps(item.get(range_key)) if range_key else None)
 
 
+def metered_runtime() -> Any:
+    """A started local runtime whose handlers log and emit EMF metric lines as in production (the
+    meter prices those bytes, at the prod log level; callers capture stdout). Only the local
+    runtime's and the emulator's own loggers are quieted (injected crashes and poison are counted
+    by the benches, not read from the log)."""
+    import logging
+    import os
+
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    for name in ("huiliu.local", "werkzeug", "moto", "botocore"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    from huiliu_infra.local.runtime import LocalRuntime
+
+    runtime = LocalRuntime(http_port=0, aws_port=0, write_state=False, quiet=True, endpoint=None)
+    runtime.start()
+    return runtime
+
+
 class _CountingStream:
     """Forwards to ``inner`` and counts what a handler writes: bytes and lines (log events)."""
 
