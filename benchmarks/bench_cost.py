@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import sys
 import time
 import uuid
@@ -271,17 +270,9 @@ IDENTITY_UNITS_TARGET = (1.0, 3.0)
 
 # -- running -------------------------------------------------------------------------------------------------
 def _runtime() -> Any:
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
-    import logging
+    from benchmarks.meter import metered_runtime
 
-    logging.disable(logging.WARNING)
-    from huiliu_infra.local.runtime import LocalRuntime
-
-    runtime = LocalRuntime(http_port=0, aws_port=0, write_state=False, quiet=True, endpoint=None)
-    runtime.start()
-    return runtime
+    return metered_runtime()
 
 
 def measure(workload: Workload, ctx: Ctx, meter: Meter, n: int) -> dict[str, Any]:

@@ -20,7 +20,9 @@ Sources:
   S3            https://aws.amazon.com/s3/pricing/                   (S3 Standard, first 50 TB)
   Data Firehose https://aws.amazon.com/firehose/pricing/             (Direct PUT, 5 KB steps per record)
   Secrets Mgr   https://aws.amazon.com/secrets-manager/pricing/
-  CloudWatch    https://aws.amazon.com/cloudwatch/pricing/           (Logs standard ingestion/storage)
+  CloudWatch    https://aws.amazon.com/cloudwatch/pricing/           (Logs standard ingestion/storage;
+                each log event is billed with 26 bytes of overhead)
+  X-Ray         https://aws.amazon.com/xray/pricing/                 ($5.00 per million traces recorded)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ PRICES: dict[str, float] = {
     "secretsmanager.api_call": 0.05 / 10_000,
     "logs.gb_ingested": 0.50,
     "logs.storage_gb_month": 0.03,
+    "xray.trace_recorded": 5.00 / 1e6,  # per trace recorded (retrievals/scans not priced: ops reads)
 }
 
 # Billing granularity the meter applies (bytes).
@@ -55,6 +58,13 @@ EVENTBRIDGE_CHUNK = 64 * 1024
 SNS_CHUNK = 64 * 1024
 APIGATEWAY_CHUNK = 512 * 1024
 FIREHOSE_RECORD_STEP = 5 * 1024
+LOG_EVENT_OVERHEAD = 26  # CloudWatch Logs: bytes billed per log event on top of its message
+# Lambda's platform lines per invocation when the function's system log level lets them through
+# (TEXT format, or JSON with SystemLogLevel INFO/DEBUG): START, END and REPORT (with its XRAY line).
+LAMBDA_PLATFORM_LOG_BYTES = 90 + 60 + 330
+# X-Ray's default sampling rule records the first request each second and 5 % of the rest: at the
+# rates a million events a month and more imply, about 5 % of invocations start a recorded trace.
+XRAY_SAMPLED_FRACTION = 0.05
 DYNAMODB_ITEM_OVERHEAD = 100  # storage bytes per item (and per index entry)
 GB = 1024**3
 

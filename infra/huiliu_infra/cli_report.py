@@ -170,7 +170,7 @@ def page(report: dict[str, Any]) -> str:
         for reason, n in (r.get("rejected_by_reason") or {}).items():
             refused[f"{r['connector']}: {reason}"] = refused.get(f"{r['connector']}: {reason}", 0) + n
     body.append(_bars(sorted(totals.items())))
-    body.append("<h3>Refused requests (4xx) per connector and reason</h3>")
+    body.append("<h3>Refused requests (4xx), and refused CSV import rows, per connector and reason</h3>")
     body.append(_bars(sorted(refused.items())))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -28,7 +28,7 @@ class IdentityStage:
             return out
         logger.append_keys(message_id=event.message_id)
         outcome = self.service.process(event)
-        logger.info(
+        logger.debug(  # the runner's "batch handled" line names the profile: one INFO line per batch
             "identity resolved",
             extra={"status": outcome.status, "profile_id": outcome.profile_id, "merged": outcome.merged},
         )

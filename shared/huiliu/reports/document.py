@@ -40,9 +40,15 @@ class IngestRow(BaseModel):
     day: str
     connector: str
     ingested: int = Field(description="events accepted (new, not duplicates)")
-    rejected: int = Field(default=0, description="requests refused with a 4xx/503 once the tenant was known")
+    rejected: int = Field(
+        default=0,
+        description="requests refused with a 4xx/503 once the tenant was known; for csv-import, rows "
+        "refused (and files refused as a whole)",
+    )
     rejected_by_reason: dict[str, int] = Field(
-        default_factory=dict, description="invalid_signature, invalid_payload, payload_too_large, ..."
+        default_factory=dict,
+        description="invalid_signature, invalid_payload, payload_too_large, ...; csv-import: "
+        "no_identifier, invalid_timestamp, column_count, ..., file_<reason>",
     )
 
 

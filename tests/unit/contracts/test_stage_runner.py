@@ -227,3 +227,37 @@ def test_a_stage_imported_again_shares_its_slot_so_configure_reaches_every_handl
             second({"rawPath": "/"}, None)
     finally:
         stage.configure("test-twice")
+
+
+def test_one_log_line_per_batch_names_every_event_its_correlation_and_profile(
+    wired: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from huiliu.observability import logger
+
+    handler, _, _ = wired
+    changed = _sample("identity/profile.changed.json")
+    second = dict(
+        changed,
+        detail={
+            **changed["detail"],
+            "event_id": "evt-second",
+            "correlation_id": "corr-second",
+            "profile_id": "p2",
+        },
+    )
+    level = logger.log_level
+    logger.setLevel("INFO")
+    capsys.readouterr()
+    try:
+        handler({"Records": [_record(changed, "1"), _record(second, "2")]}, CTX)
+    finally:
+        logger.setLevel(level)
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    info = [line for line in lines if line.get("level") == "INFO"]
+    assert [line["message"] for line in info] == ["batch handled"]
+    records = info[0]["records"]
+    assert [r["event_id"] for r in records] == [changed["detail"]["event_id"], "evt-second"]
+    assert records[1]["correlation_id"] == "corr-second"
+    assert [r["profiles"] for r in records] == [[changed["detail"]["profile_id"]], ["p2"]]
+    assert {tuple(r["published"]) for r in records} == {("segment.entered",)}

@@ -7,9 +7,12 @@ from huiliu_infra.local.provision import TEMPLATE
 
 from benchmarks import pricing
 from benchmarks.meter import (
+    _CountingStream,
     attributes_match,
+    function_logging,
     item_size,
     matches,
+    prod_log_level,
     read_units,
     template_rules,
     template_subscriptions,
@@ -66,7 +69,37 @@ def test_prices_have_a_date_and_every_item_the_meter_bills() -> None:
         "sns.request",
         "sqs.request",
         "firehose.gb_ingested",
+        "logs.gb_ingested",
+        "xray.trace_recorded",
     ):
         assert pricing.price(item) > 0
     assert pricing.price("sns.sqs_delivery") == 0  # SNS → SQS deliveries are free
     assert pricing.price("sns.request") < pricing.price("eventbridge.event")
+
+
+def test_logs_and_traces_are_priced_as_the_template_configures_them_for_prod() -> None:
+    template = cfn.load_template(TEMPLATE)
+    tracing, platform = function_logging(template, ["IngestFunction", "IdentityFunction"])
+
+    assert tracing == {"IngestFunction": True, "IdentityFunction": True}  # Globals: Tracing Active
+    # prod's SystemLogLevel WARN (JSON format) keeps START/END/REPORT out of the log group
+    assert platform == {"IngestFunction": False, "IdentityFunction": False}
+    assert prod_log_level(template) == "INFO"
+
+    template["Mappings"]["StageConfig"]["prod"]["SystemLogLevel"] = "INFO"
+    template["Resources"]["IdentityFunction"]["Properties"]["Tracing"] = "PassThrough"
+    tracing, platform = function_logging(template, ["IngestFunction", "IdentityFunction"])
+    assert tracing == {"IngestFunction": True, "IdentityFunction": False}
+    assert platform == {"IngestFunction": True, "IdentityFunction": True}
+
+
+def test_a_handlers_output_is_counted_in_bytes_and_log_events() -> None:
+    import io
+
+    inner = io.StringIO()
+    out = _CountingStream(inner)
+    out.write('{"level":"INFO","message":"ok"}\n')
+    out.write("é\n")
+
+    assert (out.bytes, out.lines) == (32 + 3, 2)
+    assert inner.getvalue().endswith("é\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from huiliu.bus import OutgoingEvent, PartialPublishFailed, Publisher
 from huiliu.connectors.limits import check_event
 from huiliu.errors import BadRequest, HuiliuError
 from huiliu.ingest.idempotency import DedupeStore
+from huiliu.ingest.importer.counting import ImportCounts
 from huiliu.ingest.importer.mapping import MAX_FIELD_BYTES, MAX_REPORTED_REJECTIONS, ImportMapping
 from huiliu.ingest.importer.reading import LineReader
 from huiliu.ingest.importer.storage import (
@@ -72,6 +73,7 @@ class _Job:
     line: int = 0
     fieldnames: list[str] = field(default_factory=list)
     checkpointed: bool = False
+    counts: ImportCounts | None = None  # the report's ingestion counts (None: not configured)
 
 
 class CsvImporter:
@@ -85,8 +87,11 @@ class CsvImporter:
         clock: Any | None = None,
         chunk_size: int = 100,
         reserve_ms: int = 60_000,
+        counts: Callable[[Sequence[OutgoingEvent]], Any] | None = None,
     ) -> None:
         self.store = store
+        # publishes ``ingest.counted`` to the reports stage (huiliu.ingest.importer.counting)
+        self.counts = counts
         self.directory = directory
         self.dedupe = dedupe
         self.publisher = publisher
@@ -122,6 +127,7 @@ class CsvImporter:
         report.tenant_id = tenant_id
         progress = self._progress(bucket, key) if tenant_id else None
         job: _Job | None = None
+        counts: ImportCounts | None = None
         if resume_only and progress is None:
             logger.info("continuation without a checkpoint: already finished", extra={"key": key})
             report.status = "skipped"
@@ -144,12 +150,17 @@ class CsvImporter:
             if progress is not None:
                 self._restore(report, progress)
             file_id = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:16]
+            if self.counts is not None:
+                start = int(progress.get("line") or 0) if progress else 0
+                counts = ImportCounts(
+                    self.counts, tenant=tenant_id, file_id=file_id, now=now, start_line=start
+                )
             translator = RowTranslator(
                 mapping, tenant_id, settings.default_region, settings.timezone, file_id, key, now
             )
             offset = int(progress["offset"]) if progress and progress.get("offset") is not None else 0
             lines = LineReader(chunks, mapping.encoding, offset)
-            job = _Job(bucket, key, etag, lines, progress, remaining_ms)
+            job = _Job(bucket, key, etag, lines, progress, remaining_ms, counts=counts)
             finished = self._rows(job, mapping, translator, report, now)
             if not finished:
                 report.status = "in_progress"
@@ -159,10 +170,15 @@ class CsvImporter:
                 return report
         except HuiliuError as exc:
             report.error = exc.reason if exc.status != 404 else "unknown tenant"
+            counts = self._refused_file(counts, tenant_id, key, now, exc.reason, exc.status == 404)
         except (UnicodeDecodeError, LookupError) as exc:
             report.error = f"cannot decode the file: {exc}"[:300]
+            counts = self._refused_file(counts, tenant_id, key, now, "undecodable")
         except (csv.Error, ValueError) as exc:
             report.error = f"malformed CSV: {exc}"[:300]
+            counts = self._refused_file(counts, tenant_id, key, now, "malformed_csv")
+        if counts is not None:
+            counts.send(job.line if job is not None else 0)
         report.status = "complete"
         report.finished_at = self.clock().isoformat()
         self.store.write_json(bucket, report_key(key), report.as_dict())
@@ -172,6 +188,24 @@ class CsvImporter:
             "csv import finished", extra={k: v for k, v in report.as_dict().items() if k != "rejected"}
         )
         return report
+
+    def _refused_file(
+        self,
+        counts: ImportCounts | None,
+        tenant: str | None,
+        key: str,
+        now: datetime,
+        reason: str,
+        unknown_tenant: bool = False,
+    ) -> ImportCounts | None:
+        """A file refused as a whole counts one refusal under its reason (a known tenant only)."""
+        if self.counts is None or tenant is None or unknown_tenant:
+            return counts
+        if counts is None:  # refused before its rows were opened (not retried: one count per upload)
+            file_id = hashlib.sha256(f"{key}/refused/{now.isoformat()}".encode()).hexdigest()[:16]
+            counts = ImportCounts(self.counts, tenant=tenant, file_id=file_id, now=now)
+        counts.reject(f"file_{reason}")
+        return counts
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _progress(self, bucket: str, key: str) -> dict[str, Any] | None:
@@ -261,7 +295,7 @@ class CsvImporter:
             except csv.Error as exc:
                 if first_line > skip_to:
                     report.rows += 1
-                    report.reject(first_line, f"malformed CSV: {exc}")
+                    self._reject(job, report, first_line, "malformed_row", f"malformed CSV: {exc}")
                 continue
             job.line = base + reader.line_num
             if first_line <= skip_to:
@@ -272,22 +306,33 @@ class CsvImporter:
                 check_event(event)  # what the bus and DynamoDB can carry (docs/connectors.md, Bounds)
                 chunk.append(event)
             except HuiliuError as exc:
-                report.reject(first_line, f"{exc.reason}: {exc.message}"[:300])
+                self._reject(job, report, first_line, exc.reason, f"{exc.reason}: {exc.message}"[:300])
             except RowRejected as exc:
-                report.reject(first_line, exc.reason)
+                self._reject(job, report, first_line, exc.code, exc.reason)
             except (ValidationError, ValueError) as exc:
-                report.reject(first_line, f"invalid row: {str(exc).splitlines()[0][:200]}")
+                why = f"invalid row: {str(exc).splitlines()[0][:200]}"
+                self._reject(job, report, first_line, "invalid_row", why)
             if len(chunk) >= self.chunk_size:
-                self._flush(chunk, report, now)
+                self._flush(chunk, report, now, job)
                 chunk = []
+                if job.counts is not None:  # before the checkpoint: a redone chunk resends the same id
+                    job.counts.send(job.line)
                 self._checkpoint(job, report)
                 if job.remaining_ms is not None and job.remaining_ms() < self.reserve_ms:
                     return False
         if chunk:
-            self._flush(chunk, report, now)
+            self._flush(chunk, report, now, job)
         return True
 
-    def _flush(self, events: list[CanonicalEvent], report: ImportReport, now: datetime) -> None:
+    @staticmethod
+    def _reject(job: _Job, report: ImportReport, line: int, code: str, reason: str) -> None:
+        report.reject(line, reason)
+        if job.counts is not None:
+            job.counts.reject(code)
+
+    def _flush(
+        self, events: list[CanonicalEvent], report: ImportReport, now: datetime, job: _Job | None = None
+    ) -> None:
         by_key = {e.dedupe_key: e for e in events}
         claim = self.dedupe.claim(list(by_key), now)
         fresh = [by_key[k] for k in claim.new]
@@ -311,6 +356,8 @@ class CsvImporter:
         if claim.busy:
             raise RuntimeError(f"{len(claim.busy)} rows are being imported by another invocation; retry")
         report.accepted += len(fresh)
+        if job is not None and job.counts is not None:
+            job.counts.accept(len(fresh))
         report.duplicates += len(claim.done) + (len(events) - len(by_key))
 
 
@@ -331,4 +378,6 @@ def build_importer(settings: Any | None = None) -> CsvImporter:
         ),
         dedupe=DynamoDedupeStore(settings.idempotency_table),
         publisher=SqsPublisher(settings.identity_queue_url),
+        # the report's ingestion counts (ingest.counted on ReportsQueue), as ingest's connectors do
+        counts=SqsPublisher(settings.reports_queue_url).publish if settings.reports_queue_url else None,
     )

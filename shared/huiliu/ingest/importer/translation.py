@@ -14,9 +14,13 @@ from huiliu.models import CanonicalEvent, EventType, Identifier, Source
 
 
 class RowRejected(Exception):
-    def __init__(self, reason: str) -> None:
+    """A row that cannot become an event: ``reason`` for the file's report (line by line), ``code``
+    for the report's ingestion counts (rows refused per reason, huiliu.reports)."""
+
+    def __init__(self, reason: str, code: str = "invalid_row") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 class RowTranslator:
@@ -54,7 +58,7 @@ class RowTranslator:
 
     def translate(self, line: int, row: dict[str | None, Any]) -> CanonicalEvent:
         if None in row:
-            raise RowRejected("more values than header columns")
+            raise RowRejected("more values than header columns", "column_count")
         identifiers: list[Identifier] = []
         seen: set[tuple[str, str]] = set()
         problems: list[str] = []
@@ -64,7 +68,7 @@ class RowTranslator:
         extras: dict[str, Any] = {}
         for header, raw in row.items():
             if raw is None:
-                raise RowRejected("fewer values than header columns")
+                raise RowRejected("fewer values than header columns", "column_count")
             value = raw.strip()
             if not value:
                 continue
@@ -88,12 +92,12 @@ class RowTranslator:
                 extras[target[6:]] = value
         if not identifiers:
             detail = f" ({'; '.join(problems)})" if problems else ""
-            raise RowRejected(f"no valid identifier{detail}")
+            raise RowRejected(f"no valid identifier{detail}", "no_identifier")
         kind = (fields.get("type") or self.mapping.type).lower()
         if kind == "auto":
             kind = "track" if ("order_id" in fields or "event" in fields) else "identify"
         if kind not in ("identify", "track"):
-            raise RowRejected(f"type must be identify or track, not {kind!r}")
+            raise RowRejected(f"type must be identify or track, not {kind!r}", "invalid_type")
         timestamp = self.now
         if "timestamp" in fields:
             timestamp = self._time(fields["timestamp"])
@@ -112,7 +116,7 @@ class RowTranslator:
         if "revenue" in fields:
             revenue = money(fields["revenue"])
             if revenue is None:
-                raise RowRejected(f"revenue is not a number: {fields['revenue'][:40]!r}")
+                raise RowRejected(f"revenue is not a number: {fields['revenue'][:40]!r}", "invalid_revenue")
             props["revenue"] = revenue
         if "order_id" in fields:
             props["order_id"] = fields["order_id"]
@@ -121,7 +125,7 @@ class RowTranslator:
             props["currency"] = currency.upper()
         event = fields.get("event") or self.mapping.default_event
         if len(event) > 200:
-            raise RowRejected("event name longer than 200 characters")
+            raise RowRejected("event name longer than 200 characters", "invalid_event")
         return CanonicalEvent(type=EventType.TRACK, event=event, properties={**extras, **props}, **common)
 
     def _time(self, value: str) -> datetime:
@@ -129,9 +133,9 @@ class RowTranslator:
             try:
                 parsed = datetime.fromisoformat(value)
             except ValueError as exc:
-                raise RowRejected(f"timestamp is not a date: {value[:40]!r}") from exc
+                raise RowRejected(f"timestamp is not a date: {value[:40]!r}", "invalid_timestamp") from exc
             return parsed.replace(tzinfo=self.zone) if parsed.tzinfo is None else parsed
         try:
             return parse_timestamp(value)
         except BadRequest as exc:
-            raise RowRejected(f"timestamp is not a date: {value[:40]!r}") from exc
+            raise RowRejected(f"timestamp is not a date: {value[:40]!r}", "invalid_timestamp") from exc
