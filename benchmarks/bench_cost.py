@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import sys
 import time
 import uuid
@@ -271,19 +270,9 @@ IDENTITY_UNITS_TARGET = (1.0, 3.0)
 
 # -- running -------------------------------------------------------------------------------------------------
 def _runtime() -> Any:
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-    # The handlers log and emit EMF metric lines as in production (the meter prices those bytes as
-    # CloudWatch Logs ingestion, at the prod log level; stdout is captured below). Only the local
-    # runtime's and the emulator's own loggers are quieted.
-    import logging
+    from benchmarks.meter import metered_runtime
 
-    for name in ("huiliu.local", "werkzeug", "moto", "botocore"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    from huiliu_infra.local.runtime import LocalRuntime
-
-    runtime = LocalRuntime(http_port=0, aws_port=0, write_state=False, quiet=True, endpoint=None)
-    runtime.start()
-    return runtime
+    return metered_runtime()
 
 
 def measure(workload: Workload, ctx: Ctx, meter: Meter, n: int) -> dict[str, Any]:

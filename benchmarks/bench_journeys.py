@@ -78,8 +78,10 @@ def emulator() -> Any:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     host = "127.0.0.1"
+    # moto's server with the local runtime's emulator shims (huiliu_infra.local.moto_fast: PartiQL
+    # batch updates run as DynamoDB runs them), as `huiliu local` serves it.
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", host, "-p", str(port)],
+        [sys.executable, "-m", "huiliu_infra.local.moto_fast", "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -354,6 +356,15 @@ class FlakyRepo(JourneysRepository):
         super().save_enrollment(e, expected_rev=expected_rev, parked=parked)
         if self._roll():
             raise Crash("crashed after the commit, before the counters")
+
+    def save_enrollments(self, writes: Any) -> list[bool]:
+        """A batch request (up to 25 commits) crashes before it is sent, or after it was answered."""
+        if self._roll():
+            raise Crash("crashed after publishing, before the batch commit")
+        done = super().save_enrollments(writes)
+        if self._roll():
+            raise Crash("crashed after the batch commit, before the counters")
+        return done
 
 
 class RecordingPublisher:

@@ -135,17 +135,9 @@ class RunResult:
 
 # -- runtime and setup ------------------------------------------------------------------------------------
 def _runtime() -> Any:
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
-    import logging
+    from benchmarks.meter import metered_runtime
 
-    logging.disable(logging.ERROR)  # injected crashes and poison are logged by the runtime: counted below
-    from huiliu_infra.local.runtime import LocalRuntime
-
-    runtime = LocalRuntime(http_port=0, aws_port=0, write_state=False, quiet=True, endpoint=None)
-    runtime.start()
-    return runtime
+    return metered_runtime()
 
 
 def _cli(runtime: Any, *args: str) -> str:

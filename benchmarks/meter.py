@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import threading
 import time
@@ -613,6 +614,16 @@ class Meter:
                     else:
                         key = req["DeleteRequest"]["Key"]
                         writes.append((table, self._old(table, key), None, False, "DeleteItem"))
+        elif op == "BatchExecuteStatement":
+            # PartiQL writes (journeys commits its tick transitions this way): each UPDATE / DELETE
+            # statement is billed as the UpdateItem / DeleteItem it stands for (not transactional).
+            for statement in params.get("Statements", []):
+                target = _statement_target(statement, self._table_key)
+                if target is None:
+                    writes.append(("", None, None, False, "unpriced"))
+                    continue
+                table, key, kind = target
+                writes.append((table, self._old(table, key), key, False, kind))
         elif op == "TransactWriteItems":
             for entry in params.get("TransactItems", []):
                 ((kind, body),) = entry.items()
@@ -628,7 +639,6 @@ class Meter:
         self, stage: str, op: str, params: dict[str, Any], parsed: dict[str, Any], extra: Any, failed: bool
     ) -> None:
         rru = "dynamodb.read_request_unit"
-        wru = "dynamodb.write_request_unit"
         if op == "GetItem":
             size = item_size(parsed.get("Item"))
             self.ledger.add(
@@ -656,6 +666,20 @@ class Meter:
                     rru,
                     read_units(item_size(response.get("Item")), consistent=True, transactional=True),
                 )
+        elif op == "BatchExecuteStatement":
+            answers = parsed.get("Responses") or []
+            for n, (table, old, key, _transactional, kind) in enumerate((extra or {}).get("writes", [])):
+                if kind == "unpriced":
+                    continue
+                answer = answers[n] if n < len(answers) else {}
+                error = (answer.get("Error") or {}).get("Code")
+                if error and error != "ConditionalCheckFailed":
+                    continue  # throttled / not run: sent again, priced then
+                if error or failed:
+                    self._price_write(stage, table, old, old, kind, False, True)
+                else:
+                    new = None if kind == "DeleteItem" else self._old(table, key)
+                    self._price_write(stage, table, old, new, kind, False, False)
         elif op in ("PutItem", "DeleteItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems"):
             unprocessed = parsed.get("UnprocessedItems") or {}
             skip = {json.dumps(r, sort_keys=True, default=str) for reqs in unprocessed.values() for r in reqs}
@@ -668,31 +692,46 @@ class Meter:
                     continue
                 if kind == "UpdateItem" and not failed:
                     new = self._old(table, params["Key"])
-                if failed:
-                    size = item_size(old)
-                    new = old
-                elif kind in ("DeleteItem", "Delete", "ConditionCheck"):
-                    size = item_size(old)
-                else:
-                    size = max(item_size(old), item_size(new))
-                self.ledger.add(stage, "dynamodb", wru, write_units(size, transactional=transactional))
-                if kind == "ConditionCheck" or failed:
-                    continue
-                after = None if kind in ("DeleteItem", "Delete") else new
-                for hash_key, range_key, projection in self._index_keys(table):
-                    before_key = _index_entry(old, hash_key, range_key)
-                    after_key = _index_entry(after, hash_key, range_key)
-                    if before_key is None and after_key is None:
-                        continue
-                    carried = _carried(projection, hash_key, range_key, self._table_key(table))
-                    if before_key == after_key and (
-                        carried is not None and _pick(old, carried) == _pick(after, carried)
-                    ):
-                        continue  # same keys, nothing projected changed: the index is not written
-                    index_writes = 2 if (before_key and after_key and before_key != after_key) else 1
-                    entry = after or old
-                    size = item_size(entry if carried is None else _pick(entry, carried))
-                    self.ledger.add(stage, "dynamodb", wru, index_writes * write_units(size))
+                self._price_write(stage, table, old, new, kind, transactional, failed)
+
+    def _price_write(
+        self,
+        stage: str,
+        table: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+        kind: str,
+        transactional: bool,
+        failed: bool,
+    ) -> None:
+        """One item write: ceil(max(old, new) / 1 KB) units (a failed condition: the old size), plus
+        one write per global secondary index entry it adds, changes or removes."""
+        wru = "dynamodb.write_request_unit"
+        if failed:
+            size = item_size(old)
+            new = old
+        elif kind in ("DeleteItem", "Delete", "ConditionCheck"):
+            size = item_size(old)
+        else:
+            size = max(item_size(old), item_size(new))
+        self.ledger.add(stage, "dynamodb", wru, write_units(size, transactional=transactional))
+        if kind == "ConditionCheck" or failed:
+            return
+        after = None if kind in ("DeleteItem", "Delete") else new
+        for hash_key, range_key, projection in self._index_keys(table):
+            before_key = _index_entry(old, hash_key, range_key)
+            after_key = _index_entry(after, hash_key, range_key)
+            if before_key is None and after_key is None:
+                continue
+            carried = _carried(projection, hash_key, range_key, self._table_key(table))
+            if before_key == after_key and (
+                carried is not None and _pick(old, carried) == _pick(after, carried)
+            ):
+                continue  # same keys, nothing projected changed: the index is not written
+            index_writes = 2 if (before_key and after_key and before_key != after_key) else 1
+            entry = after or old
+            size = item_size(entry if carried is None else _pick(entry, carried))
+            self.ledger.add(stage, "dynamodb", wru, index_writes * write_units(size))
 
     # -- storage -----------------------------------------------------------------------------------
     def storage_bytes(self) -> dict[str, int]:
@@ -718,6 +757,37 @@ class Meter:
                 total += sum(o["Size"] for o in page.get("Contents", []))
             out[f"s3:{logical}"] = total
         return out
+
+
+_PARTIQL_WRITE = re.compile(
+    r'^\s*(UPDATE|DELETE\s+FROM)\s+"?([^"\s]+)"?\s+(?:.*?\s)?WHERE\s+(.*?)\s*$', re.IGNORECASE | re.DOTALL
+)
+_PARTIQL_EQUALS = re.compile(r'^\s*"?([A-Za-z_][A-Za-z0-9_]*)"?\s*=\s*\?\s*$')
+
+
+def _statement_target(statement: dict[str, Any], table_key: Any) -> tuple[str, dict[str, Any], str] | None:
+    """(table, key, UpdateItem|DeleteItem) of a parameterised PartiQL UPDATE / DELETE whose WHERE is
+    a conjunction of ``name = ?`` (the key among them); None for anything else."""
+    text = str(statement.get("Statement", ""))
+    found = _PARTIQL_WRITE.match(text)
+    if found is None:
+        return None
+    verb, table, where = found.group(1).upper(), found.group(2), found.group(3)
+    params = list(statement.get("Parameters") or [])
+    before_where = text[: found.start(3)].count("?")
+    names = []
+    for part in re.split(r"\s+AND\s+", where, flags=re.IGNORECASE):
+        equal = _PARTIQL_EQUALS.match(part)
+        if equal is None:
+            return None
+        names.append(equal.group(1))
+    if before_where + len(names) != len(params):
+        return None
+    values = dict(zip(names, params[before_where:], strict=True))
+    key = {k: values[k] for k in table_key(table) if k in values}
+    if len(key) != len(table_key(table)):
+        return None
+    return table, key, "UpdateItem" if verb == "UPDATE" else "DeleteItem"
 
 
 def _sns_entry_size(entry: dict[str, Any]) -> int:
@@ -746,6 +816,24 @@ def _index_entry(item: dict[str, Any] | None, hash_key: str, range_key: str | No
     if not item or hash_key not in item or (range_key and range_key not in item):
         return None
     return (json.dumps(item[hash_key]), json.dumps(item.get(range_key)) if range_key else None)
+
+
+def metered_runtime() -> Any:
+    """A started local runtime whose handlers log and emit EMF metric lines as in production (the
+    meter prices those bytes, at the prod log level; callers capture stdout). Only the local
+    runtime's and the emulator's own loggers are quieted (injected crashes and poison are counted
+    by the benches, not read from the log)."""
+    import logging
+    import os
+
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    for name in ("huiliu.local", "werkzeug", "moto", "botocore"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    from huiliu_infra.local.runtime import LocalRuntime
+
+    runtime = LocalRuntime(http_port=0, aws_port=0, write_state=False, quiet=True, endpoint=None)
+    runtime.start()
+    return runtime
 
 
 class _CountingStream:

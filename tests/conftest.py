@@ -59,9 +59,11 @@ def _aws_test_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """mock_aws with everything template.yaml declares provisioned, and its env vars set."""
+    from huiliu_infra.local import moto_fast
     from huiliu_infra.local.provision import provision
     from moto import mock_aws
 
+    moto_fast.install()  # the emulator as the local runtime runs it (PartiQL batch updates: moto_fast)
     with mock_aws():
         deployment = provision(region="ap-east-1")
         for key, value in deployment.shared_env().items():

@@ -22,6 +22,7 @@ from huiliu.clock import ManualClock
 from huiliu.journeys.examples import example_documents
 from huiliu.journeys.repository import JourneysRepository
 from huiliu.journeys.service import Definitions, JourneysService, JourneyTicker
+from huiliu_infra.local import moto_fast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -44,14 +45,25 @@ class FaultyRepo(JourneysRepository):
         super().__init__(table)
         self.before, self.after, self.calls = before, after, 0
 
-    def save_enrollment(self, e: Any, *, expected_rev: int | None, parked: str | None = None) -> None:
+    def _roll(self) -> int:
         self.calls += 1
-        n = self.calls
-        if n in self.before:
+        if self.calls in self.before:
             raise Crash("before commit")
+        return self.calls
+
+    def save_enrollment(self, e: Any, *, expected_rev: int | None, parked: str | None = None) -> None:
+        n = self._roll()
         super().save_enrollment(e, expected_rev=expected_rev, parked=parked)
         if n in self.after:
             raise Crash("after commit")
+
+    def save_enrollments(self, writes: Any) -> list[bool]:
+        """A batch request crashes before it is sent or after DynamoDB answered (all of it)."""
+        n = self._roll()
+        done = super().save_enrollments(writes)
+        if n in self.after:
+            raise Crash("after commit")
+        return done
 
 
 def _create_table() -> None:
@@ -93,6 +105,7 @@ step = st.one_of(
 def test_any_interleaving_of_faults_acts_exactly_once(
     plan: list[tuple[Any, ...]], crash_before: set[int], crash_after: set[int], buyers: set[int]
 ) -> None:
+    moto_fast.install()  # PartiQL batch updates as DynamoDB runs them (the emulator's shim)
     with mock_aws():
         _create_table()
         run(plan, crash_before, crash_after, buyers)

@@ -13,14 +13,27 @@ pipeline does:
   and deep-copies only the items the transaction writes — the only ones it can change — so a rollback
   restores exactly what moto's full copy would.
 
+* **DynamoDB ``BatchExecuteStatement``** — moto runs every PartiQL statement by turning *every item
+  of every table* into JSON first (O(table) per statement), and its UPDATE neither accepts more
+  than one ``SET``/``REMOVE`` clause nor reports a WHERE that matches no item. That is not what
+  DynamoDB does: an UPDATE statement is an UpdateItem on the key its WHERE names, conditional on
+  the rest of the WHERE, and a false condition is that statement's ``ConditionalCheckFailed``
+  (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-reference.update.html).
+  The statements of the form the journeys tick commits with (``UPDATE "t" SET "a"=? … REMOVE "b" …
+  WHERE "pk"=? AND "sk"=? AND "rev"=?``: top-level names, ``?`` parameters, equalities) are run here
+  that way, on the item itself; any other statement goes to moto as before. Emulator only: what
+  runs on AWS is the statement itself.
+
 Installed once per process by :meth:`LocalRuntime._start_aws` for the embedded server only (an
-external endpoint is its own affair).
+external endpoint is its own affair), by the ``deployed`` test fixture, and by the benchmarks'
+emulator (``python -m huiliu_infra.local.moto_fast``: moto's server with these installed).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import re
 import threading
 import types
 from collections import defaultdict
@@ -38,6 +51,7 @@ def install() -> None:
             return
         _cache_jsonpath()
         _light_transaction_backup()
+        _partiql_updates()
         _installed = True
 
 
@@ -117,3 +131,128 @@ def _backup(table: Any) -> Any:
             if held is not None:
                 snapshot.items[hash_value] = copy.deepcopy(held)
     return snapshot
+
+
+# -- PartiQL UPDATE statements, as DynamoDB runs them ---------------------------------------------
+_NAME = r'(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_]*))'
+_UPDATE = re.compile(
+    r"\s*UPDATE\s+" + _NAME + r"\s+(.*?)\s+WHERE\s+(.*?)\s*;?\s*$", re.IGNORECASE | re.DOTALL
+)
+_CLAUSE = re.compile(r"\s*(?:SET\s+" + _NAME + r"\s*=\s*\?|REMOVE\s+" + _NAME + r")\s*", re.IGNORECASE)
+_EQUALS = re.compile(r"\s*" + _NAME + r"\s*=\s*\?\s*$")
+_statement_lock = threading.Lock()  # the server answers on threads: check and write as one step
+
+
+def _name(match: re.Match[str], first: int) -> str:
+    return match.group(first) or match.group(first + 1)
+
+
+def _parse_update(statement: str) -> tuple[str, list[tuple[str, bool]], list[str]] | None:
+    """(table, [(name, is_set)], [where names]) of a simple UPDATE; None for anything else."""
+    found = _UPDATE.match(statement)
+    if found is None:
+        return None
+    table, body, where = _name(found, 1), found.group(3), found.group(4)
+    actions: list[tuple[str, bool]] = []
+    at = 0
+    while at < len(body):
+        clause = _CLAUSE.match(body, at)
+        if clause is None or clause.end() == at:
+            return None
+        if clause.group(1) or clause.group(2):
+            actions.append((_name(clause, 1), True))
+        else:
+            actions.append((_name(clause, 3), False))
+        at = clause.end()
+    conditions = []
+    for part in re.split(r"\s+AND\s+", where, flags=re.IGNORECASE):
+        equal = _EQUALS.match(part)
+        if equal is None:
+            return None
+        conditions.append(_name(equal, 1))
+    return (table, actions, conditions) if actions else None
+
+
+def _run_update(
+    backend: Any, parsed: tuple[str, list[tuple[str, bool]], list[str]], params: list[Any]
+) -> dict[str, Any]:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    table_name, actions, conditions = parsed
+    table = backend.tables.get(table_name)
+    if table is None:
+        return {"Error": {"Code": "ResourceNotFound", "Message": "Requested resource not found"}}
+    n_set = sum(1 for _, is_set in actions if is_set)
+    if len(params) != n_set + len(conditions):
+        return {
+            "Error": {
+                "Code": "ValidationError",
+                "Message": "Number of parameters in request and statement don't match.",
+            }
+        }
+    values, where = params[:n_set], dict(zip(conditions, params[n_set:], strict=True))
+    key_names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    if any(k not in where for k in key_names) or any(k in key_names for k, is_set in actions):
+        return {
+            "Error": {
+                "Code": "ValidationError",
+                "Message": "Where clause does not contain a mandatory equality on all key attributes",
+            }
+        }
+    hash_value = DynamoType(where[table.hash_key_attr])
+    range_value = DynamoType(where[table.range_key_attr]) if table.range_key_attr else None
+    with _statement_lock:
+        current = table.get_item(hash_value, range_value)
+        if current is None or any(
+            name not in current.attrs or current.attrs[name] != DynamoType(value)
+            for name, value in where.items()
+            if name not in key_names
+        ):
+            return {
+                "TableName": table_name,
+                "Error": {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"},
+            }
+        attrs = {name: value.to_json() for name, value in current.attrs.items()}
+        given = iter(values)
+        for name, is_set in actions:
+            if is_set:
+                attrs[name] = next(given)
+            else:
+                attrs.pop(name, None)
+        table.put_item(attrs, overwrite=True)
+    return {"TableName": table_name}
+
+
+def _partiql_updates() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.batch_execute_statement
+    if getattr(original, "_huiliu_updates", False):
+        return
+
+    @functools.wraps(original)
+    def batch_execute_statement(self: Any, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        parsed = [_parse_update(str(s.get("Statement", ""))) for s in statements]
+        if not all(parsed):
+            return original(self, statements)  # type: ignore[no-any-return]
+        return [
+            _run_update(self, p, list(s.get("Parameters") or []))
+            for p, s in zip(parsed, statements, strict=True)
+            if p is not None
+        ]
+
+    batch_execute_statement._huiliu_updates = True  # type: ignore[attr-defined]
+    DynamoDBBackend.batch_execute_statement = batch_execute_statement  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """moto's server with these speed-ups (the benchmarks' emulator): ``python -m
+    huiliu_infra.local.moto_fast -H 127.0.0.1 -p 5000``."""
+    from moto import server
+
+    install()
+    server.main(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -34,13 +34,41 @@ from boto3.dynamodb.types import Binary
 from huiliu.errors import ConditionFailed
 from huiliu.journeys.interpreter import Enrollment, ProfileView
 from huiliu.journeys.matching import stable_id
-from huiliu.storage.dynamo import DynamoRepository, deserialize, serialize, serialize_values
+from huiliu.storage.dynamo import (
+    DynamoRepository,
+    deserialize,
+    serialize,
+    serialize_value,
+    serialize_values,
+    unprocessed_backoff,
+)
 
 DUE_INDEX = "due"
 DEFAULT_SHARDS = 8
 PAUSED_PREFIX = "PAUSED#"
 GUARD_PREFIX = "G#"
 _ENROLLMENT_FIELDS = {f.name for f in fields(Enrollment)}
+# Every attribute an enrollment item may carry besides its key: a commit that replaces the item by
+# an UPDATE statement removes the ones its new state does not have (REMOVE of a missing one is a no-op).
+_ENROLLMENT_ATTRIBUTES = tuple(sorted(_ENROLLMENT_FIELDS | {"due_shard"}))
+# BatchExecuteStatement: at most 25 statements per request. Each statement succeeds or fails on its
+# own (not a transaction: billed as the single write it stands for, no 2x).
+STATEMENTS_PER_BATCH = 25
+# Per-statement error codes worth sending again (capacity, a transient failure, an item held by a
+# concurrent transaction); ConditionalCheckFailed is a lost race; anything else is a bug and raises.
+RETRYABLE_STATEMENT_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceeded",
+        "ThrottlingError",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "TransactionConflict",
+    }
+)
+
+
+class StatementFailed(RuntimeError):
+    """A statement of a batch failed for a reason that is neither a lost race nor transient."""
 
 
 def heads_pk(tenant: str) -> str:
@@ -286,6 +314,60 @@ class JourneysRepository(DynamoRepository):
             self.put(item, condition="attribute_not_exists(pk)")
         else:
             self.put(item, condition="rev = :r", values={":r": expected_rev})
+
+    def save_enrollments(self, writes: Sequence[tuple[Enrollment, int, str | None]]) -> list[bool]:
+        """Replace existing enrollments, each at exactly its expected revision: ``(enrollment,
+        expected_rev, parked)`` per write, 25 per ``BatchExecuteStatement`` request. Each write is a
+        PartiQL ``UPDATE … WHERE pk = ? AND sk = ? AND rev = ?`` — the same conditional write on the
+        version as :meth:`save_enrollment`, evaluated independently per statement (one lost race
+        neither fails nor blocks the others) and billed as the one write it is. Returns, per write,
+        True (committed) or False (the revision moved: ConditionalCheckFailed). Throttled or
+        transiently failed statements are sent again, alone; any other statement error raises."""
+        results = [False] * len(writes)
+        statements = [
+            (n, self._replace_statement(enrollment_item(e, self.shards, parked=parked), expected))
+            for n, (e, expected, parked) in enumerate(writes)
+        ]
+        for start in range(0, len(statements), STATEMENTS_PER_BATCH):
+            pending = statements[start : start + STATEMENTS_PER_BATCH]
+            attempt = 0
+            while pending:
+                resp = self.client.batch_execute_statement(
+                    Statements=[s for _, s in pending], ReturnConsumedCapacity="TOTAL"
+                )
+                self.stats.record("BatchExecuteStatement", "write", resp)
+                again = []
+                for (n, statement), answer in zip(pending, resp["Responses"], strict=True):
+                    error = answer.get("Error")
+                    if not error:
+                        results[n] = True
+                    elif error.get("Code") == "ConditionalCheckFailed":
+                        results[n] = False
+                    elif error.get("Code") in RETRYABLE_STATEMENT_ERRORS:
+                        again.append((n, statement))
+                    else:
+                        raise StatementFailed(f"{error.get('Code')}: {error.get('Message')}")
+                pending = again
+                if pending:
+                    attempt = unprocessed_backoff(attempt, "BatchExecuteStatement")
+        return results
+
+    def _replace_statement(self, item: dict[str, Any], expected_rev: int) -> dict[str, Any]:
+        """``item`` as one PartiQL UPDATE on its key, conditional on ``rev = expected_rev`` (and on
+        the item existing, as every PartiQL UPDATE is): SET each attribute it has, REMOVE the
+        enrollment attributes it does not."""
+        names = [k for k in item if k not in ("pk", "sk") and item[k] is not None]
+        removed = [k for k in _ENROLLMENT_ATTRIBUTES if k not in item or item[k] is None]
+        statement = " ".join(
+            [
+                f'UPDATE "{self.table_name}"',
+                *(f'SET "{k}"=?' for k in names),
+                *(f'REMOVE "{k}"' for k in removed),
+                'WHERE "pk"=? AND "sk"=? AND "rev"=?',
+            ]
+        )
+        values = [item[k] for k in names] + [item["pk"], item["sk"], expected_rev]
+        return {"Statement": statement, "Parameters": [serialize_value(v) for v in values]}
 
     def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         return {(i["pk"], i["sk"]): i for i in self.batch_get(keys, consistent=True)}

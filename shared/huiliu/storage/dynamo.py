@@ -61,6 +61,11 @@ def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _from_dynamo(_de.deserialize(v)) for k, v in item.items()}
 
 
+def serialize_value(value: Any) -> dict[str, Any]:
+    """One plain-python value as a DynamoDB AttributeValue (a PartiQL statement's parameter)."""
+    return dict(_ser.serialize(_to_dynamo(value)))
+
+
 def serialize_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(_to_dynamo(v)) for k, v in values.items()}
 

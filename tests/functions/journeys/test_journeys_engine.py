@@ -174,17 +174,22 @@ def test_overlapping_ticks_step_each_enrollment_once_with_one_action_id(engine: 
 def test_the_exactly_once_check_catches_a_step_committed_twice(engine: Engine, monkeypatch: Any) -> None:
     """Without the revision condition on the commit, overlapping ticks step enrollments twice — and
     the check above fails. (It proves the check can fail, not only that it passes.)"""
-    from huiliu.journeys.repository import JourneysRepository, enrollment_item
+    from huiliu.journeys.repository import JourneysRepository
 
-    real_save = JourneysRepository.save_enrollment
+    real_statement = JourneysRepository._replace_statement
 
-    def unconditional(self: Any, e: Any, *, expected_rev: Any, parked: Any = None) -> None:
-        self.put(enrollment_item(e, self.shards))
+    def unconditional(self: Any, item: Any, expected_rev: int) -> dict[str, Any]:
+        statement = real_statement(self, item, expected_rev)
+        assert statement["Statement"].endswith(' AND "rev"=?')
+        return {
+            "Statement": statement["Statement"].removesuffix(' AND "rev"=?'),
+            "Parameters": statement["Parameters"][:-1],
+        }
 
-    monkeypatch.setattr(JourneysRepository, "save_enrollment", unconditional)
+    monkeypatch.setattr(JourneysRepository, "_replace_statement", unconditional)
     people = [f"p-2000{i:02d}" for i in range(5)]
     committed, conflicts, ticks = overlapping_ticks(engine, people)
-    monkeypatch.setattr(JourneysRepository, "save_enrollment", real_save)
+    monkeypatch.setattr(JourneysRepository, "_replace_statement", real_statement)
     assert conflicts == 0
     with pytest.raises(AssertionError):
         assert_each_step_ran_once(engine, people, committed, ticks)
@@ -197,15 +202,15 @@ def test_a_crash_after_publishing_reruns_with_the_same_action_ids(engine: Engine
     engine.send("profile.changed", profile_changed("p-000007", 1, event="Signed Up", created=True))
     engine.clock.advance(timedelta(days=3))
     calls = {"n": 0}
-    real = engine.repo.save_enrollment
+    real = engine.repo.save_enrollments
 
-    def crash_once(*args: Any, **kwargs: Any) -> None:
+    def crash_once(*args: Any, **kwargs: Any) -> list[bool]:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("crash after publish, before commit")
-        real(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine.repo, "save_enrollment", crash_once)
+    monkeypatch.setattr(engine.repo, "save_enrollments", crash_once)
     with pytest.raises(RuntimeError):
         engine.ticker.tick(engine.clock.now())
     engine.ticker.tick(engine.clock.now())
@@ -272,10 +277,10 @@ def test_erasure_removes_the_person_from_journeys(engine: Engine) -> None:
 def test_a_conflicting_write_fails_the_record_for_redelivery(engine: Engine, monkeypatch: Any) -> None:
     engine.send("profile.changed", profile_changed("p-000014", 1, event="Signed Up", created=True))
 
-    def lose(*args: Any, **kwargs: Any) -> None:
-        raise ConditionFailed("lost race")
+    def lose(writes: Any) -> list[bool]:
+        return [False] * len(writes)  # every statement: ConditionalCheckFailed (a lost race)
 
-    monkeypatch.setattr(engine.repo, "save_enrollment", lose)
+    monkeypatch.setattr(engine.repo, "save_enrollments", lose)
     with pytest.raises(ConditionFailed):
         engine.send(
             "profile.changed",
