@@ -42,6 +42,7 @@ format: venv ## Apply ruff fixes and formatting
 
 validate: venv ## cfn-lint and sam validate --lint on template.yaml
 	@$(BIN)/cfn-lint template.yaml
+	@$(BIN)/cfn-lint infra/ses-forwarder.yaml
 	@$(BIN)/sam validate --lint --template template.yaml --region $(AWS_REGION) >/dev/null && echo "template.yaml: sam validate --lint OK"
 
 scan: venv ## checkov on template.yaml (own .checkov-venv); every check passes or is skipped in the template with a reason

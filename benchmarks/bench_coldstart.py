@@ -1,9 +1,12 @@
 """Cold start per function: import the handler module, build the clients it uses and, for the HTTP
 functions (admin, ops), serve a first typical request (``bench_coldstart_requests``), in a fresh
-interpreter, as a ratio to the floor (``import boto3`` plus one client) measured in the same run.
+interpreter, as a ratio to the function's floor measured in the same run: ``import boto3`` plus the
+clients the function's IAM policies allow (what any handler of that function must pay). The ratio
+to the one-client floor (``import boto3`` plus a DynamoDB client), which tables before 2026-11-27
+used, is shown beside it.
 
 Each sample is its own subprocess (a cold Lambda has an empty module cache). Every function
-sample is paired with a floor sample taken just before it; the reported ratio is the median of
+sample is paired with floor samples taken just before it; the reported ratio is the median of
 those paired ratios (a busy moment of the machine slows both sides of a pair). Lambda's environment is
 imitated (``LAMBDA_TASK_ROOT`` set) so Powertools behaves as deployed, with X-Ray SDK tracing off as
 the template's default (``BENCH_XRAY_SDK=1`` measures it on). The clients are those the function's
@@ -30,7 +33,8 @@ FLOOR_CODE = """
 import time
 t0 = time.{clock}()
 import boto3
-boto3.client("dynamodb", region_name="ap-east-1")
+for service in {services!r}:
+    boto3.client(service, region_name="ap-east-1")
 print(time.{clock}() - t0)
 """
 
@@ -70,14 +74,26 @@ _ACTION_SERVICES = {
 }
 
 
-def functions() -> dict[str, tuple[Path, list[str]]]:
-    """Each function's handler file and the AWS services its IAM policies allow (from the template)."""
+def _resources() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "infra"))
     from huiliu_infra import cfn
     from huiliu_infra.local.provision import TEMPLATE
 
-    translated = cfn.translate(cfn.load_template(TEMPLATE), {"Stage": "dev"}, "ap-east-1")
-    resources = translated["Resources"]
+    return dict(cfn.translate(cfn.load_template(TEMPLATE), {"Stage": "dev"}, "ap-east-1")["Resources"])
+
+
+def literal_env(logical: str) -> dict[str, str]:
+    """The function's environment variables the template sets to plain strings (its service name,
+    PYDANTIC_DISABLE_PLUGINS …): the sample runs with them, as the deployed function does."""
+    variables = _resources()[logical]["Properties"].get("Environment", {}).get("Variables", {})
+    return {name: value for name, value in variables.items() if isinstance(value, str)}
+
+
+def functions() -> dict[str, tuple[Path, list[str]]]:
+    """Each function's handler file and the AWS services its IAM policies allow (from the template)."""
+    from huiliu_infra import cfn
+
+    resources = _resources()
     out: dict[str, tuple[Path, list[str]]] = {}
     for logical, res in resources.items():
         if res["Type"] != "AWS::Lambda::Function":
@@ -104,7 +120,12 @@ def functions() -> dict[str, tuple[Path, list[str]]]:
 # building), and the machine running the bench is often shared, so wall time mostly measures the
 # neighbours. BENCH_CLOCK=wall measures wall time (process_time leaves out waiting on the network).
 CLOCK = "perf_counter" if os.environ.get("BENCH_CLOCK") == "wall" else "process_time"
-FLOOR = FLOOR_CODE.format(clock=CLOCK)
+ONE_CLIENT = ["dynamodb"]
+
+
+def floor_code(services: list[str]) -> str:
+    """The floor of a function: ``import boto3`` and the clients its policies allow, nothing else."""
+    return FLOOR_CODE.format(services=services, clock=CLOCK)
 
 
 def _env() -> dict[str, str]:
@@ -138,56 +159,91 @@ def _sample(code: str, env: dict[str, str]) -> tuple[float, float, float]:
     return (values[0], values[min(1, len(values) - 1)], values[-1])
 
 
-def function_code(name: str, path: Path, services: list[str]) -> str:
+def function_code(path: Path, services: list[str], event: dict[str, Any] | None) -> str:
     """The sample of one function: import its handler, build its clients, serve its first request."""
-    first = FIRST_REQUESTS.get(name)
-    event = json.dumps(first[0]) if first else None
-    return FUNCTION.format(path=str(path), services=services, event=event, clock=CLOCK)
+    return FUNCTION.format(
+        path=str(path), services=services, event=None if event is None else json.dumps(event), clock=CLOCK
+    )
+
+
+def cases(
+    only: list[str] | None = None,
+) -> dict[str, tuple[str, Path, list[str], dict[str, Any] | None, str]]:
+    """What is measured: (function, handler file, clients, first request, its label) per row; an HTTP
+    function has one row per first request in FIRST_REQUESTS, each a cold container of its own."""
+    out: dict[str, tuple[str, Path, list[str], dict[str, Any] | None, str]] = {}
+    for name, (path, services) in functions().items():
+        if only and name not in only:
+            continue
+        for event, label in FIRST_REQUESTS.get(name) or [(None, "")]:
+            out[f"{name} {label}".strip()] = (name, path, services, event, label)
+    return out
 
 
 def run(samples: int = 7, only: list[str] | None = None) -> list[dict[str, Any]]:
-    fns = {name: spec for name, spec in functions().items() if not only or name in only}
+    """One row per function (per first request): its cold start as a ratio to its floor (``import
+    boto3`` and the clients its policies allow) and, for comparison with earlier tables, to the
+    one-client floor."""
+    rows_to_measure = cases(only)
     with CannedAws() as aws:
         floor_env = _env()
-        env = {**floor_env, **canned_env(aws)}
-        codes = {name: function_code(name, path, services) for name, (path, services) in fns.items()}
-        times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in fns}
+        envs = {
+            key: {**floor_env, **literal_env(case[0]), **canned_env(aws)}
+            for key, case in rows_to_measure.items()
+        }
+        codes = {
+            key: function_code(path, services, event)
+            for key, (_, path, services, event, _) in rows_to_measure.items()
+        }
+        floors = {key: floor_code(case[2]) for key, case in rows_to_measure.items()}
+        one_client = floor_code(ONE_CLIENT)
         # Warm the OS page cache and .pyc files once, so every sample compares like with like.
-        _sample(FLOOR, floor_env)
-        for code in codes.values():
-            _sample(code, env)
-        floor_per_function: dict[str, list[tuple[float, float, float]]] = {name: [] for name in fns}
+        _sample(one_client, floor_env)
+        for key in rows_to_measure:
+            _sample(floors[key], floor_env)
+            _sample(codes[key], envs[key])
+        # Each round measures the floors and the function back to back: the ratios are taken per
+        # round (paired, so a slow moment of the machine slows all sides) and their medians reported.
+        times: dict[str, list[tuple[float, float, float]]] = {key: [] for key in rows_to_measure}
+        own: dict[str, list[float]] = {key: [] for key in rows_to_measure}
+        one: dict[str, list[float]] = {key: [] for key in rows_to_measure}
         for _ in range(samples):
-            for name in fns:
-                floor_per_function[name].append(_sample(FLOOR, floor_env))
-                times[name].append(_sample(codes[name], env))
-    floor = statistics.median(t[-1] for samples_ in floor_per_function.values() for t in samples_)
+            for key, (_name, _path, services, _event, _label) in rows_to_measure.items():
+                one[key].append(_sample(one_client, floor_env)[-1])
+                own_floor = one[key][-1] if services == ONE_CLIENT else _sample(floors[key], floor_env)[-1]
+                own[key].append(own_floor)
+                times[key].append(_sample(codes[key], envs[key]))
+    floor = statistics.median(t for samples_ in one.values() for t in samples_)
     rows = [
         {
             "function": "floor: import boto3 + 1 client",
             "import_ms": None,
             "clients_ms": round(floor * 1000, 1),
             "total_ms": round(floor * 1000, 1),
+            "floor_ms": round(floor * 1000, 1),
             "ratio": 1.0,
-            "clients": "dynamodb",
+            "ratio_one_client": 1.0,
+            "clients": ",".join(ONE_CLIENT),
             "first_request": "",
             "ok": True,
         }
     ]
-    for name, (_path, services) in fns.items():
-        # Each round measures the floor and every function back to back: the ratio is taken per
-        # round (paired, so a slow moment of the machine slows both) and its median reported.
-        paired = [fn[-1] / fl[-1] for fn, fl in zip(times[name], floor_per_function[name], strict=True)]
-        ratio = statistics.median(paired)
+    for key, (name, _path, services, _event, label) in rows_to_measure.items():
+        total = [t[-1] for t in times[key]]
+        ratio = statistics.median(fn / fl for fn, fl in zip(total, own[key], strict=True))
         rows.append(
             {
                 "function": name,
-                "import_ms": round(statistics.median(t[0] for t in times[name]) * 1000, 1),
-                "clients_ms": round(statistics.median(t[1] for t in times[name]) * 1000, 1),
-                "total_ms": round(statistics.median(t[2] for t in times[name]) * 1000, 1),
+                "import_ms": round(statistics.median(t[0] for t in times[key]) * 1000, 1),
+                "clients_ms": round(statistics.median(t[1] for t in times[key]) * 1000, 1),
+                "total_ms": round(statistics.median(total) * 1000, 1),
+                "floor_ms": round(statistics.median(own[key]) * 1000, 1),
                 "ratio": round(ratio, 2),
+                "ratio_one_client": round(
+                    statistics.median(fn / fl for fn, fl in zip(total, one[key], strict=True)), 2
+                ),
                 "clients": ",".join(services),
-                "first_request": FIRST_REQUESTS[name][1] if name in FIRST_REQUESTS else "",
+                "first_request": label,
                 "ok": ratio <= TARGET_RATIO,
             }
         )
@@ -196,8 +252,8 @@ def run(samples: int = 7, only: list[str] | None = None) -> list[dict[str, Any]]
 
 def table(rows: list[dict[str, Any]]) -> str:
     header = (
-        f"{'function':<28} {'import ms':>9} {'+clients':>9} {'+1st req':>9} {'x floor':>8} {'target':>7}"
-        "       clients / first request"
+        f"{'function':<28} {'import':>7} {'+clients':>8} {'+1st req':>8} {'floor':>6} {'x floor':>7} "
+        f"{'target':>6}      {'x 1-client':>10}  clients / first request"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -206,9 +262,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         request = f"{row['total_ms']:.1f}" if row["first_request"] else ""
         what = row["clients"] + (f" / {row['first_request']}" if row["first_request"] else "")
         lines.append(
-            f"{row['function']:<28} {imported:>9} {row['clients_ms']:>9.1f} {request:>9} "
-            f"{row['ratio']:>8.2f} "
-            f"{'≤' + str(TARGET_RATIO):>7} {verdict:>4}  {what}"
+            f"{row['function']:<28} {imported:>7} {row['clients_ms']:>8.1f} {request:>8} "
+            f"{row['floor_ms']:>6.1f} {row['ratio']:>7.2f} {'≤' + str(TARGET_RATIO):>6} {verdict:>4} "
+            f"{row['ratio_one_client']:>10.2f}  {what}"
         )
     return "\n".join(lines)
 

@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_replay,
         cli_report,
         cli_segments,
+        cli_ses,
         cli_templates,
         cli_tenants,
     )
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_dlq,
         cli_templates,
         cli_report,
+        cli_ses,
     ):
         module.register(sub)
     return parser

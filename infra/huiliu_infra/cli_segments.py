@@ -211,7 +211,7 @@ def format_why(answer: dict[str, Any]) -> str:
     def walk(node: dict[str, Any], depth: int) -> None:
         mark = "✓" if node["held"] else "✗"
         pad = "  " * depth
-        if "children" in node:
+        if node.get("children") is not None:  # the response model sends a leaf's children as null
             lines.append(f"{pad}{mark} {node['node']}")
             for child in node["children"]:
                 walk(child, depth + 1)

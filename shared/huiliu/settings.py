@@ -1,17 +1,33 @@
-"""Configuration as one pydantic settings model, validated once per process."""
+"""Configuration as one pydantic model read from the environment, validated once per process.
+
+A plain pydantic model whose field aliases are the variables' names, validated from ``os.environ``
+(:meth:`EnvModel.from_env`): importing pydantic-settings for this cost a cold start about 45 ms of
+CPU (its sources, dotenv, argparse), more than everything else the settings do (docs/cost.md).
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from typing import Any, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class Settings(BaseSettings):
+class EnvModel(BaseModel):
+    """Values read from the process environment: each field's alias is its variable's name (exact,
+    as the template sets them); variables the model does not name are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """The environment's values (``overrides``, by variable name, win)."""
+        return cls.model_validate({**os.environ, **overrides})
+
+
+class Settings(EnvModel):
     """Every value a function reads from its environment (template.yaml Globals / function env)."""
-
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     stage: str = Field(default="local", alias="HUILIU_STAGE")
     region: str = Field(default="ap-east-1", alias="AWS_REGION")
@@ -46,4 +62,4 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
-    return Settings()
+    return Settings.from_env()

@@ -35,14 +35,16 @@ def start(runtime: Any) -> FakeProviders:
         if "PUBLIC_API_URL" in spec.env:  # unsubscribe links point at this runtime's HTTP port
             spec.env["PUBLIC_API_URL"] = runtime.api_url
     settings = get_settings()
-    ses = aws.client("sesv2", region_name=NotifyEnv().ses_region)
+    ses = aws.client("sesv2", region_name=NotifyEnv.from_env().ses_region)
     ses.create_email_identity(EmailIdentity=DEMO_SENDER_DOMAIN)
     ses.create_configuration_set(ConfigurationSetName=DEMO_CONFIGURATION_SET)
     if runtime._moto is not None:  # embedded moto: SES event publishing emulated (local/ses_events.py)
         from huiliu_infra.local import ses_events
 
         ses_events.install(
-            ses_events.SesEventPublisher(runtime.deployment.region, NotifyEnv().ses_region, runtime.clock.now)
+            ses_events.SesEventPublisher(
+                runtime.deployment.region, NotifyEnv.from_env().ses_region, runtime.clock.now
+            )
         )
         stop = sink.stop
 
@@ -86,7 +88,7 @@ def sent(runtime: Any) -> list[dict[str, Any]]:
         from moto.sns.models import sns_backends
 
         region = runtime.deployment.region
-        for message in ses_backends[ACCOUNT][NotifyEnv().ses_region].sent_messages:
+        for message in ses_backends[ACCOUNT][NotifyEnv.from_env().ses_region].sent_messages:
             raw = getattr(message, "raw_data", None)
             if raw is None:
                 continue

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from huiliu.settings import EnvModel
 
 
-class NotifyEnv(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+class NotifyEnv(EnvModel):
+    """Notify's own variables (``NotifyEnv.from_env()``; constructed directly, the defaults)."""
 
     email_queue_url: str = Field(default="", alias="NOTIFY_EMAIL_QUEUE_URL")
     sms_queue_url: str = Field(default="", alias="NOTIFY_SMS_QUEUE_URL")
@@ -115,7 +116,7 @@ def build_service() -> Any:
     from huiliu.settings import get_settings
 
     settings = get_settings()
-    env = NotifyEnv()
+    env = NotifyEnv.from_env()
     repo = build_repository()
     tenants = build_tenants()
     return NotifyService(
@@ -137,4 +138,4 @@ def build_tick() -> Any:
     from huiliu import aws
     from huiliu.notify.delivery import DueTick
 
-    return DueTick(build_repository(), NotifyEnv().queue_urls(), lambda: aws.client("sqs"))
+    return DueTick(build_repository(), NotifyEnv.from_env().queue_urls(), lambda: aws.client("sqs"))
