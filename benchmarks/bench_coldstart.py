@@ -74,14 +74,26 @@ _ACTION_SERVICES = {
 }
 
 
-def functions() -> dict[str, tuple[Path, list[str]]]:
-    """Each function's handler file and the AWS services its IAM policies allow (from the template)."""
+def _resources() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "infra"))
     from huiliu_infra import cfn
     from huiliu_infra.local.provision import TEMPLATE
 
-    translated = cfn.translate(cfn.load_template(TEMPLATE), {"Stage": "dev"}, "ap-east-1")
-    resources = translated["Resources"]
+    return dict(cfn.translate(cfn.load_template(TEMPLATE), {"Stage": "dev"}, "ap-east-1")["Resources"])
+
+
+def literal_env(logical: str) -> dict[str, str]:
+    """The function's environment variables the template sets to plain strings (its service name,
+    PYDANTIC_DISABLE_PLUGINS …): the sample runs with them, as the deployed function does."""
+    variables = _resources()[logical]["Properties"].get("Environment", {}).get("Variables", {})
+    return {name: value for name, value in variables.items() if isinstance(value, str)}
+
+
+def functions() -> dict[str, tuple[Path, list[str]]]:
+    """Each function's handler file and the AWS services its IAM policies allow (from the template)."""
+    from huiliu_infra import cfn
+
+    resources = _resources()
     out: dict[str, tuple[Path, list[str]]] = {}
     for logical, res in resources.items():
         if res["Type"] != "AWS::Lambda::Function":
@@ -147,40 +159,60 @@ def _sample(code: str, env: dict[str, str]) -> tuple[float, float, float]:
     return (values[0], values[min(1, len(values) - 1)], values[-1])
 
 
-def function_code(name: str, path: Path, services: list[str]) -> str:
+def function_code(path: Path, services: list[str], event: dict[str, Any] | None) -> str:
     """The sample of one function: import its handler, build its clients, serve its first request."""
-    first = FIRST_REQUESTS.get(name)
-    event = json.dumps(first[0]) if first else None
-    return FUNCTION.format(path=str(path), services=services, event=event, clock=CLOCK)
+    return FUNCTION.format(
+        path=str(path), services=services, event=None if event is None else json.dumps(event), clock=CLOCK
+    )
+
+
+def cases(
+    only: list[str] | None = None,
+) -> dict[str, tuple[str, Path, list[str], dict[str, Any] | None, str]]:
+    """What is measured: (function, handler file, clients, first request, its label) per row; an HTTP
+    function has one row per first request in FIRST_REQUESTS, each a cold container of its own."""
+    out: dict[str, tuple[str, Path, list[str], dict[str, Any] | None, str]] = {}
+    for name, (path, services) in functions().items():
+        if only and name not in only:
+            continue
+        for event, label in FIRST_REQUESTS.get(name) or [(None, "")]:
+            out[f"{name} {label}".strip()] = (name, path, services, event, label)
+    return out
 
 
 def run(samples: int = 7, only: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per function: its cold start as a ratio to its floor (``import boto3`` and the
-    clients its policies allow) and, for comparison with earlier tables, to the one-client floor."""
-    fns = {name: spec for name, spec in functions().items() if not only or name in only}
+    """One row per function (per first request): its cold start as a ratio to its floor (``import
+    boto3`` and the clients its policies allow) and, for comparison with earlier tables, to the
+    one-client floor."""
+    rows_to_measure = cases(only)
     with CannedAws() as aws:
         floor_env = _env()
-        env = {**floor_env, **canned_env(aws)}
-        codes = {name: function_code(name, path, services) for name, (path, services) in fns.items()}
-        floors = {name: floor_code(services) for name, (_path, services) in fns.items()}
+        envs = {
+            key: {**floor_env, **literal_env(case[0]), **canned_env(aws)}
+            for key, case in rows_to_measure.items()
+        }
+        codes = {
+            key: function_code(path, services, event)
+            for key, (_, path, services, event, _) in rows_to_measure.items()
+        }
+        floors = {key: floor_code(case[2]) for key, case in rows_to_measure.items()}
         one_client = floor_code(ONE_CLIENT)
         # Warm the OS page cache and .pyc files once, so every sample compares like with like.
         _sample(one_client, floor_env)
-        for name in fns:
-            _sample(floors[name], floor_env)
-            _sample(codes[name], env)
+        for key in rows_to_measure:
+            _sample(floors[key], floor_env)
+            _sample(codes[key], envs[key])
         # Each round measures the floors and the function back to back: the ratios are taken per
         # round (paired, so a slow moment of the machine slows all sides) and their medians reported.
-        times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in fns}
-        own: dict[str, list[float]] = {name: [] for name in fns}
-        one: dict[str, list[float]] = {name: [] for name in fns}
+        times: dict[str, list[tuple[float, float, float]]] = {key: [] for key in rows_to_measure}
+        own: dict[str, list[float]] = {key: [] for key in rows_to_measure}
+        one: dict[str, list[float]] = {key: [] for key in rows_to_measure}
         for _ in range(samples):
-            for name, (_path, services) in fns.items():
-                one[name].append(_sample(one_client, floor_env)[-1])
-                own[name].append(
-                    one[name][-1] if services == ONE_CLIENT else _sample(floors[name], floor_env)[-1]
-                )
-                times[name].append(_sample(codes[name], env))
+            for key, (_name, _path, services, _event, _label) in rows_to_measure.items():
+                one[key].append(_sample(one_client, floor_env)[-1])
+                own_floor = one[key][-1] if services == ONE_CLIENT else _sample(floors[key], floor_env)[-1]
+                own[key].append(own_floor)
+                times[key].append(_sample(codes[key], envs[key]))
     floor = statistics.median(t for samples_ in one.values() for t in samples_)
     rows = [
         {
@@ -196,22 +228,22 @@ def run(samples: int = 7, only: list[str] | None = None) -> list[dict[str, Any]]
             "ok": True,
         }
     ]
-    for name, (_path, services) in fns.items():
-        total = [t[-1] for t in times[name]]
-        ratio = statistics.median(fn / fl for fn, fl in zip(total, own[name], strict=True))
+    for key, (name, _path, services, _event, label) in rows_to_measure.items():
+        total = [t[-1] for t in times[key]]
+        ratio = statistics.median(fn / fl for fn, fl in zip(total, own[key], strict=True))
         rows.append(
             {
                 "function": name,
-                "import_ms": round(statistics.median(t[0] for t in times[name]) * 1000, 1),
-                "clients_ms": round(statistics.median(t[1] for t in times[name]) * 1000, 1),
+                "import_ms": round(statistics.median(t[0] for t in times[key]) * 1000, 1),
+                "clients_ms": round(statistics.median(t[1] for t in times[key]) * 1000, 1),
                 "total_ms": round(statistics.median(total) * 1000, 1),
-                "floor_ms": round(statistics.median(own[name]) * 1000, 1),
+                "floor_ms": round(statistics.median(own[key]) * 1000, 1),
                 "ratio": round(ratio, 2),
                 "ratio_one_client": round(
-                    statistics.median(fn / fl for fn, fl in zip(total, one[name], strict=True)), 2
+                    statistics.median(fn / fl for fn, fl in zip(total, one[key], strict=True)), 2
                 ),
                 "clients": ",".join(services),
-                "first_request": FIRST_REQUESTS[name][1] if name in FIRST_REQUESTS else "",
+                "first_request": label,
                 "ok": ratio <= TARGET_RATIO,
             }
         )
