@@ -52,8 +52,10 @@ def http_event(
 class AdminClient:
     """Calls functions/admin/app.py's handler in process (moto behind it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, check_contract: bool = True) -> None:
         from huiliu.adminapi import routes_keys, routes_tenant, wiring
+
+        self.check_contract = check_contract
         from huiliu.identity import admin_routes
 
         wiring.reset()
@@ -71,4 +73,9 @@ class AdminClient:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        if self.check_contract and path.startswith("/admin/"):
+            # every answer of every admin test matches what /admin/openapi.json documents for it
+            from tests.functions.admin.openapi_contract import contract_of
+
+            contract_of(self.module).check(method, path, response["statusCode"], body)
         return Reply(response["statusCode"], body, raw, response.get("headers") or {})
