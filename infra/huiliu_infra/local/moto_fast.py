@@ -13,6 +13,23 @@ pipeline does:
   and deep-copies only the items the transaction writes — the only ones it can change — so a rollback
   restores exactly what moto's full copy would.
 
+* **JSON response serialisation** — for every member of every structure in a response (each
+  attribute value of each item: the ten members of ``AttributeValue``), moto's attribute picker
+  builds a context and recomputes the names the member may be stored under (six alias providers,
+  ``xform_name``), then tries each. For a plain ``dict`` those names depend only on the service,
+  the structure, the member and its shape — never on the values — so they are computed once and
+  looked up in the dict directly (same names, same order, same answer). A BatchGetItem of 100
+  journeys items cost ~100 ms of emulator CPU.
+* **DynamoDB item size check** — moto builds every item (each put, each projected query result)
+  attribute by attribute into a dict that re-sums the size of *all* attributes so far on each
+  insertion (O(attributes²) size walks per item) to refuse one over 400 KB. The sizes only grow
+  as distinct attributes are added, so the check on the finished item refuses exactly the same
+  items: it is done once.
+* **DynamoDB projections** — to project an item onto ``ProjectionExpression`` names, moto turns the
+  whole item into plain Python (a deep copy of every attribute), picks the names, and serialises
+  them back: per result of a keys-only Query, the cost of the full item. When every projected name
+  is a top-level attribute holding a string, binary, boolean or null, the picked attributes are
+  copied as they are (the same values; numbers, sets and documents still take moto's way).
 * **DynamoDB ``BatchExecuteStatement``** — moto runs every PartiQL statement by turning *every item
   of every table* into JSON first (O(table) per statement), and its UPDATE neither accepts more
   than one ``SET``/``REMOVE`` clause nor reports a WHERE that matches no item. That is not what
@@ -52,6 +69,9 @@ def install() -> None:
         _cache_jsonpath()
         _light_transaction_backup()
         _partiql_updates()
+        _cached_alias_keys()
+        _item_size_once()
+        _top_level_projection()
         _installed = True
 
 
@@ -243,6 +263,111 @@ def _partiql_updates() -> None:
 
     batch_execute_statement._huiliu_updates = True  # type: ignore[attr-defined]
     DynamoDBBackend.batch_execute_statement = batch_execute_statement  # type: ignore[method-assign]
+
+
+# -- JSON responses: each structure member's stored names computed once -----------------------------
+def _cached_alias_keys() -> None:
+    from moto.core import serialize
+
+    serializer = serialize.JSONSerializer  # JSON-protocol services (DynamoDB among them) only
+    if getattr(serializer.__dict__.get("_serialize_structure_member"), "_huiliu_cached", False):
+        return
+    original = serialize.ResponseSerializer._serialize_structure_member
+    names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    @functools.wraps(original)
+    def _serialize_structure_member(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        picker = self._value_picker
+        if (
+            type(value) is not dict
+            or type(picker) is not serialize.XFormedAttributePicker
+            or picker.response_transformers
+            or picker.alias_providers is not serialize.DEFAULT_ALIAS_PROVIDERS
+        ):
+            original(self, serialized, value, shape, key)
+            return
+        # A plain dict has no Meta (ExplicitAlias) and the class name "dict" (ClassPrefixAlias): the
+        # other providers read only the shape, its parent structure and the key — not the values.
+        parent = getattr(shape, "parent", None)
+        cache_key = (self.service_model.service_name, getattr(parent, "name", None), key, shape.name)
+        possible = names.get(cache_key)
+        if possible is None:
+            context = serialize.AttributePickerContext(
+                obj=value, key=key, shape=shape, operation_model=None, service_model=self.service_model
+            )
+            possible = names[cache_key] = tuple(picker.get_possible_keys(context))
+        member_value = None
+        for name in possible:
+            if "." in name:  # a path (moto's get_value walks it): not the fast case
+                original(self, serialized, value, shape, key)
+                return
+            if name in value:
+                member_value = value[name]
+                break
+        if member_value is not None:
+            self._serialize(serialized, member_value, shape, key)
+
+    _serialize_structure_member._huiliu_cached = True  # type: ignore[attr-defined]
+    serializer._serialize_structure_member = _serialize_structure_member  # type: ignore[attr-defined]
+
+
+# -- an item's 400 KB check, once per item -----------------------------------------------------------
+def _item_size_once() -> None:
+    from moto.dynamodb.models import dynamo_type
+
+    item_cls = dynamo_type.Item
+    original = item_cls.__init__
+    if getattr(original, "_huiliu_size_once", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        converted = {key: dynamo_type.DynamoType(value) for key, value in attrs.items()}
+        # moto's LimitedSizeDict raises when the running total (names + values) passes 405,000
+        # bytes at any insertion; with distinct names the running total only grows, so the total
+        # of the finished item decides the same.
+        total = sum(dynamo_type.bytesize(key) + value.size() for key, value in converted.items())
+        if total > 405000:
+            raise dynamo_type.ItemSizeTooLarge
+        self.attrs = dynamo_type.LimitedSizeDict(converted)  # its update() does not re-check
+
+    __init__._huiliu_size_once = True  # type: ignore[attr-defined]
+    item_cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+# -- projections onto top-level scalar attributes --------------------------------------------------------
+_PLAIN_TYPES = frozenset({"S", "B", "BOOL", "NULL"})
+
+
+def _top_level_projection() -> None:
+    from moto.dynamodb.models import dynamo_type
+
+    item_cls = dynamo_type.Item
+    original = item_cls.project
+    if getattr(original, "_huiliu_top_level", False):
+        return
+
+    @functools.wraps(original)
+    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+        names = []
+        for expression in projection_expressions:
+            if len(expression) != 1 or "[" in expression[0]:
+                return original(self, projection_expressions)
+            names.append(expression[0])
+        picked = {}
+        for name in names:
+            value = self.attrs.get(name)
+            if value is None:
+                continue  # absent: not in the projection (as moto's find_nested_key)
+            if value.type not in _PLAIN_TYPES:
+                return original(self, projection_expressions)
+            picked[name] = copy.deepcopy(value)
+        return item_cls(hash_key=self.hash_key, range_key=self.range_key, attrs=picked)
+
+    project._huiliu_top_level = True  # type: ignore[attr-defined]
+    item_cls.project = project  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> None:

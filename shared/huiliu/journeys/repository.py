@@ -162,6 +162,9 @@ def profile_from_item(profile_id: str, item: dict[str, Any] | None) -> ProfileVi
 
 
 class JourneysRepository(DynamoRepository):
+    # The tick's hot path: requests are built by this class, DynamoDB validates them anyway.
+    validate_requests = False
+
     def __init__(self, *args: Any, shards: int = DEFAULT_SHARDS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shards = shards

@@ -278,10 +278,13 @@ class Outcome:
 class Committer:
     """Publish actions, then commit each transition conditionally, then add funnel counters.
 
-    Commits of existing enrollments go 25 to a request (``BatchExecuteStatement``: one conditional
-    UPDATE per enrollment on its revision, each statement independent — a lost race fails only its
-    own statement); new enrollments are conditional puts (``attribute_not_exists``). With
-    ``workers`` > 1 the requests run on a small pool (the emulator's and DynamoDB's latency overlap)."""
+    Transitions go in chunks of up to 25: a chunk publishes its transitions' actions, then commits
+    them — existing enrollments in one ``BatchExecuteStatement`` (a conditional UPDATE per
+    enrollment on its revision; each statement independent, so a lost race fails only its own),
+    new ones as conditional puts (``attribute_not_exists``). A chunk commits nothing unless all its
+    actions are on the bus. With ``workers`` > 1 the chunks run on a small pool: their publish and
+    commit calls overlap instead of queueing one after another. Counters are added for whatever
+    committed, then the first failure (a publish that raised) is raised."""
 
     def __init__(self, repo: JourneysRepository, publisher: Publisher, workers: int = 1) -> None:
         self.repo = repo
@@ -290,48 +293,65 @@ class Committer:
 
     def commit(self, pending: Sequence[Pending], now: datetime, correlation: str | None = None) -> Outcome:
         out = Outcome()
-        events = [
-            action_event(a, p.transition.enrollment, p.profile, now, correlation)
-            for p in pending
-            for a in p.transition.actions
-        ]
-        if events:
-            self.publisher.publish(events)  # raises: nothing committed, the caller retries
-            out.published = len(events)
-
         for p in pending:
             p.transition.enrollment.rev = (p.expected or 0) + 1
         updates = [n for n, p in enumerate(pending) if p.expected is not None]
         creates = [n for n, p in enumerate(pending) if p.expected is None]
-        chunks = [updates[i : i + STATEMENTS_PER_BATCH] for i in range(0, len(updates), STATEMENTS_PER_BATCH)]
+        step = STATEMENTS_PER_BATCH
+        chunks = [updates[i : i + step] for i in range(0, len(updates), step)]
+        chunks += [creates[i : i + step] for i in range(0, len(creates), step)]
 
-        def save_chunk(chunk: list[int]) -> list[tuple[int, bool]]:
-            writes = [
-                (pending[n].transition.enrollment, int(pending[n].expected or 0), pending[n].parked)
+        def run(chunk: list[int]) -> tuple[int, list[tuple[int, bool]]]:
+            events = [
+                action_event(a, pending[n].transition.enrollment, pending[n].profile, now, correlation)
                 for n in chunk
+                for a in pending[n].transition.actions
             ]
-            return list(zip(chunk, self.repo.save_enrollments(writes), strict=True))
+            if events:
+                self.publisher.publish(events)  # raises: this chunk commits nothing, the caller retries
+            if pending[chunk[0]].expected is not None:
+                writes = [
+                    (pending[n].transition.enrollment, int(pending[n].expected or 0), pending[n].parked)
+                    for n in chunk
+                ]
+                return len(events), list(zip(chunk, self.repo.save_enrollments(writes), strict=True))
+            done = []
+            for n in chunk:
+                try:
+                    self.repo.save_enrollment(
+                        pending[n].transition.enrollment, expected_rev=None, parked=pending[n].parked
+                    )
+                    done.append((n, True))
+                except ConditionFailed:
+                    done.append((n, False))
+            return len(events), done
 
-        def create(n: int) -> list[tuple[int, bool]]:
-            p = pending[n]
+        def attempt(chunk: list[int]) -> tuple[int, list[tuple[int, bool]], BaseException | None]:
             try:
-                self.repo.save_enrollment(p.transition.enrollment, expected_rev=None, parked=p.parked)
-            except ConditionFailed:
-                return [(n, False)]
-            return [(n, True)]
+                published, done = run(chunk)
+            except Exception as exc:  # counted below: what committed still gets its counters
+                return 0, [], exc
+            return published, done, None
 
-        jobs: list[Callable[[], list[tuple[int, bool]]]] = [
-            *(lambda c=c: save_chunk(c) for c in chunks),
-            *(lambda n=n: create(n) for n in creates),
-        ]
-        if self.workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(min(self.workers, len(jobs))) as pool:
-                done = [r for rs in pool.map(lambda job: job(), jobs) for r in rs]
+        if self.workers > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(min(self.workers, len(chunks))) as pool:
+                results = list(pool.map(attempt, chunks))
         else:
-            done = [r for job in jobs for r in job()]
-        ok = dict(done)
+            results = []
+            for chunk in chunks:
+                results.append(attempt(chunk))
+                if results[-1][2] is not None:
+                    break  # in order, as before: nothing after a failed publish
+        ok: dict[int, bool] = {}
+        failure: BaseException | None = None
+        for published, done, error in results:
+            out.published += published
+            ok.update(done)
+            failure = failure or error
         for n, p in enumerate(pending):
-            if not ok.get(n):
+            if n not in ok:
+                continue  # its chunk failed before committing: not a conflict, the caller retries
+            if not ok[n]:
                 out.conflicts += 1
                 continue
             out.committed += 1
@@ -345,6 +365,8 @@ class Committer:
             self.repo.add_counters(tenant, journey_id, dict(counts))
         if out.new:
             self.repo.index_enrollments(out.new)
+        if failure is not None:
+            raise failure
         return out
 
 

@@ -142,6 +142,10 @@ class CallStats:
 class DynamoRepository:
     """Base class: subclasses add domain methods on top of these primitives."""
 
+    # Repositories on a hot path set this False: their client skips botocore's client-side parameter
+    # validation (huiliu.aws.client(validate=False)); requests are built here, not from input.
+    validate_requests = True
+
     def __init__(self, table_name: str, client: Any | None = None, stats: CallStats | None = None) -> None:
         self.table_name = table_name
         self._client = client
@@ -156,7 +160,7 @@ class DynamoRepository:
             return self._client
         from huiliu import aws
 
-        return aws.client("dynamodb")
+        return aws.client("dynamodb", validate=self.validate_requests)
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:

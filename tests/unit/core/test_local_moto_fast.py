@@ -177,3 +177,37 @@ def test_statements_outside_the_simple_form_go_to_moto(ddb: Any) -> None:
         ]
     )["Responses"]
     assert refused[0]["Error"]["Code"] == "ValidationError"  # the key is incomplete
+
+
+def test_an_item_over_400_kb_is_still_refused_and_one_under_is_kept(ddb: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    big = {"pk": {"S": "big"}, "sk": {"S": "E"}, **{f"a{n}": {"S": "x" * 100_000} for n in range(5)}}
+    with pytest.raises(ClientError, match="Item size has exceeded the maximum allowed size"):
+        ddb.put_item(TableName="with-range", Item=big)
+    fits = {"pk": {"S": "fits"}, "sk": {"S": "E"}, **{f"a{n}": {"S": "x" * 100_000} for n in range(3)}}
+    ddb.put_item(TableName="with-range", Item=fits)
+    assert _get(ddb, "with-range", pk="fits", sk="E") == fits
+
+
+def test_a_projection_onto_top_level_names_answers_as_moto_does(ddb: Any) -> None:
+    item = {
+        "pk": {"S": "a"},
+        "sk": {"S": "E"},
+        "s": {"S": "text"},
+        "b": {"B": b"\x00\xff"},
+        "t": {"BOOL": True},
+        "n": {"N": "12.50"},
+        "m": {"M": {"k": {"L": [{"S": "v"}]}}},
+    }
+    ddb.put_item(TableName="with-range", Item=item)
+
+    def projected(names: str) -> dict[str, Any]:
+        got = ddb.get_item(
+            TableName="with-range", Key={"pk": {"S": "a"}, "sk": {"S": "E"}}, ProjectionExpression=names
+        )
+        return dict(got["Item"])
+
+    assert projected("pk, s, b, t, absent") == {k: item[k] for k in ("pk", "s", "b", "t")}
+    assert projected("s, n, m") == {k: item[k] for k in ("s", "n", "m")}  # moto's own way (number, map)
+    assert projected("m.k[0]") == {"m": {"M": {"k": {"L": [{"S": "v"}]}}}}
