@@ -53,15 +53,12 @@ class AdminClient:
     """Calls functions/admin/app.py's handler in process (moto behind it)."""
 
     def __init__(self, *, check_contract: bool = True) -> None:
-        from huiliu.adminapi import routes_keys, routes_tenant, wiring
+        from huiliu import stage
+        from huiliu.adminapi.wiring import STAGE
 
         self.check_contract = check_contract
-        from huiliu.identity import admin_routes
 
-        wiring.reset()
-        admin_routes.configure()
-        routes_keys.configure()
-        routes_tenant.configure()
+        stage.configure(STAGE)  # a fresh admin slot: collaborators built on first use
         self.module = load_function("admin")
 
     def call(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> Reply:
