@@ -237,6 +237,25 @@ def drive_receipts(ctx: Ctx, n: int) -> int:
     return n
 
 
+CSV_ROWS_PER_REQUEST = 25  # one file of 25 x n rows (200 in a full run): the importer's chunks fill
+
+
+def drive_csv_import(ctx: Ctx, n: int) -> int:
+    """One customer file uploaded under imports/{tenant}/: the importer streams it to identity and
+    sends its ingestion counts (csv-import) to the reports stage, one message per 100-row chunk."""
+    from huiliu import aws
+
+    rows = n * CSV_ROWS_PER_REQUEST
+    lines = ["email,name,city"]
+    lines += [f"csv-{ctx.run}-{i}@example.com,Customer {i},Hangzhou" for i in range(rows)]
+    aws.client("s3").put_object(
+        Bucket=ctx.runtime.deployment.buckets["RawBucket"],
+        Key=f"imports/demo/cost-{ctx.run}-{uuid.uuid4().hex[:6]}.csv",
+        Body=("\n".join(lines) + "\n").encode(),
+    )
+    return rows
+
+
 WORKLOADS: list[Workload] = [
     Workload("segment track, known user", "single", drive_track_known, setup_known_users),
     Workload("segment identify, new user", "single", drive_identify_new),
@@ -249,6 +268,9 @@ WORKLOADS: list[Workload] = [
         setup_signup_journey,
     ),
     Workload("transactional email (admin API -> notify -> SES)", "single", drive_receipts, setup_receipts),
+    Workload(
+        f"CSV import, {CSV_ROWS_PER_REQUEST} x n rows in one file", "batch", drive_csv_import, requests=8
+    ),
     # last: its setup saves the example segments, which every later workload would then see
     Workload(
         "segment track order, 14 example segments",

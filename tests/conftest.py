@@ -4,22 +4,16 @@ template provisioned, and the local runtime for integration tests."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-ROUTER_MODULES = (
-    "huiliu.identity.admin_routes",
-    "huiliu.segments.admin_routes",
-    "huiliu.journeys.admin_routes",
-)
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL", "LOCALSTACK_ENDPOINT", "LOCALSTACK_HOSTNAME", "USE_LOCALSTACK")
 
 
 def _reset_process_caches() -> None:
-    from huiliu import aws
+    from huiliu import aws, stage
     from huiliu.adminapi import wiring as admin_wiring
     from huiliu.settings import get_settings
 
@@ -27,11 +21,7 @@ def _reset_process_caches() -> None:
     get_settings.cache_clear()
     # The admin API's authenticator and the routers' lazily built admins hold clients: one built
     # under moto must not serve a later local runtime (its calls would go to real AWS).
-    admin_wiring.reset()
-    for name in ROUTER_MODULES:
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "configure"):
-            module.configure()
+    stage.configure(admin_wiring.STAGE)
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from huiliu import stage
+from huiliu.adminapi import wiring
 from huiliu.adminapi.core import build_app, resolve
 from huiliu.adminapi.mount import ADMIN_ROUTERS, LazyRouters
 from huiliu.observability import bind_http_correlation, logger, metrics, tracer
+
+# The admin API's collaborators (key authenticator, each router's admin service, the publisher):
+# one stage slot, injected with stage.configure("admin", ...) like every stage (adminapi.wiring).
+stage.register(wiring.STAGE, wiring.AdminServices)
 
 # Routers are mounted when a request first needs them (huiliu.adminapi.mount: a cold start imports
 # only the route module it serves); /openapi.json and /docs describe every router.
@@ -22,9 +28,7 @@ routers: LazyRouters = LazyRouters(app, ADMIN_ROUTERS, build_app)
 
 
 def authenticate(authorization: str | None) -> Any:
-    from huiliu.adminapi.wiring import authenticator
-
-    key = authenticator().authenticate(authorization)
+    key = wiring.authenticator().authenticate(authorization)
     logger.append_keys(tenant_id=key.tenant_id, key_id=key.key_id)
     return key
 

@@ -99,7 +99,8 @@ def confirm(tenant: str) -> Response:
 def unsubscribe(tenant: str) -> Response:
     token = app.current_event.get_query_string_value("t")
     if not token and app.current_event.body:
-        token = (parse_qs(app.current_event.decoded_body).get("t") or [None])[0]
+        posted = parse_qs(app.current_event.decoded_body).get("t")
+        token = posted[0] if posted else None
     claim = _claim(tenant, token)
     if claim is None:
         return _page(400, "Invalid link", "<p>This unsubscribe link is not valid.</p>")
@@ -115,7 +116,9 @@ def unsubscribe(tenant: str) -> Response:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "Records" in event:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
         )
     return app.resolve(event, context)

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from huiliu import stage
+from huiliu.adminapi import wiring
 from huiliu.adminapi.core import build_app, iam_resolve
 from huiliu.adminapi.routes_ops import router as ops_router
 from huiliu.observability import bind_http_correlation, logger, metrics, tracer
+
+# The key service and authenticator on the admin API's stage slot (huiliu.adminapi.wiring).
+stage.register(wiring.STAGE, wiring.AdminServices)
 
 app = build_app(routers=[ops_router], prefix="/ops")
 

@@ -43,8 +43,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
 from huiliu.bus import OutgoingEvent, PartialPublishFailed, Publisher
 from huiliu.observability import bind_correlation, logger, metrics, tracer
 
@@ -165,6 +163,16 @@ def reset_all() -> None:
         state.seen.clear()
 
 
+def slot(stage: str, build: Callable[[], Any]) -> _Stage:
+    """A stage's slot as a library module finds it: created (with ``build``) if no handler or test
+    made it yet, otherwise left as it is, so a :func:`configure` made before the module was first
+    imported (the admin app imports its routers on their first request) still holds."""
+    state = _STAGES.setdefault(stage, _Stage(stage, build))
+    if state.build is None:
+        state.build = build
+    return state
+
+
 def register(stage: str, build: Callable[[], Any]) -> _Stage:
     """A stage's collaborator slot for a handler that is not a bus consumer (the CSV importer):
     built on first use, injected with :func:`configure`, like every other stage's service."""
@@ -216,6 +224,10 @@ def queue_handler(stage: str, build: Callable[[], StageService] | None = None) -
 
     Called when the handler module is imported — a new container: it starts with no service, no
     publisher and no memory of events (a local runtime that re-imports handlers gets fresh ones)."""
+    # Imported here, not with the module: Powertools' batch utilities load its parser models (~50 ms
+    # of a cold start) and the admin API, which uses only the slots, has no batch to process.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     state = _fresh_slot(stage, build)
     processor = BatchProcessor(event_type=EventType.SQS)
     # What this invocation's records returned, published together after the batch.

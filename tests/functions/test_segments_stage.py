@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from huiliu import stage
+from huiliu.adminapi.wiring import STAGE, AdminServices
 from huiliu.bus import MemoryPublisher, OutgoingEvent
 from huiliu.clock import ManualClock
 from huiliu.contracts import ProfileChanged, ReplayRequested, SegmentEntered
 from huiliu.identity.replay import replay_page
 from huiliu.identity.repository import IdentityRepository
 from huiliu.identity.service import IdentityService
-from huiliu.segments import admin_routes
 from huiliu.segments.admin import SegmentsAdmin
 from huiliu.segments.repository import DynamoSegmentsStore, iso_of
 from huiliu.segments.service import SegmentsService
@@ -267,8 +267,10 @@ def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: 
         aws.client("s3").put_object(Bucket=settings.raw_bucket, Key=key, Body=body)
         return f"s3://{settings.raw_bucket}/{key}"
 
-    admin_routes.configure(
-        admin=SegmentsAdmin(world.store, clock=world.clock, export_writer=writer), publisher=publisher
+    stage.configure(
+        STAGE,
+        service=AdminServices(segments=SegmentsAdmin(world.store, clock=world.clock, export_writer=writer)),
+        publisher=publisher,
     )
     try:
 
@@ -277,7 +279,7 @@ def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: 
         ) -> tuple[int, Any]:
             answer = app.handler(_admin_event(method, path, body, query), _Ctx())
             status, body = answer["statusCode"], json.loads(answer["body"])
-            contract_of(app.app).check(method, path, status, body)  # the documented shape, exactly
+            contract_of(app).check(method, path, status, body)  # the documented shape, exactly
             return status, body
 
         bad = {
@@ -334,20 +336,24 @@ def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: 
         status, body = call("DELETE", "/admin/segments/ghost")
         assert status == 404
     finally:
-        admin_routes.configure()
+        stage.configure(STAGE)
 
 
 def test_one_definition_routes_for_huiliu_apply(world: Any) -> None:
     settings = get_settings()
     TenantRepository(settings.tenants_table).put_admin_key(hash_key(ADMIN_KEY, settings.hash_salt), TENANT)
     app = _admin_app()
-    admin_routes.configure(admin=SegmentsAdmin(world.store, clock=world.clock), publisher=MemoryPublisher())
+    stage.configure(
+        STAGE,
+        service=AdminServices(segments=SegmentsAdmin(world.store, clock=world.clock)),
+        publisher=MemoryPublisher(),
+    )
     try:
 
         def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
             answer = app.handler(_admin_event(method, path, body), _Ctx())
             status, body = answer["statusCode"], json.loads(answer["body"])
-            contract_of(app.app).check(method, path, status, body)  # the documented shape, exactly
+            contract_of(app).check(method, path, status, body)  # the documented shape, exactly
             return status, body
 
         status, body = call("POST", "/admin/segments/validate", {"definition": {**VIP, "colour": 1}})
@@ -363,7 +369,7 @@ def test_one_definition_routes_for_huiliu_apply(world: Any) -> None:
             openapi["paths"]
         )
     finally:
-        admin_routes.configure()
+        stage.configure(STAGE)
 
 
 def test_rfm_histograms_on_dynamodb_feed_the_breakpoints(world: Any) -> None:

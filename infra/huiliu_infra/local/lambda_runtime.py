@@ -65,18 +65,10 @@ def unload_handlers() -> None:
         for key in list(_modules):
             sys.modules.pop(key, None)
         _modules.clear()
-        # Shared library modules outlive the handlers: routers' lazily built ``_deps`` too.
-        for name, module in list(sys.modules.items()):
-            if name.startswith("huiliu.") and module is not None:
-                deps = getattr(module, "_deps", None)
-                if isinstance(deps, dict):
-                    deps.clear()
+        # The stage slots (every stage's services, the admin API's collaborators) outlive them.
         stage = sys.modules.get("huiliu.stage")
         if stage is not None:
             stage.reset_all()  # type: ignore[attr-defined]
-        admin_wiring = sys.modules.get("huiliu.adminapi.wiring")  # the admin key authenticator
-        if admin_wiring is not None:
-            admin_wiring.reset()  # type: ignore[attr-defined]
 
 
 def make_context(spec: FunctionSpec, region: str, account: str = "123456789012") -> LambdaContext:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
@@ -13,18 +13,9 @@ from huiliu.adminapi.keys import CreatedKey, CreateKeyBody, KeyList, KeyService,
 router = APIGatewayHttpRouter()
 TAGS = ["keys"]
 KeyId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
-_deps: dict[str, Any] = {}
-
-
-def configure(service: KeyService | None = None) -> None:
-    _deps.clear()
-    if service is not None:
-        _deps["service"] = service
 
 
 def _service() -> KeyService:
-    if "service" in _deps:
-        return _deps["service"]
     from huiliu.adminapi import wiring
 
     return wiring.key_service()

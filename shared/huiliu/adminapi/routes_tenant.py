@@ -23,7 +23,6 @@ from huiliu.tenants.models import Connector, SettingsFields, TenantSecrets, Tena
 
 router = APIGatewayHttpRouter()
 TAGS = ["tenant"]
-_deps: dict[str, Any] = {}
 
 
 class SettingsDocument(SettingsFields):
@@ -57,27 +56,22 @@ class ConnectorSecretsBody(BaseModel):
     )
 
 
-def configure(repo: Any = None, secrets_client: Any = None, secrets_prefix: str | None = None) -> None:
-    _deps.clear()
-    _deps.update(
-        {k: v for k, v in {"repo": repo, "client": secrets_client, "prefix": secrets_prefix}.items() if v}
-    )
-
-
 def _repo() -> Any:
-    if "repo" in _deps:
-        return _deps["repo"]
+    """The tenants repository on the admin slot (huiliu.adminapi.wiring: injected as ``tenants``,
+    else the key authenticator's)."""
     from huiliu.adminapi import wiring
 
-    return wiring.authenticator().repo
+    return wiring.services().get("tenants", lambda: wiring.authenticator().repo)
 
 
 def _secrets() -> tuple[Any, str]:
+    """The Secrets Manager client and the secrets' name prefix (injected as ``secrets`` and
+    ``secrets_prefix``, else the real client and the settings' prefix)."""
     from huiliu.adminapi import wiring
     from huiliu.settings import get_settings
 
-    client = _deps.get("client") or wiring.secrets_client()
-    return client, _deps.get("prefix") or get_settings().secrets_prefix
+    prefix = wiring.services().get("secrets_prefix", lambda: get_settings().secrets_prefix)
+    return wiring.secrets_client(), prefix
 
 
 def _settings(tenant: str) -> TenantSettings:

@@ -33,7 +33,6 @@ from huiliu.identity.admin_bodies import (
 )
 
 router = APIGatewayHttpRouter()
-_deps: dict[str, Any] = {}
 LOOKUP_KEYS = ("phone", "email", "user_id", "member_id", "anonymous_id", "wechat_openid", "wechat_unionid")
 MAX_LIMIT = 200
 TAGS = ["profiles"]
@@ -44,37 +43,24 @@ Value = Annotated[str | None, Query(min_length=1, max_length=256)]
 ProfileId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-def configure(admin: Any | None = None, publisher: Any | None = None) -> None:
-    """Inject a ProfileAdmin and a publisher (tests, local runtime); real ones are built lazily."""
-    _deps.clear()
-    if admin is not None:
-        _deps["admin"] = admin
-    if publisher is not None:
-        _deps["publisher"] = publisher
+def _build_admin() -> Any:
+    from huiliu.identity.admin import ProfileAdmin
+    from huiliu.identity.wiring import build_repository, tenant_settings_lookup
+
+    return ProfileAdmin(build_repository(), settings_for=tenant_settings_lookup())
 
 
 def _admin() -> Any:
-    from huiliu.settings import get_settings
+    """The ProfileAdmin on the admin slot (huiliu.adminapi.wiring: injected, else built on first use)."""
+    from huiliu.adminapi.wiring import services
 
-    if _deps.get("built_for") is not None and _deps["built_for"] is not get_settings():
-        _deps.clear()  # the environment changed (tests, CLI): rebuild with fresh clients
-    if "admin" not in _deps:
-        _deps["built_for"] = get_settings()
-        from huiliu.identity.admin import ProfileAdmin
-        from huiliu.identity.wiring import build_repository, tenant_settings_lookup
-
-        _deps["admin"] = ProfileAdmin(build_repository(), settings_for=tenant_settings_lookup())
-    return _deps["admin"]
+    return services().get("profiles", _build_admin)
 
 
 def _publish(events: list[Any]) -> None:
-    if not events:
-        return
-    if "publisher" not in _deps:
-        from huiliu.bus import bus_publisher
+    from huiliu.adminapi.wiring import publish
 
-        _deps["publisher"] = bus_publisher()
-    _deps["publisher"].publish(events)
+    publish(events)
 
 
 @router.get("/profiles/lookup", tags=TAGS, responses=ERRORS, summary="Find a person's 360 view")

@@ -31,7 +31,6 @@ from huiliu.journeys.admin_models import (
 )
 
 router = APIGatewayHttpRouter()
-_deps: dict[str, Any] = {}
 TAGS = ["journeys"]
 RESPONSES: Any = ERRORS  # documents 200 (the return type) and the shared error shape
 JourneyId = Annotated[str, Path(min_length=1, max_length=128, description="the journey's id")]
@@ -52,23 +51,20 @@ JourneyDocument = Annotated[
 ]
 
 
-def configure(admin: Any | None = None) -> None:
-    """Inject a JourneyAdmin (tests); the real one is built lazily."""
-    _deps.clear()
-    if admin is not None:
-        _deps["admin"] = admin
-
-
-def _admin() -> Any:
-    """The injected JourneyAdmin, else one per request: cheap (clients come from huiliu.aws's cache,
-    which follows the endpoint and settings of the moment), never one bound to a stale client."""
-    if "admin" in _deps:
-        return _deps["admin"]
+def _build_admin() -> Any:
     from huiliu.journeys.admin import JourneyAdmin
     from huiliu.journeys.catalog import build_catalog
     from huiliu.journeys.wiring import build_repository
 
     return JourneyAdmin(build_repository(), build_catalog)
+
+
+def _admin() -> Any:
+    """The JourneyAdmin on the admin slot (huiliu.adminapi.wiring: injected, else built on first use;
+    rebuilt with fresh clients when the settings change)."""
+    from huiliu.adminapi.wiring import services
+
+    return services().get("journeys", _build_admin)
 
 
 def _tenant() -> str:

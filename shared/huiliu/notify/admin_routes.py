@@ -26,7 +26,6 @@ from huiliu.adminapi.core import ERRORS
 from huiliu.errors import BadRequest, NotFound, Refused, Unauthorized
 
 router = APIGatewayHttpRouter()
-_deps: dict[str, Any] = {}
 TAGS = ["templates"]
 RESPONSES: Any = ERRORS  # documents 200 (the return type) and the shared error shape
 TemplateId = Annotated[str, Path(min_length=1, max_length=128, description="the template's id")]
@@ -123,30 +122,18 @@ class NotificationAccepted(BaseModel):
     event_id: str
 
 
-def configure(repo: Any | None = None, publisher: Any | None = None) -> None:
-    """Inject a TemplateRepository and a publisher (tests); real ones are built lazily."""
-    _deps.clear()
-    if repo is not None:
-        _deps["repo"] = repo
-    if publisher is not None:
-        _deps["publisher"] = publisher
+def _build_repo() -> Any:
+    from huiliu.notify.template_store import TemplateRepository
+    from huiliu.settings import get_settings
+
+    return TemplateRepository(get_settings().tenants_table)
 
 
 def _repo() -> Any:
-    if "repo" not in _deps:
-        from huiliu.notify.template_store import TemplateRepository
-        from huiliu.settings import get_settings
+    """The TemplateRepository on the admin slot (huiliu.adminapi.wiring: injected, else built)."""
+    from huiliu.adminapi.wiring import services
 
-        _deps["repo"] = TemplateRepository(get_settings().tenants_table)
-    return _deps["repo"]
-
-
-def _publisher() -> Any:
-    if "publisher" not in _deps:
-        from huiliu.bus import bus_publisher
-
-        _deps["publisher"] = bus_publisher()
-    return _deps["publisher"]
+    return services().get("templates", _build_repo)
 
 
 def _tenant() -> str:
@@ -278,5 +265,7 @@ def request_notification(request_body: NotificationBody) -> NotificationAccepted
         request = NotificationRequested.model_validate(payload)
     except ValidationError as exc:
         raise BadRequest(str(exc.errors()[0]["msg"]), reason="bad_body") from exc
-    _publisher().publish([request.outgoing("huiliu.admin")])
+    from huiliu.adminapi.wiring import publish
+
+    publish([request.outgoing("huiliu.admin")])
     return NotificationAccepted(requested=request.idempotency_key, event_id=request.event_id)

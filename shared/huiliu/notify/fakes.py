@@ -61,7 +61,7 @@ class FakeProviders:
     def url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeProviders:
         fake = self

@@ -364,7 +364,7 @@ class MessagesRepository(DynamoRepository):
         self.put({"pk": "DUE#CURSOR", "sk": "CURSOR", "hour": hour})
 
     def due_in_hour(self, hour: str, upto: datetime) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         hi = upto.astimezone(UTC).isoformat() + "~"
         for shard in range(DUE_SHARDS):
             out.extend(self.query_all(f"DUE#{hour}#{shard}", sk_between=("0", hi), consistent=True))

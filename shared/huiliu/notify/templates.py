@@ -157,7 +157,8 @@ def render(template: Template, context: dict[str, Any], locale: str) -> Rendered
 
 
 def sample_context(sample: dict[str, Any]) -> dict[str, Any]:
-    variables = sample.get("vars") if isinstance(sample.get("vars"), dict) else {}
+    given = sample.get("vars")
+    variables: dict[str, Any] = given if isinstance(given, dict) else {}
     base: dict[str, Any] = {
         **variables,
         "traits": {},

@@ -10,22 +10,20 @@ from huiliu.adminapi.core import ERRORS, tenant_of
 from huiliu.reports.document import ReportDocument, build
 
 router = APIGatewayHttpRouter()
-_deps: dict[str, Any] = {}
 
 
-def configure(repo: Any | None = None) -> None:
-    _deps.clear()
-    if repo is not None:
-        _deps["repo"] = repo
-
-
-def _repo() -> Any:
-    if "repo" in _deps:
-        return _deps["repo"]
+def _build_repo() -> Any:
     from huiliu.reports.repository import ReportsRepository
     from huiliu.settings import get_settings
 
     return ReportsRepository(get_settings().reports_table)
+
+
+def _repo() -> Any:
+    """The ReportsRepository on the admin slot (huiliu.adminapi.wiring: injected, else built)."""
+    from huiliu.adminapi.wiring import services
+
+    return services().get("reports", _build_repo)
 
 
 @router.get(

@@ -65,7 +65,11 @@ def _int(value: Any) -> int:
 
 
 def build(tenant: str, items: list[dict[str, Any]]) -> ReportDocument:
-    funnels, segments, days, months, ingest = [], {}, {}, {}, []
+    funnels: list[FunnelRow] = []
+    segments: dict[str, dict[str, Any]] = {}
+    days: dict[str, list[tuple[str, int]]] = {}  # segment -> (day, size)
+    months: dict[str, dict[str, Any]] = {}
+    ingest: list[IngestRow] = []
     for item in items:
         sk = str(item["sk"])
         kind, _, rest = sk.partition("#")
@@ -104,7 +108,7 @@ def build(tenant: str, items: list[dict[str, Any]]) -> ReportDocument:
     month_rows = []
     for period in sorted(months):
         item = months[period]
-        before = months.get(previous_month(period)) if period != "unknown" else None
+        previous = months.get(previous_month(period)) if period != "unknown" else None
         month_rows.append(
             MonthRow(
                 month=period,
@@ -114,8 +118,8 @@ def build(tenant: str, items: list[dict[str, Any]]) -> ReportDocument:
                 new_customers=_int(item.get("new_customers")),
                 returning_customers=_int(item.get("returning_customers")),
                 retained=_int(item.get("retained")),
-                repurchase_rate=rate(_int(item.get("retained")), _int(before.get("customers")))
-                if before
+                repurchase_rate=rate(_int(item.get("retained")), _int(previous.get("customers")))
+                if previous
                 else None,
             )
         )

@@ -42,7 +42,6 @@ from huiliu.segments.admin_models import (
 from huiliu.segments.builtin import TenantModels
 
 router = APIGatewayHttpRouter()
-_deps: dict[str, Any] = {}
 MAX_LIMIT = 1000
 TAGS = ["segments"]
 RESPONSES: Any = ERRORS  # documents 200 (the return type) and the shared error shape
@@ -78,15 +77,6 @@ ModelsDocument = Annotated[
 ]
 
 
-def configure(admin: Any | None = None, publisher: Any | None = None) -> None:
-    """Inject a SegmentsAdmin and a publisher (tests, local runtime); real ones are built lazily."""
-    _deps.clear()
-    if admin is not None:
-        _deps["admin"] = admin
-    if publisher is not None:
-        _deps["publisher"] = publisher
-
-
 def _s3_writer(key: str, body: bytes) -> str:
     from huiliu import aws
     from huiliu.settings import get_settings
@@ -97,29 +87,31 @@ def _s3_writer(key: str, body: bytes) -> str:
     return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
 
 
-def _admin() -> Any:
-    if "admin" not in _deps:
-        from huiliu.segments.admin import SegmentsAdmin
-        from huiliu.segments.wiring import build_store
+def _build_admin() -> Any:
+    from huiliu.segments.admin import SegmentsAdmin
+    from huiliu.segments.wiring import build_store
 
-        _deps["admin"] = SegmentsAdmin(build_store(), export_writer=_s3_writer)
-    return _deps["admin"]
+    return SegmentsAdmin(build_store(), export_writer=_s3_writer)
+
+
+def _admin() -> Any:
+    """The SegmentsAdmin on the admin slot (huiliu.adminapi.wiring: injected, else built on first use)."""
+    from huiliu.adminapi.wiring import services
+
+    return services().get("segments", _build_admin)
 
 
 def _publish(events: list[Any]) -> None:
     if not events:
         return
-    if "publisher" not in _deps:
-        from huiliu.bus import bus_publisher
-
-        _deps["publisher"] = bus_publisher()
+    from huiliu.adminapi.wiring import publish
     from huiliu.observability import logger
 
     correlation = logger.get_correlation_id()  # the admin request's: follow a backfill in the logs
     for event in events:
         if event.correlation_id is None and correlation:
             event.correlation_id = correlation
-    _deps["publisher"].publish([e.outgoing() for e in events])
+    publish(events)
 
 
 def _tenant() -> str:

@@ -77,9 +77,9 @@ class RfmModel(_Frozen):
     ``computed_at`` is when the breakpoints were last recomputed from the tenant's histograms.
     """
 
-    recency_days: list[float] = Field(default_factory=lambda: [30, 90, 180, 365])
-    frequency: list[float] = Field(default_factory=lambda: [1, 2, 3, 5])
-    monetary: list[float] = Field(default_factory=lambda: [100, 300, 1000, 3000])
+    recency_days: list[float] = Field(default_factory=lambda: [30.0, 90.0, 180.0, 365.0])
+    frequency: list[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0, 5.0])
+    monetary: list[float] = Field(default_factory=lambda: [100.0, 300.0, 1000.0, 3000.0])
     computed_at: str | None = None
     profiles: int = 0
 

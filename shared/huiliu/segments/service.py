@@ -245,12 +245,14 @@ class SegmentsService:
         state.last_event_id = ev.event_id
         # compact: "+" entered, "-" exited (the ids are derived again from the event on redelivery)
         state.outbox = [
-            ["+" if isinstance(e, SegmentEntered) else "-", e.segment_id, e.segment_version] for e in out
+            ["+" if isinstance(e, SegmentEntered) else "-", e.segment_id, e.segment_version]
+            for e in out
+            if isinstance(e, SegmentEntered | SegmentExited)
         ]
         self.store.commit(Commit(state, wv))  # one conditional PutItem, whatever changed
         self.metrics.writes += 1
-        for other in folded:
-            out = [*out, *self._end_state(other, "merge", ev, tombstone=None)]
+        for absorbed in folded:
+            out = [*out, *self._end_state(absorbed, "merge", ev, tombstone=None)]
         return out
 
     def _transitions(self, state: ProfileState, result: Any, ev: BusEvent, reason: str) -> list[BusEvent]:

@@ -52,14 +52,13 @@ def http_event(
 class AdminClient:
     """Calls functions/admin/app.py's handler in process (moto behind it)."""
 
-    def __init__(self) -> None:
-        from huiliu.adminapi import routes_keys, routes_tenant, wiring
-        from huiliu.identity import admin_routes
+    def __init__(self, *, check_contract: bool = True) -> None:
+        from huiliu import stage
+        from huiliu.adminapi.wiring import STAGE
 
-        wiring.reset()
-        admin_routes.configure()
-        routes_keys.configure()
-        routes_tenant.configure()
+        self.check_contract = check_contract
+
+        stage.configure(STAGE)  # a fresh admin slot: collaborators built on first use
         self.module = load_function("admin")
 
     def call(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> Reply:
@@ -71,4 +70,9 @@ class AdminClient:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        if self.check_contract and path.startswith("/admin/"):
+            # every answer of every admin test matches what /admin/openapi.json documents for it
+            from tests.functions.admin.openapi_contract import contract_of
+
+            contract_of(self.module).check(method, path, response["statusCode"], body)
         return Reply(response["statusCode"], body, raw, response.get("headers") or {})

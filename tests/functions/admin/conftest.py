@@ -53,10 +53,7 @@ def world(deployed: Any) -> Iterator[dict[str, Any]]:
             "secrets": created["connectors"],
         }
     yield out
-    from huiliu.adminapi import routes_keys, routes_tenant, wiring
-    from huiliu.identity import admin_routes
+    from huiliu import stage
+    from huiliu.adminapi.wiring import STAGE
 
-    admin_routes.configure()
-    routes_keys.configure()
-    routes_tenant.configure()
-    wiring.reset()
+    stage.configure(STAGE)

@@ -158,3 +158,25 @@ def test_each_router_serves_the_tenant_of_the_request_when_two_admin_apps_share_
     assert _call(first, "GET", "/admin/tenant", a).body["tenant"]["tenant_id"] == "shop-a"
     assert _call(second, "GET", "/admin/openapi.json").status == 200
     assert _call(first, "GET", "/admin/tenant", a).body["tenant"]["tenant_id"] == "shop-a"
+
+
+def test_the_handler_serves_with_the_collaborators_injected_on_the_admin_slot(world: dict[str, Any]) -> None:
+    from huiliu import stage
+    from huiliu.adminapi.wiring import STAGE, AdminServices
+
+    calls: list[str] = []
+
+    class Reports:
+        def items(self, tenant: str) -> list[dict[str, Any]]:
+            calls.append(tenant)
+            return []
+
+    module = _fresh_admin()  # a new container: the slot is registered empty on import
+    stage.configure(STAGE, service=AdminServices(reports=Reports()))
+    try:
+        reply = _call(module, "GET", "/admin/reports", world["shop-b"]["admin"])
+    finally:
+        stage.configure(STAGE)
+
+    assert reply.status == 200
+    assert calls == ["shop-b"]

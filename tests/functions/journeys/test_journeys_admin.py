@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from huiliu import stage
+from huiliu.adminapi.wiring import STAGE, AdminServices
 from huiliu.journeys import admin_routes
 from huiliu.journeys.admin import JourneyAdmin
 from huiliu.journeys.catalog import build_catalog
@@ -66,9 +68,9 @@ def world(deployed: Any) -> Any:
         {"pk": f"T#{TENANT}#SEG", "sk": "DEF#dormant_90_days", "version": 1}
     )
     repo = JourneysRepository(settings.journeys_table)
-    admin_routes.configure(JourneyAdmin(repo, build_catalog))
+    stage.configure(STAGE, service=AdminServices(journeys=JourneyAdmin(repo, build_catalog)))
     yield _app()
-    admin_routes.configure()
+    stage.configure(STAGE)
 
 
 def test_the_examples_apply_against_the_live_catalog_and_list(world: Any) -> None:

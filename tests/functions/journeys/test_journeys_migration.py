@@ -148,11 +148,12 @@ def test_a_wait_step_that_does_not_map_is_refused_with_its_path_and_nothing_is_p
 
 
 def test_the_admin_route_answers_400_with_the_migration_problems(engine: Engine) -> None:
-    from huiliu.journeys import admin_routes
+    from huiliu import stage
+    from huiliu.adminapi.wiring import STAGE, AdminServices
 
     from tests.functions.journeys.test_journeys_admin import _app, _call
 
-    admin_routes.configure(engine.admin)
+    stage.configure(STAGE, service=AdminServices(journeys=engine.admin))
     try:
         status, body = _call(
             _app(),
@@ -161,7 +162,7 @@ def test_the_admin_route_answers_400_with_the_migration_problems(engine: Engine)
             {**signup(), "steps": v2_steps(), "migrate": {"steps": {"wait-3d": "ghost"}}},
         )
     finally:
-        admin_routes.configure()
+        stage.configure(STAGE)
     assert status == 400
     assert body["code"] == "invalid_journey"
     assert body["problems"] == [

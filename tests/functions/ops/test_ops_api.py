@@ -25,11 +25,12 @@ def _call(method: str, path: str, *, iam: bool = True, body: Any = None) -> tupl
 
 @pytest.fixture
 def tenant(deployed: Any) -> str:
-    from huiliu.adminapi import wiring
+    from huiliu import stage
+    from huiliu.adminapi.wiring import STAGE
     from huiliu.settings import get_settings
     from huiliu_infra.cli_tenants import create_tenant
 
-    wiring.reset()
+    stage.configure(STAGE)
     settings = get_settings()
     create_tenant(
         "shop-o",

@@ -11,7 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from huiliu import stage
 from huiliu.adminapi.core import build_app, resolve
+from huiliu.adminapi.wiring import STAGE, AdminServices
 from huiliu.bus import MemoryPublisher
 from huiliu.clock import ManualClock
 from huiliu.errors import Unauthorized
@@ -80,7 +82,9 @@ class _Ctx:
 @pytest.fixture
 def world(repo: IdentityRepository, service: IdentityService, clock: ManualClock) -> Iterator[dict[str, Any]]:
     publisher = MemoryPublisher()
-    admin_routes.configure(admin=ProfileAdmin(repo, clock=clock), publisher=publisher)
+    stage.configure(
+        STAGE, service=AdminServices(profiles=ProfileAdmin(repo, clock=clock)), publisher=publisher
+    )
     older = service.process(make_event(("email", "li@x.cn"), traits={"name": "Li"}, name="Signed Up"))
     clock.advance(timedelta(minutes=1))
     newer = service.process(make_event(("phone", "13800138000"), name="Order Completed", minutes=5))
@@ -91,7 +95,7 @@ def world(repo: IdentityRepository, service: IdentityService, clock: ManualClock
         "survivor": older.profile_id,
         "absorbed": newer.profile_id,
     }
-    admin_routes.configure()
+    stage.configure(STAGE)
 
 
 def _call(app: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from huiliu.notify.channels.base import OutboundMessage, ProviderError, SendResult, http_json
+from huiliu.notify.channels.base import ErrorKind, OutboundMessage, ProviderError, SendResult, http_json
 
 SNS_TRANSIENT = {"ThrottledException", "Throttling", "ThrottlingException", "KMSThrottlingException"}
 
@@ -48,7 +48,7 @@ class SnsSmsSender:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
             if code in SNS_TRANSIENT:
                 raise ProviderError("transient", code, str(exc)) from exc
-            kind = "ambiguous" if status >= 500 else "permanent"
+            kind: ErrorKind = "ambiguous" if status >= 500 else "permanent"
             raise ProviderError(kind, code or f"http_{status}", str(exc)) from exc
         except ReadTimeoutError as exc:
             raise ProviderError("ambiguous", "timeout", str(exc)) from exc

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from huiliu.notify.channels.base import OutboundMessage, ProviderError, SendResult, http_json
+from huiliu.notify.channels.base import ErrorKind, OutboundMessage, ProviderError, SendResult, http_json
 
 TOKEN_INVALID = {40001, 40014, 42001}
 PERMANENT = {43004: "user_not_subscribed", 43101: "user_refused_subscription", 40003: "invalid_openid"}
@@ -97,7 +97,7 @@ class WeChatApi:
         status, reply = http_json("GET", f"{self.base_url}/cgi-bin/token?{query}", timeout=self.timeout)
         if status != 200 or not isinstance(reply, dict) or "access_token" not in reply:
             errcode = reply.get("errcode") if isinstance(reply, dict) else status
-            kind = "transient" if errcode in (-1, 45009) or status >= 500 else "permanent"
+            kind: ErrorKind = "transient" if errcode in (-1, 45009) or status >= 500 else "permanent"
             raise ProviderError(kind, f"token_{errcode}", str(reply)[:200])
         return str(reply["access_token"]), int(reply.get("expires_in", 7200))
 
