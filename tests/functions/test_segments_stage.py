@@ -279,7 +279,7 @@ def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: 
         ) -> tuple[int, Any]:
             answer = app.handler(_admin_event(method, path, body, query), _Ctx())
             status, body = answer["statusCode"], json.loads(answer["body"])
-            contract_of(app.app).check(method, path, status, body)  # the documented shape, exactly
+            contract_of(app).check(method, path, status, body)  # the documented shape, exactly
             return status, body
 
         bad = {
@@ -353,7 +353,7 @@ def test_one_definition_routes_for_huiliu_apply(world: Any) -> None:
         def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
             answer = app.handler(_admin_event(method, path, body), _Ctx())
             status, body = answer["statusCode"], json.loads(answer["body"])
-            contract_of(app.app).check(method, path, status, body)  # the documented shape, exactly
+            contract_of(app).check(method, path, status, body)  # the documented shape, exactly
             return status, body
 
         status, body = call("POST", "/admin/segments/validate", {"definition": {**VIP, "colour": 1}})

@@ -52,9 +52,11 @@ def http_event(
 class AdminClient:
     """Calls functions/admin/app.py's handler in process (moto behind it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, check_contract: bool = True) -> None:
         from huiliu import stage
         from huiliu.adminapi.wiring import STAGE
+
+        self.check_contract = check_contract
 
         stage.configure(STAGE)  # a fresh admin slot: collaborators built on first use
         self.module = load_function("admin")
@@ -68,4 +70,9 @@ class AdminClient:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        if self.check_contract and path.startswith("/admin/"):
+            # every answer of every admin test matches what /admin/openapi.json documents for it
+            from tests.functions.admin.openapi_contract import contract_of
+
+            contract_of(self.module).check(method, path, response["statusCode"], body)
         return Reply(response["statusCode"], body, raw, response.get("headers") or {})

@@ -93,13 +93,27 @@ class Contract:
         self.checked.append((method.upper(), template, status))
 
 
-_contracts: dict[int, tuple[Any, Contract]] = {}  # the resolver is held: its id is not reused
+_contracts: dict[int, tuple[Any, Contract]] = {}  # the target is held: its id is not reused
 
 
-def contract_of(app: Any) -> Contract:
-    """The contract of an admin resolver (its /admin/openapi.json), built once per resolver."""
+def documented_app(target: Any) -> Any:
+    """The resolver a function's OpenAPI document describes: a handler module whose routers mount
+    lazily (functions/admin/app.py: ``routers.document_app()``, every router), its ``app``, or a
+    resolver itself."""
+    routers = getattr(target, "routers", None)
+    if routers is not None and hasattr(routers, "document_app"):
+        return routers.document_app()
+    return getattr(target, "app", target)
+
+
+def document_of(target: Any, prefix: str = "/admin") -> dict[str, Any]:
     from huiliu.adminapi.core import openapi_document
 
-    if id(app) not in _contracts:
-        _contracts[id(app)] = (app, Contract(openapi_document(app)))
-    return _contracts[id(app)][1]
+    return openapi_document(documented_app(target), prefix)
+
+
+def contract_of(target: Any) -> Contract:
+    """The contract of a handler module or resolver (what its /admin/openapi.json says), built once."""
+    if id(target) not in _contracts:
+        _contracts[id(target)] = (target, Contract(document_of(target)))
+    return _contracts[id(target)][1]

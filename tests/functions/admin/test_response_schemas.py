@@ -14,13 +14,13 @@ import pytest
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from huiliu.adminapi.core import ERRORS, build_app, openapi_document
 
-from tests.functions.admin.openapi_contract import Contract, untyped_operations
+from tests.functions.admin.openapi_contract import Contract, document_of, untyped_operations
 from tests.functions.ingest.ingest_helpers import load_function
 
 
 @pytest.mark.parametrize(("function", "prefix"), [("admin", "/admin"), ("ops", "/ops")])
 def test_every_operation_answers_a_model_and_documents_its_errors(function: str, prefix: str) -> None:
-    doc = openapi_document(load_function(function).app, prefix)
+    doc = document_of(load_function(function), prefix)
 
     assert len(doc["paths"]) >= (25 if function == "admin" else 3)
     assert untyped_operations(doc) == []
@@ -48,8 +48,7 @@ def test_the_walk_flags_an_untyped_answer_and_a_missing_error_shape() -> None:
 
 
 def test_the_contract_check_refuses_an_answer_that_breaks_its_schema() -> None:
-    doc = openapi_document(load_function("admin").app)
-    contract = Contract(doc)
+    contract = Contract(document_of(load_function("admin")))
 
     contract.check("GET", "/admin/segments/vip/count", 200, {"id": "vip", "count": 3})
     contract.check("GET", "/admin/segments/models", 200, {"lifecycle": {}, "rfm": {}})
