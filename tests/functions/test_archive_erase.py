@@ -12,7 +12,7 @@ import pytest
 from huiliu.ingest.archive import FirehoseArchive, archive_key, decode_object
 from moto import mock_aws
 
-from tests.functions.ingest.ingest_helpers import LambdaContext, load_function
+from tests.lambda_support import LambdaContext, load_function, sqs_record
 
 BUCKET = "t-raw"
 AT = datetime(2026, 3, 1, 8, 30, 5, tzinfo=UTC)
@@ -72,7 +72,10 @@ def test_given_an_erasure_request_when_handled_then_no_version_of_any_object_hol
     }
 
     # When the erasure message is handled
-    result = app.handler({"Records": [_sqs_record(body)]}, LambdaContext(function_name="archive-erase"))
+    result = app.handler(
+        {"Records": [sqs_record(body, queue="erase", attempt=1)]},
+        LambdaContext(function_name="archive-erase"),
+    )
 
     # Then no current or older version holds the person's requests; the others stay readable
     assert result == {"batchItemFailures": []}
@@ -103,17 +106,3 @@ def test_given_records_of_one_window_when_read_for_replay_then_only_the_tenants_
     found = [ref for ref, _ in archive.records("acme", AT.replace(minute=0), AT.replace(minute=59))]
 
     assert found == [b, a]
-
-
-def _sqs_record(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "messageId": "m-1",
-        "receiptHandle": "r",
-        "body": json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:erase",
-        "awsRegion": "ap-east-1",
-    }

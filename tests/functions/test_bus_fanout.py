@@ -4,60 +4,23 @@ filter policies match — notify's contact queue only when the contact changed."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from huiliu.models import CanonicalEvent, DetailType
+from huiliu.models import CanonicalEvent
 from huiliu.stage import parse_record_body
 
-from tests.unit.identity.identity_helpers import TENANT, make_event
+from tests.lambda_support import LambdaContext, load_function_fresh, sqs_record
+from tests.unit.identity.identity_helpers import TENANT, ingested_body, make_event
 
 ROOT = Path(__file__).resolve().parents[2]
+_CTX = LambdaContext(function_name="identity", memory_limit_in_mb=512)
 FANOUT_QUEUES = ("SegmentsQueue", "JourneysQueue", "NotifyQueue", "ReportsQueue")
 
 
-class _Context:
-    function_name = "identity"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:identity"
-    aws_request_id = "req-1"
-
-
-def _identity_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("identity_app_fanout", ROOT / "functions/identity/app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _record(event: CanonicalEvent, n: int) -> dict[str, Any]:
-    body = json.dumps(
-        {
-            "version": "0",
-            "id": f"sqs-{n}",
-            "detail-type": DetailType.EVENT_INGESTED,
-            "source": "huiliu.ingest",
-            "time": "2026-03-01T08:00:00Z",
-            "resources": [],
-            "detail": event.model_dump(mode="json"),
-        }
-    )
-    return {
-        "messageId": f"m-{n}",
-        "receiptHandle": "rh",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "x",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:identity",
-        "awsRegion": "ap-east-1",
-    }
+    return sqs_record(ingested_body(event, f"sqs-{n}"), f"m-{n}", queue="identity", attempt=1)
 
 
 def _received(deployed: Any) -> dict[str, list[tuple[str, Any]]]:
@@ -83,11 +46,11 @@ def _types(received: dict[str, list[tuple[str, Any]]]) -> dict[str, list[str]]:
 
 
 def test_profile_changed_reaches_notify_only_when_the_contact_changed(deployed: Any) -> None:
-    handler = _identity_handler()
+    handler = load_function_fresh("identity", "identity_app_fanout")
     email = ("email", "fanout@example.com")
 
     # a new person: created, identifiers and traits — every consumer of contacts hears it
-    handler.handler({"Records": [_record(make_event(email, traits={"name": "Mei"}), 1)]}, _Context())
+    handler.handler({"Records": [_record(make_event(email, traits={"name": "Mei"}), 1)]}, _CTX)
     first = _received(deployed)
     assert _types(first) == {
         "SegmentsQueue": ["profile.changed"],
@@ -100,7 +63,7 @@ def test_profile_changed_reaches_notify_only_when_the_contact_changed(deployed: 
 
     # the same person views a product: only computed attributes change — notify is not bothered
     viewed = make_event(email, name="Product Viewed", minutes=5, properties={"product_id": "p1"})
-    handler.handler({"Records": [_record(viewed, 2)]}, _Context())
+    handler.handler({"Records": [_record(viewed, 2)]}, _CTX)
     second = _types(_received(deployed))
     assert second == {
         "SegmentsQueue": ["profile.changed"],
@@ -113,14 +76,14 @@ def test_profile_changed_reaches_notify_only_when_the_contact_changed(deployed: 
     order = make_event(
         email, name="Order Completed", minutes=10, properties={"order_id": "o1", "revenue": 9.9}
     )
-    handler.handler({"Records": [_record(order, 3)]}, _Context())
+    handler.handler({"Records": [_record(order, 3)]}, _CTX)
     third = _types(_received(deployed))
     assert third["ReportsQueue"] == ["profile.changed"]
     assert third["NotifyQueue"] == []
 
     # consent withdrawn: the contact changed — notify hears it, with the new consent
     optout = make_event(email, kind="identify", minutes=15, traits={}, context={"consent": {"email": False}})
-    handler.handler({"Records": [_record(optout, 4)]}, _Context())
+    handler.handler({"Records": [_record(optout, 4)]}, _CTX)
     fourth = _received(deployed)
     assert [t for t, _e in fourth["NotifyQueue"]] == ["profile.changed"]
     snapshot = fourth["NotifyQueue"][0][1]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -15,26 +13,19 @@ from huiliu.bus import MemoryPublisher
 from huiliu.clock import ManualClock
 from huiliu.identity.repository import IdentityRepository
 from huiliu.identity.service import IdentityService
-from huiliu.models import CanonicalEvent, DetailType
+from huiliu.models import DetailType
 from moto import mock_aws
 
+from tests.lambda_support import LambdaContext, load_function_fresh, sqs_record
 from tests.unit.identity.identity_helpers import (
     TENANT,
     create_identity_table,
     create_tenants_table,
+    ingested_body,
     make_event,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("identity_app", ROOT / "functions" / "identity" / "app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -69,58 +60,28 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def handler(env: Any) -> Iterator[tuple[ModuleType, MemoryPublisher]]:
-    module = _load_handler()
+    module = load_function_fresh("identity", "identity_app")
     publisher = MemoryPublisher()
     module.configure(publisher=publisher)
     yield module, publisher
     module.configure()
 
 
-class _Context:
-    function_name = "identity"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:identity"
-    aws_request_id = "req-1"
+_CTX = LambdaContext(function_name="identity", memory_limit_in_mb=512)
 
 
 def _record(body: str, message_id: str) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": "rh",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "x",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:identity",
-        "awsRegion": "ap-east-1",
-    }
-
-
-def _envelope(event: CanonicalEvent) -> str:
-    return json.dumps(
-        {
-            "version": "0",
-            "id": "eb-1",
-            "detail-type": DetailType.EVENT_INGESTED,
-            "source": "huiliu.ingest",
-            "account": "123456789012",
-            "time": "2026-03-01T08:00:00Z",
-            "region": "ap-east-1",
-            "resources": [],
-            "detail": event.model_dump(mode="json"),
-        }
-    )
+    return sqs_record(body, message_id, queue="identity", attempt=1)
 
 
 def test_given_a_batch_with_one_bad_record_when_handled_then_only_that_record_fails(
     handler: tuple[ModuleType, MemoryPublisher], env: Any
 ) -> None:
     module, publisher = handler
-    good = _record(_envelope(make_event(("email", "a@b.cn"), traits={"name": "A"})), "sqs-1")
+    good = _record(ingested_body(make_event(("email", "a@b.cn"), traits={"name": "A"})), "sqs-1")
     bad = _record("{not json", "sqs-2")
 
-    result = module.handler({"Records": [good, bad]}, _Context())
+    result = module.handler({"Records": [good, bad]}, _CTX)
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "sqs-2"}]}
     assert [e.detail_type for e in publisher.events] == [DetailType.PROFILE_CHANGED]
@@ -141,7 +102,7 @@ def test_given_the_same_batch_delivered_twice_then_the_profile_is_written_once(
     batch = {
         "Records": [
             _record(
-                _envelope(
+                ingested_body(
                     make_event(
                         ("phone", "13800138000"),
                         name="Order Completed",
@@ -153,8 +114,8 @@ def test_given_the_same_batch_delivered_twice_then_the_profile_is_written_once(
         ]
     }
 
-    module.handler(batch, _Context())
-    module.handler(batch, _Context())
+    module.handler(batch, _CTX)
+    module.handler(batch, _CTX)
 
     profile_pk = _publisher.events[0].detail["profile_id"]
     item = repo.get_profile(TENANT, profile_pk)
@@ -181,11 +142,11 @@ def test_given_publishing_fails_after_the_commit_when_the_record_is_redelivered_
     module, _ = handler
     publisher = _FlakyPublisher()
     module.configure(publisher=publisher)
-    batch = {"Records": [_record(_envelope(make_event(("email", "late@x.cn"), name="Signed Up")), "s-7")]}
+    batch = {"Records": [_record(ingested_body(make_event(("email", "late@x.cn"), name="Signed Up")), "s-7")]}
 
     with pytest.raises(BatchProcessingError):  # every record failed: SQS redelivers the batch
-        module.handler(batch, _Context())
-    second = module.handler(batch, _Context())
+        module.handler(batch, _CTX)
+    second = module.handler(batch, _CTX)
 
     assert second == {"batchItemFailures": []}
     assert [e.detail_type for e in publisher.events] == [DetailType.PROFILE_CHANGED]
@@ -197,13 +158,13 @@ def test_given_an_event_linking_two_profiles_when_handled_then_merged_and_change
 ) -> None:
     module, publisher = handler
     records = [
-        _record(_envelope(make_event(("email", "m@x.cn"))), "a"),
-        _record(_envelope(make_event(("phone", "13800138009"), minutes=1)), "b"),
+        _record(ingested_body(make_event(("email", "m@x.cn"))), "a"),
+        _record(ingested_body(make_event(("phone", "13800138009"), minutes=1)), "b"),
     ]
-    module.handler({"Records": records}, _Context())
+    module.handler({"Records": records}, _CTX)
 
-    link = _record(_envelope(make_event(("email", "m@x.cn"), ("phone", "13800138009"), minutes=2)), "c")
-    module.handler({"Records": [link]}, _Context())
+    link = _record(ingested_body(make_event(("email", "m@x.cn"), ("phone", "13800138009"), minutes=2)), "c")
+    module.handler({"Records": [link]}, _CTX)
 
     kinds = [e.detail_type for e in publisher.events[2:]]
     assert kinds == [DetailType.PROFILE_CHANGED, DetailType.PROFILE_MERGED]

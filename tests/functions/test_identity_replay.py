@@ -4,7 +4,6 @@ the last page says it is complete; the handler on the runner answers replay requ
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from huiliu.bus import MemoryPublisher
@@ -15,6 +14,7 @@ from huiliu.identity.repository import IdentityRepository
 from huiliu.identity.service import IdentityService
 from huiliu.settings import get_settings
 
+from tests.lambda_support import LambdaContext, load_function_fresh, sqs_record
 from tests.unit.identity.identity_helpers import T0, TENANT, make_event
 
 
@@ -83,40 +83,16 @@ def test_a_replayed_page_reemits_the_same_event_ids(deployed: Any) -> None:
 
 
 def test_identity_handler_answers_replay_requests(deployed: Any) -> None:
-    import importlib.util
-    from pathlib import Path
-
     _seed(deployed, 3)
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("identity_app_replay", root / "functions/identity/app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_function_fresh("identity", "identity_app_replay")
     publisher = MemoryPublisher()
     module.configure(publisher=publisher)
     try:
         body = {"detail-type": ReplayRequested.DETAIL_TYPE, "source": "huiliu.segments"}
         body["detail"] = _request(page_size=100).model_dump(mode="json")
-        record = {
-            "messageId": "1",
-            "receiptHandle": "r",
-            "body": json.dumps(body),
-            "attributes": {},
-            "messageAttributes": {},
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:identity",
-            "awsRegion": "ap-east-1",
-        }
-
-        class Ctx:
-            function_name = "identity"
-            memory_limit_in_mb = 512
-            invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:identity"
-            aws_request_id = "req"
-
-        assert module.handler({"Records": [record]}, Ctx()) == {"batchItemFailures": []}
+        record = sqs_record(body, "1", queue="identity")
+        context = LambdaContext(function_name="identity", memory_limit_in_mb=512)
+        assert module.handler({"Records": [record]}, context) == {"batchItemFailures": []}
     finally:
         module.configure()
     kinds = [e.detail_type for e in publisher.events]

@@ -4,7 +4,6 @@ through identity's snapshot replay, and the admin API (apply, count, members, ex
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import timedelta
 from types import ModuleType
@@ -24,9 +23,9 @@ from huiliu.segments.repository import DynamoSegmentsStore, iso_of
 from huiliu.segments.service import SegmentsService
 from huiliu.settings import get_settings
 from huiliu.tenants import TenantRepository, hash_key
-from huiliu_infra.local.provision import ROOT
 
 from tests.functions.admin.openapi_contract import contract_of
+from tests.lambda_support import LambdaContext, load_function_fresh, sqs_record
 from tests.unit.identity.identity_helpers import T0, TENANT, make_event
 
 ADMIN_KEY = "hl_admin_segments"
@@ -38,15 +37,6 @@ RECENT = {
 VIP = {"id": "vip", "name": "VIP", "condition": {"computed": "revenue_total", "gte": 500}}
 
 
-def _load(name: str, path: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _admin_app() -> ModuleType:
     """The admin app, imported once per process like the other admin tests do: routers are shared
     module objects, and each app that includes them takes over their request context."""
@@ -56,29 +46,11 @@ def _admin_app() -> ModuleType:
 
 
 def _sqs_event(events: list[OutgoingEvent]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": json.dumps({"detail-type": e.detail_type, "source": e.source, "detail": e.detail}),
-                "attributes": {},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:segments",
-                "awsRegion": "ap-east-1",
-            }
-            for i, e in enumerate(events)
-        ]
-    }
+    bodies = [{"detail-type": e.detail_type, "source": e.source, "detail": e.detail} for e in events]
+    return {"Records": [sqs_record(body, f"m{i}", queue="segments") for i, body in enumerate(bodies)]}
 
 
-class _Ctx:
-    function_name = "segments"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:segments"
-    aws_request_id = "r1"
+_CTX = LambdaContext(function_name="segments", memory_limit_in_mb=512, aws_request_id="r1")
 
 
 @pytest.fixture
@@ -99,7 +71,7 @@ def world(deployed: Any) -> Any:
 
 def _handler(world: Any, name: str) -> Any:
     """Load a stage's Lambda module (which registers its stage afresh), then inject our collaborators."""
-    module = _load(f"{name}_app_under_test", f"functions/{name}/app.py")
+    module = load_function_fresh(name, f"{name}_app_under_test")
     if name == "segments":
         stage.configure(name, service=world.service, publisher=world.published)
     else:
@@ -121,7 +93,7 @@ def test_identity_events_through_the_handler_enter_a_segment_with_one_read(world
     out = _identity(
         world, ("email", "li@x.cn"), name="Order Completed", properties={"order_id": "A1", "revenue": 99}
     )
-    answer = handler(_sqs_event(out), _Ctx())
+    answer = handler(_sqs_event(out), _CTX)
     assert answer == {"batchItemFailures": []}
     entered = [e for e in world.published.events if e.detail_type == "segment.entered"]
     assert [e.detail["segment_id"] for e in entered] == ["recent_buyers"]
@@ -139,7 +111,7 @@ def test_identity_events_through_the_handler_enter_a_segment_with_one_read(world
 
     # a page view changes nothing segments keep (identity's change set says so): no call at all
     before = (world.store.stats.reads, world.store.stats.writes)
-    handler(_sqs_event(_identity(world, ("email", "li@x.cn"), name="Page Viewed", minutes=1)), _Ctx())
+    handler(_sqs_event(_identity(world, ("email", "li@x.cn"), name="Page Viewed", minutes=1)), _CTX)
     assert (world.store.stats.reads - before[0], world.store.stats.writes - before[1]) == (0, 0)
     assert world.service.metrics.skipped == 1
 
@@ -189,9 +161,9 @@ def test_the_sweep_handler_ends_the_membership_on_day_31(world: Any) -> None:
     ):
         if event.detail_type == "profile.changed":
             world.service.handle(ProfileChanged.model_validate(event.detail))
-    sweep({"time": (T0 + timedelta(days=29)).isoformat()}, _Ctx())
+    sweep({"time": (T0 + timedelta(days=29)).isoformat()}, _CTX)
     assert [e for e in world.published.events if e.detail_type == "segment.exited"] == []
-    sweep({"time": (T0 + timedelta(days=31)).isoformat()}, _Ctx())
+    sweep({"time": (T0 + timedelta(days=31)).isoformat()}, _CTX)
     [exited] = [e for e in world.published.events if e.detail_type == "segment.exited"]
     assert exited.detail["reason"] == "time"
     assert world.admin.count(TENANT, "recent_buyers")["count"] == 0
@@ -277,7 +249,7 @@ def test_the_admin_api_applies_counts_lists_members_exports_and_explains(world: 
         def call(
             method: str, path: str, body: Any = None, query: dict[str, str] | None = None
         ) -> tuple[int, Any]:
-            answer = app.handler(_admin_event(method, path, body, query), _Ctx())
+            answer = app.handler(_admin_event(method, path, body, query), _CTX)
             status, body = answer["statusCode"], json.loads(answer["body"])
             contract_of(app).check(method, path, status, body)  # the documented shape, exactly
             return status, body
@@ -351,7 +323,7 @@ def test_one_definition_routes_for_huiliu_apply(world: Any) -> None:
     try:
 
         def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-            answer = app.handler(_admin_event(method, path, body), _Ctx())
+            answer = app.handler(_admin_event(method, path, body), _CTX)
             status, body = answer["statusCode"], json.loads(answer["body"])
             contract_of(app).check(method, path, status, body)  # the documented shape, exactly
             return status, body

@@ -30,6 +30,9 @@ pipeline does:
   them back: per result of a keys-only Query, the cost of the full item. When every projected name
   is a top-level attribute holding a string, binary, boolean or null, the picked attributes are
   copied as they are (the same values; numbers, sets and documents still take moto's way).
+* **Dispatch** — the server asks, for every request, whether the host names a moto module by
+  listing moto's package directory (a ``stat`` per entry, ~200 of them). The directory does not
+  change while the process runs: it is listed once.
 * **DynamoDB ``BatchExecuteStatement``** — moto runs every PartiQL statement by turning *every item
   of every table* into JSON first (O(table) per statement), and its UPDATE neither accepts more
   than one ``SET``/``REMOVE`` clause nor reports a WHERE that matches no item. That is not what
@@ -72,6 +75,7 @@ def install() -> None:
         _cached_alias_keys()
         _item_size_once()
         _top_level_projection()
+        _module_list_once()
         _installed = True
 
 
@@ -308,7 +312,60 @@ def _cached_alias_keys() -> None:
             self._serialize(serialized, member_value, shape, key)
 
     _serialize_structure_member._huiliu_cached = True  # type: ignore[attr-defined]
-    serializer._serialize_structure_member = _serialize_structure_member  # type: ignore[attr-defined]
+    serializer._serialize_structure_member = _serialize_structure_member  # type: ignore[method-assign]
+
+    # A plain dict whose keys are all member names of a structure where no member's stored names
+    # include a sibling's name: each member's value can only be the dict's entry under its own
+    # name, so the members are read from the dict directly (in the shape's order, as moto does).
+    structure = serialize.BaseJSONSerializer._serialize_type_structure
+    direct: dict[tuple[str, str], bool] = {}
+
+    def readable_directly(self: Any, shape: Any) -> bool:
+        cache_key = (self.service_model.service_name, shape.name)
+        found = direct.get(cache_key)
+        if found is None:
+            members = set(shape.members)
+            found = True
+            for member_key, member_shape in shape.members.items():
+                member_shape.parent = shape
+                context = serialize.AttributePickerContext(
+                    obj={},
+                    key=member_key,
+                    shape=member_shape,
+                    operation_model=None,
+                    service_model=self.service_model,
+                )
+                possible = set(self._value_picker.get_possible_keys(context))
+                if possible & (members - {member_key}) or any("." in n for n in possible):
+                    found = False
+                    break
+            direct[cache_key] = found
+        return found
+
+    @functools.wraps(structure)
+    def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        picker = self._value_picker
+        if (
+            type(value) is not dict
+            or shape.is_document_type
+            or type(picker) is not serialize.XFormedAttributePicker
+            or picker.response_transformers
+            or picker.alias_providers is not serialize.DEFAULT_ALIAS_PROVIDERS
+            or not value.keys() <= shape.members.keys()
+            or not readable_directly(self, shape)
+        ):
+            structure(self, serialized, value, shape, key)
+            return
+        wrapper: Any = self.MAP_TYPE() if key else serialized
+        for member_key, member_shape in shape.members.items():
+            member_shape.parent = shape
+            member_value = value.get(member_key)
+            if member_value is not None:
+                self._serialize(wrapper, member_value, member_shape, member_key)
+        if key:
+            self._default_serialize(serialized, wrapper, shape, key)
+
+    serializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
 
 
 # -- an item's 400 KB check, once per item -----------------------------------------------------------
@@ -368,6 +425,25 @@ def _top_level_projection() -> None:
 
     project._huiliu_top_level = True  # type: ignore[attr-defined]
     item_cls.project = project  # type: ignore[method-assign]
+
+
+# -- moto's module list, once ----------------------------------------------------------------------------
+def _module_list_once() -> None:
+    from moto import backends
+
+    original = backends.list_of_moto_modules
+    if getattr(original, "_huiliu_once", False):
+        return
+    listed: list[tuple[str, ...]] = []
+
+    @functools.wraps(original)
+    def list_of_moto_modules() -> Any:
+        if not listed:
+            listed.append(tuple(original()))
+        return iter(listed[0])
+
+    list_of_moto_modules._huiliu_once = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules
 
 
 def main(argv: list[str] | None = None) -> None:

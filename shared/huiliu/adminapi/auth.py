@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from huiliu.errors import HuiliuError, Unauthorized
-from huiliu.tenants.models import ApiKey
+from huiliu.tenants.api_keys import ApiKey
 from huiliu.tenants.repository import TenantRepository, hash_key
 
 ADMIN_PREFIXES: list[str] = ["/keys", "/tenant/connectors"]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from huiliu.clock import Clock, default_clock
 from huiliu.errors import NotFound
-from huiliu.tenants.models import ApiKey, Scope
+from huiliu.tenants.api_keys import ApiKey, Scope
 from huiliu.tenants.repository import TenantRepository, hash_key
 
 KEY_PREFIX = "hl_"

@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from huiliu.models import TENANT_ID_PATTERN
 from huiliu.notify.settings import NotifySecrets, NotifySettings
+from huiliu.tenants.api_keys import SCOPE_RANK as SCOPE_RANK  # re-exported: where they were
+from huiliu.tenants.api_keys import ApiKey as ApiKey
+from huiliu.tenants.api_keys import Scope as Scope
 
 
 class Connector(StrEnum):
@@ -122,24 +125,3 @@ class TenantSecrets(BaseModel):
     notify: NotifySecrets | None = None
 
     model_config = {"populate_by_name": True}
-
-
-Scope = Literal["read", "write", "admin"]
-SCOPE_RANK: dict[str, int] = {"read": 1, "write": 2, "admin": 3}
-
-
-class ApiKey(BaseModel):
-    """An admin API key's record: the key itself is shown once at creation, only its hash is kept."""
-
-    model_config = {"extra": "ignore"}
-
-    key_id: str
-    key_hash: str
-    tenant_id: str
-    scope: Scope
-    name: str = ""
-    created_at: str
-    prefix: str = ""  # the key's first characters, to recognise it in a list
-
-    def allows(self, needed: str) -> bool:
-        return SCOPE_RANK[self.scope] >= SCOPE_RANK[needed]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import TYPE_CHECKING
 
 from huiliu.errors import ConditionFailed
 from huiliu.storage.dynamo import DynamoRepository
-from huiliu.tenants.models import ApiKey, TenantSettings
+from huiliu.tenants.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from huiliu.tenants.models import TenantSettings
 
 
 def hash_key(value: str, salt: str) -> str:
@@ -23,6 +27,8 @@ class TenantRepository(DynamoRepository):
 
     def get_settings(self, tenant_id: str) -> TenantSettings | None:
         item = self.get(f"T#{tenant_id}", "SETTINGS", consistent=False)
+        from huiliu.tenants.models import TenantSettings  # not at import: key lookups never need it
+
         return TenantSettings.model_validate(item["settings"]) if item else None
 
     def put_settings(self, settings: TenantSettings) -> None:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from huiliu.tenants import TenantSecrets, TenantSettings
 from moto import mock_aws
+
+# re-exported: the admin, ops and ingest tests import them from here
+from tests.lambda_support import LambdaContext as LambdaContext
+from tests.lambda_support import load_function as load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 TENANT = "acme"
@@ -32,28 +33,6 @@ ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "Huiliu",
     "POWERTOOLS_TRACE_DISABLED": "1",
 }
-
-
-def load_function(name: str) -> ModuleType:
-    """Import functions/<name>/app.py under a unique module name (every function has an app.py)."""
-    module_name = f"huiliu_function_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "ingest"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:ap-east-1:123456789012:function:ingest"
-    aws_request_id: str = "req-1"
 
 
 @dataclass

@@ -10,29 +10,17 @@ from huiliu import aws
 from huiliu.stage import configure, queue_handler
 from huiliu_infra import cli_dlq
 
+from tests.lambda_support import LambdaContext, sqs_record
+
 BODY = json.dumps({"source": "huiliu.test", "detail-type": "no.such.type", "detail": {"tenant_id": "acme"}})
 
 
-class _Ctx:
-    function_name = "identity"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:identity"
-    aws_request_id = "r1"
-
-
 def _record(deployed: Any, attempt: int, message_id: str = "m-1") -> dict[str, Any]:
-    queue = deployed.queues["IdentityQueue"]
-    return {
-        "messageId": message_id,
-        "receiptHandle": "rh",
-        "body": BODY,
-        "attributes": {"ApproximateReceiveCount": str(attempt), "SentTimestamp": "1795000000000"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue.arn,
-        "awsRegion": "ap-east-1",
-    }
+    record = sqs_record(BODY, message_id, attempt=attempt, attributes={"SentTimestamp": "1795000000000"})
+    return record | {"eventSourceARN": deployed.queues["IdentityQueue"].arn}
+
+
+_CTX = LambdaContext(function_name="identity", memory_limit_in_mb=128, aws_request_id="r1")
 
 
 @pytest.fixture
@@ -52,7 +40,7 @@ def test_an_early_failure_is_retried_and_not_dead_lettered(deployed: Any, handle
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
     with pytest.raises(BatchProcessingError):  # the whole batch failed: SQS delivers it again
-        handler({"Records": [_record(deployed, attempt=1)]}, _Ctx())
+        handler({"Records": [_record(deployed, attempt=1)]}, _CTX)
 
     identity = cli_dlq.pick(_dlq(deployed), "identity")
     assert cli_dlq.peek(aws.client("sqs"), identity.url, 10) == []
@@ -63,7 +51,7 @@ def test_the_last_failure_lands_in_the_dlq_with_its_reason_and_is_acknowledged(
 ) -> None:
     max_receive = deployed.queues["IdentityQueue"].max_receive_count
 
-    result = handler({"Records": [_record(deployed, attempt=max_receive)]}, _Ctx())
+    result = handler({"Records": [_record(deployed, attempt=max_receive)]}, _CTX)
 
     assert result == {"batchItemFailures": []}
     queues = _dlq(deployed)
@@ -82,7 +70,7 @@ def test_the_last_failure_lands_in_the_dlq_with_its_reason_and_is_acknowledged(
 def test_redrive_sends_the_message_back_to_its_source_without_the_failure_attributes(
     deployed: Any, handler: Any
 ) -> None:
-    handler({"Records": [_record(deployed, attempt=5)]}, _Ctx())
+    handler({"Records": [_record(deployed, attempt=5)]}, _CTX)
     sqs = aws.client("sqs")
     identity = cli_dlq.pick(_dlq(deployed), "IdentityDLQ")
 
@@ -136,7 +124,7 @@ def test_a_throttled_dlq_send_is_tried_again_so_the_reason_is_kept(
     slept = _throttle_dlq_sends(monkeypatch, failures=2)
     max_receive = deployed.queues["IdentityQueue"].max_receive_count
 
-    result = handler({"Records": [_record(deployed, attempt=max_receive)]}, _Ctx())
+    result = handler({"Records": [_record(deployed, attempt=max_receive)]}, _CTX)
 
     assert result == {"batchItemFailures": []}
     assert slept == [0.2, 0.4]
@@ -154,6 +142,6 @@ def test_a_dlq_send_failing_every_try_leaves_the_record_to_sqs_redrive(
     max_receive = deployed.queues["IdentityQueue"].max_receive_count
 
     with pytest.raises(BatchProcessingError):  # reported failed: SQS's redrive policy moves it
-        handler({"Records": [_record(deployed, attempt=max_receive)]}, _Ctx())
+        handler({"Records": [_record(deployed, attempt=max_receive)]}, _CTX)
 
     assert cli_dlq.peek(aws.client("sqs"), cli_dlq.pick(_dlq(deployed), "identity").url, 10) == []

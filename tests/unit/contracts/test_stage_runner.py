@@ -15,17 +15,12 @@ from huiliu import stage
 from huiliu.bus import MemoryPublisher
 from huiliu.contracts import NotificationRequested, ProfileChanged, SegmentEntered, derive_event_id
 
+from tests.lambda_support import LambdaContext, sqs_record
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
-class _Context:
-    function_name = "test-stage"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:test-stage"
-    aws_request_id = "req-1"
-
-
-CTX = _Context()
+CTX = LambdaContext(function_name="test-stage")
 
 
 class _Recorder:
@@ -55,20 +50,6 @@ class _Recorder:
         return []
 
 
-def _record(body: Any, message_id: str) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": "r",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:q",
-        "awsRegion": "ap-east-1",
-    }
-
-
 def _sample(name: str) -> dict[str, Any]:
     return json.loads((ROOT / "events" / name).read_text())
 
@@ -85,7 +66,7 @@ def wired() -> Iterator[tuple[Any, _Recorder, MemoryPublisher]]:
 def test_handles_accepted_contracts_and_publishes_their_out_events(wired: Any) -> None:
     handler, service, publisher = wired
     changed = _sample("identity/profile.changed.json")
-    result = handler({"Records": [_record(changed, "1")]}, CTX)
+    result = handler({"Records": [sqs_record(changed, "1")]}, CTX)
     assert result == {"batchItemFailures": []}
     assert [e.profile_id for e in service.seen] == [changed["detail"]["profile_id"]]
     (out,) = publisher.events
@@ -97,7 +78,7 @@ def test_handles_accepted_contracts_and_publishes_their_out_events(wired: Any) -
 def test_acknowledges_types_the_stage_does_not_consume(wired: Any) -> None:
     handler, service, publisher = wired
     merged = _sample("identity/profile.merged.json")
-    assert handler({"Records": [_record(merged, "1")]}, CTX) == {"batchItemFailures": []}
+    assert handler({"Records": [sqs_record(merged, "1")]}, CTX) == {"batchItemFailures": []}
     assert service.seen == []
     assert publisher.events == []
 
@@ -105,8 +86,8 @@ def test_acknowledges_types_the_stage_does_not_consume(wired: Any) -> None:
 def test_same_event_twice_is_handled_once(wired: Any) -> None:
     handler, service, publisher = wired
     changed = _sample("identity/profile.changed.json")
-    handler({"Records": [_record(changed, "1"), _record(changed, "2")]}, CTX)
-    handler({"Records": [_record(changed, "3")]}, CTX)  # a redelivery to the warm container
+    handler({"Records": [sqs_record(changed, "1"), sqs_record(changed, "2")]}, CTX)
+    handler({"Records": [sqs_record(changed, "3")]}, CTX)  # a redelivery to the warm container
     assert len(service.seen) == 1
     assert len(publisher.events) == 1
 
@@ -116,7 +97,12 @@ def test_bad_records_fail_alone_and_name_their_reason(wired: Any, caplog: Any) -
     changed = _sample("identity/profile.changed.json")
     broken = dict(changed, detail={**changed["detail"], "version": "not-a-number"})
     unknown = dict(changed, **{"detail-type": "profile.exploded"})
-    records = [_record("{not json", "a"), _record(broken, "b"), _record(unknown, "c"), _record(changed, "d")]
+    records = [
+        sqs_record("{not json", "a"),
+        sqs_record(broken, "b"),
+        sqs_record(unknown, "c"),
+        sqs_record(changed, "d"),
+    ]
     result = handler({"Records": records}, CTX)
     assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == ["a", "b", "c"]
     assert len(service.seen) == 1
@@ -136,8 +122,8 @@ def test_a_failing_service_is_retried_not_remembered(wired: Any) -> None:
 
     service.handle = flaky
     with pytest.raises(BatchProcessingError):  # every record failed: Lambda retries the batch
-        handler({"Records": [_record(changed, "1")]}, CTX)
-    assert handler({"Records": [_record(changed, "1")]}, CTX) == {"batchItemFailures": []}
+        handler({"Records": [sqs_record(changed, "1")]}, CTX)
+    assert handler({"Records": [sqs_record(changed, "1")]}, CTX) == {"batchItemFailures": []}
     assert len(publisher.events) == 1
 
 
@@ -249,7 +235,7 @@ def test_one_log_line_per_batch_names_every_event_its_correlation_and_profile(
     logger.setLevel("INFO")
     capsys.readouterr()
     try:
-        handler({"Records": [_record(changed, "1"), _record(second, "2")]}, CTX)
+        handler({"Records": [sqs_record(changed, "1"), sqs_record(second, "2")]}, CTX)
     finally:
         logger.setLevel(level)
 

@@ -33,6 +33,8 @@ from huiliu.errors import PublishFailed
 from huiliu.stage import parse_record_body
 from moto import mock_aws
 
+from tests.lambda_support import LambdaContext, sqs_record
+
 
 @pytest.fixture
 def topic() -> Iterator[tuple[Any, Any, str, str]]:
@@ -306,11 +308,7 @@ def test_an_sns_event_without_a_configured_topic_fails_loudly() -> None:
 
 
 # -- the stage runner publishes a batch's events together ---------------------------------------------
-class _Ctx:
-    function_name = "stage"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:stage"
-    aws_request_id = "r1"
+_CTX = LambdaContext(function_name="stage")
 
 
 class _Echo:
@@ -329,17 +327,7 @@ class _Echo:
 def _sqs_record(i: int) -> dict[str, Any]:
     from huiliu.bus import envelope
 
-    return {
-        "messageId": f"m{i}",
-        "receiptHandle": "rh",
-        "body": envelope(_event(i)),
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:q",
-        "awsRegion": "ap-east-1",
-    }
+    return sqs_record(envelope(_event(i)), f"m{i}", attempt=1)
 
 
 class _Recording(MemoryPublisher):
@@ -366,12 +354,12 @@ def test_the_runner_publishes_a_whole_batch_in_one_call_and_fails_only_unpublish
     stage.configure("bus-test", service=service, publisher=publisher)
     records = [_sqs_record(i) for i in range(10)]
 
-    result = handler({"Records": records}, _Ctx())
+    result = handler({"Records": records}, _CTX)
 
     assert publisher.batches == [[f"e{i + 100}" for i in range(10)]]  # one publish for the batch
     assert result == {"batchItemFailures": [{"itemIdentifier": "m3"}]}  # its event was not published
     # the redelivered record is handled again (not remembered as done) and its event goes out
-    again = handler({"Records": [records[3], records[4]]}, _Ctx())
+    again = handler({"Records": [records[3], records[4]]}, _CTX)
     assert again == {"batchItemFailures": []}
     assert publisher.batches[-1] == ["e103"]  # e4 was published: remembered, not handled twice
     assert service.handled.count("e3") == 2
@@ -386,6 +374,6 @@ def test_the_same_event_twice_in_one_batch_is_handled_once() -> None:
     service, publisher = _Echo(), _Recording()
     stage.configure("bus-test-dup", service=service, publisher=publisher)
 
-    assert handler({"Records": [_sqs_record(1), _sqs_record(1)]}, _Ctx()) == {"batchItemFailures": []}
+    assert handler({"Records": [_sqs_record(1), _sqs_record(1)]}, _CTX) == {"batchItemFailures": []}
     assert service.handled == ["e1"]
     assert publisher.batches == [["e101"]]

@@ -211,3 +211,78 @@ def test_a_projection_onto_top_level_names_answers_as_moto_does(ddb: Any) -> Non
     assert projected("pk, s, b, t, absent") == {k: item[k] for k in ("pk", "s", "b", "t")}
     assert projected("s, n, m") == {k: item[k] for k in ("s", "n", "m")}  # moto's own way (number, map)
     assert projected("m.k[0]") == {"m": {"M": {"k": {"L": [{"S": "v"}]}}}}
+
+
+def _serialized_both_ways(
+    monkeypatch: pytest.MonkeyPatch, operation: str, result: dict[str, Any]
+) -> tuple[str, str]:
+    from moto.core import serialize
+    from moto.core.utils import get_service_model
+
+    moto_fast.install()
+    model = get_service_model("dynamodb").operation_model(operation)
+
+    def body() -> str:
+        out = serialize.JSONSerializer(operation_model=model, value_picker=serialize.XFormedAttributePicker())
+        return str(out.serialize(result)["body"])
+
+    fast = body()
+    with monkeypatch.context() as undo:
+        for name in ("_serialize_type_structure", "_serialize_structure_member"):
+            undo.delattr(serialize.JSONSerializer, name)  # moto's own serialiser again
+        return fast, body()
+
+
+ITEM = {
+    "pk": {"S": "T#t#P#p"},
+    "sk": {"S": "E#j#once"},
+    "n": {"N": "12.50"},
+    "b": {"B": "AAH/"},
+    "t": {"BOOL": False},
+    "z": {"NULL": True},
+    "l": {"L": [{"S": "a"}, {"N": "1"}, {"M": {"k": {"SS": ["x", "y"]}}}]},
+    "m": {"M": {"inner": {"M": {"deep": {"NS": ["1", "2"]}}}, "empty": {"M": {}}}},
+}
+
+
+def test_json_responses_serialise_as_moto_serialises_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = {
+        "Responses": {"t": [ITEM, {"pk": {"S": "x"}, "sk": {"S": "y"}}]},
+        "UnprocessedKeys": {},
+        "ConsumedCapacity": [{"TableName": "t", "CapacityUnits": 2.5}],
+    }
+    fast, slow = _serialized_both_ways(monkeypatch, "BatchGetItem", result)
+    assert fast == slow
+    assert '"sk": {"S": "E#j#once"}' in fast
+
+
+def test_query_and_statement_answers_serialise_as_moto_serialises_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    query = {
+        "Items": [ITEM],
+        "Count": 1,
+        "ScannedCount": 3,
+        "LastEvaluatedKey": {"pk": {"S": "a"}, "sk": {"S": "b"}},
+    }
+    fast, slow = _serialized_both_ways(monkeypatch, "Query", query)
+    assert fast == slow
+    statements = {
+        "Responses": [
+            {"TableName": "t"},
+            {
+                "TableName": "t",
+                "Error": {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"},
+            },
+        ]
+    }
+    fast, slow = _serialized_both_ways(monkeypatch, "BatchExecuteStatement", statements)
+    assert fast == slow
+
+
+def test_the_module_list_is_moto_s_own() -> None:
+    from moto import backends
+
+    moto_fast.install()
+    assert list(backends.list_of_moto_modules()) == list(backends.list_of_moto_modules.__wrapped__())  # type: ignore[attr-defined]
+    assert "dynamodb" in backends.list_of_moto_modules()

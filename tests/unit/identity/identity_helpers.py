@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from huiliu.models import CanonicalEvent, Identifier
+from huiliu.models import CanonicalEvent, DetailType, Identifier
 
 TENANT = "acme"
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -73,4 +74,21 @@ def make_event(
         context=context or {},
         correlation_id="corr-1",
         raw_ref=raw_ref,
+    )
+
+
+def ingested_body(event: CanonicalEvent, bus_id: str = "eb-1") -> str:
+    """``event`` as ingest puts it on identity's queue: the ``event.ingested`` bus envelope."""
+    return json.dumps(
+        {
+            "version": "0",
+            "id": bus_id,
+            "detail-type": DetailType.EVENT_INGESTED,
+            "source": "huiliu.ingest",
+            "account": "123456789012",
+            "time": "2026-03-01T08:00:00Z",
+            "region": "ap-east-1",
+            "resources": [],
+            "detail": event.model_dump(mode="json"),
+        }
     )
