@@ -163,8 +163,8 @@ class _Strict(BaseModel):
 Scalar = str | int | float | bool | None
 
 
-class Ops(_Strict):
-    """Exactly one comparison operator."""
+class _Operators(_Strict):
+    """The comparison operators: :class:`Ops` takes exactly one; a leaf node takes one inline."""
 
     eq: Scalar | list[Any] = None
     neq: Scalar | list[Any] = None
@@ -179,6 +179,10 @@ class Ops(_Strict):
     between: tuple[str | int | float, str | int | float] | None = None
     within: Duration | None = None
     older_than: Duration | None = None
+
+
+class Ops(_Operators):
+    """Exactly one comparison operator."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Ops:
@@ -207,22 +211,8 @@ def _lt(a: Any, b: Any) -> bool:
         return False
 
 
-class _OpNode(_Strict):
+class _OpNode(_Operators):
     """A leaf whose value is compared with one operator given inline (``{trait: x, gte: 1}``)."""
-
-    eq: Scalar | list[Any] = None
-    neq: Scalar | list[Any] = None
-    in_: list[Scalar] | None = Field(default=None, alias="in")
-    contains: Scalar = None
-    starts_with: str | None = None
-    exists: bool | None = None
-    gt: str | int | float | None = None
-    gte: str | int | float | None = None
-    lt: str | int | float | None = None
-    lte: str | int | float | None = None
-    between: tuple[str | int | float, str | int | float] | None = None
-    within: Duration | None = None
-    older_than: Duration | None = None
 
     @model_validator(mode="after")
     def _one_op(self) -> _OpNode:

@@ -160,7 +160,34 @@ def _cursor(cursor: str | None) -> tuple[int, str | None]:
     return int(head), tail or None
 
 
-class DynamoSegmentsStore(DynamoRepository):
+class _TenantIndexReads:
+    """Counts and member pages read from the tenant index (``_tenant_entries``), for both stores."""
+
+    def _tenant_entries(
+        self, tenant: str, start_shard: int = 0, after: str | None = None
+    ) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        raise NotImplementedError
+
+    def counts(self, tenant: str) -> dict[str, int]:
+        """Members of every segment of the tenant, in one pass over its index: no scan, no counter to
+        keep exact on every transition; ~200 bytes a profile, so ~25 read units per 1,000 profiles."""
+        out: dict[str, int] = {}
+        for _shard_no, _pid, entry in self._tenant_entries(tenant):
+            for sid in entry.get("members") or {}:
+                out[sid] = out.get(sid, 0) + 1
+        return out
+
+    def count(self, tenant: str, segment_id: str) -> int:
+        return self.counts(tenant).get(segment_id, 0)
+
+    def members(
+        self, tenant: str, segment_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        shard, after = _cursor(cursor)
+        return _member_page(self._tenant_entries(tenant, shard, after), segment_id, limit)
+
+
+class DynamoSegmentsStore(_TenantIndexReads, DynamoRepository):
     """The DynamoDB implementation (one BatchGetItem to read, one write call per change)."""
 
     def load_definitions(self, tenant: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
@@ -264,24 +291,6 @@ class DynamoSegmentsStore(DynamoRepository):
                     break
                 start = page.next_key
 
-    def counts(self, tenant: str) -> dict[str, int]:
-        """Members of every segment of the tenant, in one pass over its index: no scan, no counter to
-        keep exact on every transition; ~200 bytes a profile, so ~25 read units per 1,000 profiles."""
-        out: dict[str, int] = {}
-        for _shard_no, _pid, entry in self._tenant_entries(tenant):
-            for sid in entry.get("members") or {}:
-                out[sid] = out.get(sid, 0) + 1
-        return out
-
-    def count(self, tenant: str, segment_id: str) -> int:
-        return self.counts(tenant).get(segment_id, 0)
-
-    def members(
-        self, tenant: str, segment_id: str, *, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        shard, after = _cursor(cursor)
-        return _member_page(self._tenant_entries(tenant, shard, after), segment_id, limit)
-
     def states_page(
         self, tenant: str, *, limit: int, cursor: str | None
     ) -> tuple[list[ProfileState], str | None]:
@@ -341,7 +350,7 @@ class DynamoSegmentsStore(DynamoRepository):
         ]
 
 
-class MemorySegmentsStore:
+class MemorySegmentsStore(_TenantIndexReads):
     """In-memory SegmentsStore for unit tests, property tests and benchmarks (same semantics)."""
 
     def __init__(self) -> None:
@@ -438,22 +447,6 @@ class MemorySegmentsStore:
             if shard < start_shard or (shard == start_shard and after and pid <= after):
                 continue
             yield shard, pid, {k: _copy(item[k]) for k in TENANT_INDEX_ATTRIBUTES if k in item}
-
-    def counts(self, tenant: str) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for _shard_no, _pid, entry in self._tenant_entries(tenant):
-            for sid in entry.get("members") or {}:
-                out[sid] = out.get(sid, 0) + 1
-        return out
-
-    def count(self, tenant: str, segment_id: str) -> int:
-        return self.counts(tenant).get(segment_id, 0)
-
-    def members(
-        self, tenant: str, segment_id: str, *, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        shard, after = _cursor(cursor)
-        return _member_page(self._tenant_entries(tenant, shard, after), segment_id, limit)
 
     def states_page(
         self, tenant: str, *, limit: int, cursor: str | None

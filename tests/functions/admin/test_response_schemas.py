@@ -13,9 +13,15 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from huiliu.adminapi.core import ERRORS, build_app, openapi_document
+from pydantic import BaseModel
 
 from tests.functions.admin.openapi_contract import Contract, document_of, untyped_operations
 from tests.functions.ingest.ingest_helpers import load_function
+
+
+class Counted(BaseModel):
+    id: str
+    count: int
 
 
 @pytest.mark.parametrize(("function", "prefix"), [("admin", "/admin"), ("ops", "/ops")])
@@ -58,3 +64,32 @@ def test_the_contract_check_refuses_an_answer_that_breaks_its_schema() -> None:
         contract.check("GET", "/admin/segments/vip/count", 418, {})
     with pytest.raises(AssertionError, match="problems"):
         contract.check("POST", "/admin/journeys", 400, {"code": "x", "message": "y", "problems": "none"})
+
+
+def test_an_answer_that_breaks_its_model_is_a_500_not_blamed_on_the_caller() -> None:
+    import json
+
+    from tests.unit.identity.test_admin_routes import _apigw_event
+
+    router = APIGatewayHttpRouter()
+
+    @router.get("/broken", responses=ERRORS)
+    def broken() -> Counted:
+        return {"id": "x"}  # type: ignore[return-value]
+
+    @router.get("/fine", responses=ERRORS)
+    def fine() -> Counted:
+        return Counted(id="x", count=1)
+
+    app = build_app(routers=[router])
+    answers = {
+        path: app.resolve(_apigw_event("GET", f"/admin{path}", "", {}, None), None)
+        for path in ("/broken", "/fine")
+    }
+
+    assert answers["/broken"]["statusCode"] == 500
+    assert json.loads(answers["/broken"]["body"])["code"] == "internal_error"
+    assert (answers["/fine"]["statusCode"], json.loads(answers["/fine"]["body"])) == (
+        200,
+        {"id": "x", "count": 1},
+    )
