@@ -190,7 +190,7 @@ def format_apply(answer: dict[str, Any]) -> str:
     lines = []
     for seg in answer["segments"]:
         lines.append(f"{seg['action']:>9}  {seg['id']} v{seg['version']}")
-        lines += [f"           {line}" for line in seg.get("diff", []) if seg["action"] == "updated"]
+        lines += [f"           {line}" for line in seg.get("diff") or [] if seg["action"] == "updated"]
     if answer.get("dry_run"):
         lines.append("dry run: nothing saved")
     elif answer.get("backfill"):

@@ -255,6 +255,11 @@ def _run(*, http_port: int, aws_port: int, keep_running: bool) -> int:
 
         say(readers(runtime))
 
+        say("\n== 5a2. A CSV import with a bad row: aws s3 cp x.csv s3://<raw bucket>/imports/demo/ ==")
+        from huiliu_infra.demo_import import import_customers
+
+        say(import_customers(runtime))
+
         say("\n== 5b. Reports from counters kept as events flow: huiliu report --html .huiliu/report.html ==")
         from huiliu_infra.cli_report import demo_report
         from huiliu_infra.local.runtime import STATE_DIR

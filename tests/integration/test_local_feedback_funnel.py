@@ -119,3 +119,16 @@ def test_delivery_open_click_and_bounce_reach_the_report_funnel(local_runtime: A
         "notification.clicked",
         "notification.bounced",
     } <= kinds
+    # the funnel above came the AWS way: SES's events on its own region's default bus, forwarded
+    # to the stack's region by infra/ses-forwarder.yaml (deployed there by the local runtime)
+    from huiliu import aws
+    from huiliu.notify.wiring import NotifyEnv
+    from huiliu_infra.cli_ses import forwarding_problems
+
+    ses_region, stack_region = NotifyEnv.from_env().ses_region, local_runtime.deployment.region
+    assert ses_region != stack_region
+    events = aws.client("events", region_name=ses_region)
+    assert (
+        forwarding_problems(events, stack_region=stack_region, ses_region=ses_region, account="123456789012")
+        == []
+    )

@@ -41,6 +41,11 @@ def start(runtime: Any) -> FakeProviders:
     if runtime._moto is not None:  # embedded moto: SES event publishing emulated (local/ses_events.py)
         from huiliu_infra.local import ses_events
 
+        ses_region = NotifyEnv.from_env().ses_region
+        if ses_region != runtime.deployment.region:
+            # as in AWS: SES's events land on its own region's default bus; the forwarder the
+            # stack's output SesFeedbackForwarding asks for takes them to this region's
+            deploy_ses_forwarder(ses_region, runtime.deployment.region)
         ses_events.install(
             ses_events.SesEventPublisher(
                 runtime.deployment.region, NotifyEnv.from_env().ses_region, runtime.clock.now
@@ -73,6 +78,27 @@ def start(runtime: Any) -> FakeProviders:
     }
     client.put_secret_value(SecretId=name, SecretString=json.dumps(stored))
     return sink
+
+
+def deploy_ses_forwarder(ses_region: str, stack_region: str) -> None:
+    """infra/ses-forwarder.yaml through (moto's) CloudFormation in the SES region, once."""
+    from huiliu import aws
+
+    from huiliu_infra.local.provision import ROOT
+
+    cloudformation = aws.client("cloudformation", region_name=ses_region)
+    name = "huiliu-local-ses-forwarder"
+    try:
+        cloudformation.describe_stacks(StackName=name)
+        return
+    except Exception:  # noqa: S110 - not deployed yet
+        pass
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=(ROOT / "infra" / "ses-forwarder.yaml").read_text(encoding="utf-8"),
+        Parameters=[{"ParameterKey": "StackRegion", "ParameterValue": stack_region}],
+        Capabilities=["CAPABILITY_IAM"],
+    )
 
 
 def _decoded(value: str | None) -> str:

@@ -3,8 +3,11 @@ destination does in AWS.
 
 moto's SES v2 records a sent mail but drops its configuration set and tags and publishes no
 events. Here, every ``SendEmail`` that names a configuration set is remembered with its tags, and
-the events SES would publish go onto the default bus (``source: aws.ses``, SES's EventBridge event
-format — see ``events/ses/``), where the template's ``SesFeedbackRule`` takes them to feedback:
+the events SES would publish go onto the default bus of the SES region (``source: aws.ses``, SES's
+EventBridge event format — see ``events/ses/``). When that is not the stack's region (the default:
+SES in ap-southeast-1, the stack in ap-east-1), the local runtime deploys ``infra/ses-forwarder.yaml``
+there as an operator would, and moto forwards the events to the stack's default bus, where the
+template's ``SesFeedbackRule`` takes them to feedback:
 
 - **Delivery** for every such mail, as soon as it is sent — except to SES's mailbox simulator
   addresses, which behave as in SES: ``bounce@simulator.amazonses.com`` → a permanent **Bounce**,
@@ -143,7 +146,10 @@ class SesEventPublisher:
             ],
             "Time": when.timestamp(),  # moto's backend takes epoch seconds; SQS gets EventBridge's ISO time
         }
-        events_backends[ACCOUNT][self.region].put_events([entry])
+        # SES publishes on the default bus of the region that sent the mail; when that is not the
+        # stack's region, the forwarder (infra/ses-forwarder.yaml, deployed by notify_sink) brings
+        # the events to the stack's default bus, as in AWS
+        events_backends[ACCOUNT][self.ses_region].put_events([entry])
         mail.events.append(kind)
         return detail
 

@@ -3,7 +3,9 @@
 Exactly once, how:
 
 1. every transition is computed by the pure interpreter from a consistent read of the enrollment
-   and committed with a conditional put on its revision (``rev``) — a lost race commits nothing;
+   and committed with a conditional write on its revision (``rev``): an UPDATE statement
+   ``… WHERE pk AND sk AND rev = expected``, 25 to a BatchExecuteStatement, each statement on its
+   own (a new enrollment: a put with ``attribute_not_exists``) — a lost race commits nothing;
 2. a transition's actions are published *before* its commit, each with an id derived from
    (enrollment, step, visit): a crash after publishing, an SQS redelivery or an overlapping tick
    re-runs the same transition from the same revision and republishes the same ids (notify sends

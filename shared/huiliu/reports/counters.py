@@ -21,12 +21,18 @@ month's buyers who bought again this month.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 ORDER_EVENTS = frozenset({"Order Completed", "Order Paid"})
+# An order's revenue is added to the month's counter only within this bound and to 4 decimals: a
+# counter is a DynamoDB number (38 significant digits; ADD refuses a sum that needs more), so one
+# absurd amount (1e38 from a unit or parsing error upstream) would fail the whole counter item for
+# every later event of the month. Out-of-range amounts are counted as ``revenue_out_of_range``.
+MAX_ORDER_AMOUNT = 10**12
 # notification / journey detail types → funnel step (types not yet on the bus are simply never seen)
 FUNNEL_STEPS = {
     "notification.requested": "requested",
@@ -143,7 +149,10 @@ def _order(tenant: str, detail: dict[str, Any], into: Increments) -> None:
     amount = props.get("revenue", props.get("total"))
     into.add(tenant, f"MONTH#{period}", "orders")
     if isinstance(amount, int | float) and not isinstance(amount, bool):
-        into.add(tenant, f"MONTH#{period}", "revenue", amount)
+        if math.isfinite(amount) and abs(amount) <= MAX_ORDER_AMOUNT:
+            into.add(tenant, f"MONTH#{period}", "revenue", round(float(amount), 4))
+        else:
+            into.add(tenant, f"MONTH#{period}", "revenue_out_of_range")
     into.orders.append(
         OrderSeen(tenant, str(detail.get("profile_id")), period, int(computed.get("order_count") or 1) <= 1)
     )

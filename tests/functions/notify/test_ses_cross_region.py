@@ -75,6 +75,24 @@ def test_without_the_forwarder_ses_events_stay_in_their_region_and_the_check_say
     assert "Deploy infra/ses-forwarder.yaml in ap-southeast-1 with StackRegion=ap-east-1" in out
 
 
+def test_in_the_stack_region_only_huiliu_mail_feedback_kinds_reach_the_queue(deployed: Any) -> None:
+    from huiliu import aws
+
+    samples = _samples()
+    untagged = json.loads(json.dumps(samples[0][1]))
+    untagged["mail"]["tags"] = {"ses:configuration-set": ["another-app"]}
+    send = json.loads(json.dumps(samples[0][1]))
+    send["eventType"] = "Send"
+    entries = [*samples, ("Email Delivered", untagged), ("Email Sent", send)]
+    events = aws.client("events", region_name=STACK_REGION)  # SES in the stack's own region
+    events.put_events(
+        Entries=[{"Source": "aws.ses", "DetailType": t, "Detail": json.dumps(d)} for t, d in entries]
+    )
+
+    arrived = _feedback_queue(deployed)
+    assert sorted(m["detail-type"] for m in arrived) == sorted(t for t, _ in samples)
+
+
 def test_with_the_forwarder_huiliu_ses_events_reach_feedback_and_other_mail_does_not(deployed: Any) -> None:
     _deploy_forwarder()
     samples = _samples()

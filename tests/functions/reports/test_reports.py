@@ -106,6 +106,23 @@ def test_customers_per_month_new_returning_and_repurchase_rate(stage: ReportsSta
     assert november.repurchase_rate == round(2 / 3, 4)
 
 
+def test_an_absurd_order_amount_is_set_aside_and_the_months_revenue_keeps_counting(
+    stage: ReportsStage,
+) -> None:
+    # 1e38 plus a cent needs 40 significant digits: DynamoDB's ADD refuses it, and the month's counter
+    # item would fail for every later order (the accepted-means-processed fuzzer found it)
+    stage.handle([order("a", "2026-11-01T00:00:00Z", 1, 1e38), order("b", "2026-11-02T00:00:00Z", 1, 0.01)])
+    stage.handle(
+        [order("c", "2026-11-03T00:00:00Z", 1, 10**38), order("d", "2026-11-04T00:00:00Z", 1, 99.999)]
+    )
+
+    (november,) = _report(stage).customers
+    assert november.orders == 4
+    assert november.revenue == 100.009
+    item = next(i for i in stage.repo.items(TENANT) if i["sk"] == "MONTH#2026-11")
+    assert item["revenue_out_of_range"] == 2
+
+
 def test_ingestion_is_counted_per_day_and_connector_and_replays_are_not(stage: ReportsStage) -> None:
     def ingested(connector: str, replay: bool = False) -> str:
         return bus(

@@ -10,7 +10,13 @@ import pytest
 from huiliu_infra import cfn
 from huiliu_infra.local.provision import TEMPLATE
 
-WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+WRITE_ACTIONS = (
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLUpdate",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,7 @@ def _tables(statement: dict[str, Any]) -> set[str]:
             "MessagesTable",
             "IdempotencyTable",
         )
-        if f'"Ref": "{name}"' in text
+        if f'"Ref": "{name}"' in text or f'"Fn::GetAtt": ["{name}", "Arn"]' in text
     }
 
 
@@ -63,6 +69,21 @@ def test_journeys_functions_touch_only_their_table_the_tenants_and_the_bus(
         else:
             assert all(a.startswith("sqs:") for a in actions), (role, actions)  # its own DLQ (stage runner)
     assert seen_tables == {"JourneysTable", "TenantsTable"}
+
+
+@pytest.mark.parametrize("role", ["JourneysFunctionRole", "JourneyTickFunctionRole"])
+def test_journeys_functions_may_commit_with_partiql_updates_on_their_table_only(
+    resources: dict[str, Any], role: str
+) -> None:
+    """Enrollment commits are PartiQL UPDATEs (BatchExecuteStatement): without dynamodb:PartiQLUpdate
+    every tick and every exit would be AccessDenied on AWS (the emulator does not check IAM)."""
+    granted = [
+        st
+        for st in _statements(resources, role)
+        if "dynamodb:PartiQLUpdate" in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    ]
+    assert granted
+    assert all(_tables(st) == {"JourneysTable"} for st in granted)
 
 
 def test_journey_actions_reach_identity_and_notify_through_the_bus(resources: dict[str, Any]) -> None:
