@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from huiliu.bus import MemoryPublisher
 from huiliu.notify.fakes import FakeProviders
+from huiliu.notify.feedback import FeedbackService
+from huiliu.notify.unsubscribe import signing_key
 from moto.server import ThreadedMotoServer
 
-from tests.functions.notify.notify_helpers import Stage, new_stage
+from tests.functions.notify.notify_helpers import SALT, Stage, new_stage
+from tests.lambda_support import load_function_fresh
 
 _ATOMIC = (
     "get_item",
@@ -67,3 +72,14 @@ def fake() -> Iterator[FakeProviders]:
 def stage(moto_endpoint: str, fake: FakeProviders) -> Stage:
     fake.reset()
     return new_stage(moto_endpoint, fake)
+
+
+@pytest.fixture
+def feedback_app(stage: Stage) -> tuple[Any, MemoryPublisher]:
+    """The feedback function (a fresh container) wired to this stage's tables and a memory bus."""
+    module = load_function_fresh("feedback", f"feedback_app_{uuid.uuid4().hex[:8]}")
+    publisher = MemoryPublisher()
+    module.configure(
+        service=FeedbackService(stage.repo(), stage.clock.now), publisher=publisher, key=signing_key(SALT)
+    )
+    return module, publisher

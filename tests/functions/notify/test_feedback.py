@@ -4,41 +4,20 @@ the address; SES events come back in as canonical events for identity."""
 from __future__ import annotations
 
 import email
-import importlib.util
 import re
 from typing import Any
 
 import pytest
-from huiliu.bus import MemoryPublisher
 from huiliu.contracts import ConsentEntry, NotificationSent, NotificationSuppressed
 from huiliu.notify.channels.email import tag_value
 from huiliu.notify.feedback import FeedbackService
-from huiliu.notify.unsubscribe import signing_key
 from huiliu_infra.local.lambda_runtime import http_api_event
-from huiliu_infra.local.provision import ROOT, RouteSpec
+from huiliu_infra.local.provision import RouteSpec
 
-from tests.functions.notify.notify_helpers import SALT, TENANT, Stage, request
+from tests.functions.notify.notify_helpers import TENANT, Stage, request
+from tests.lambda_support import LambdaContext
 
-
-class _Ctx:
-    function_name = "feedback"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:feedback"
-    aws_request_id = "r1"
-
-
-@pytest.fixture
-def feedback_app(stage: Stage) -> tuple[Any, MemoryPublisher]:
-    spec = importlib.util.spec_from_file_location("feedback_app_test", ROOT / "functions/feedback/app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    publisher = MemoryPublisher()
-    module.configure(
-        service=FeedbackService(stage.repo(), stage.clock.now), publisher=publisher, key=signing_key(SALT)
-    )
-    return module, publisher
+_CTX = LambdaContext(function_name="feedback", memory_limit_in_mb=128, aws_request_id="r1")
 
 
 def _http(module: Any, method: str, url: str, body: bytes = b"") -> dict[str, Any]:
@@ -55,7 +34,7 @@ def _http(module: Any, method: str, url: str, body: bytes = b"") -> dict[str, An
         body=body,
         source_ip="127.0.0.1",
     )
-    return module.handler(event, _Ctx())
+    return module.handler(event, _CTX)
 
 
 def _unsubscribe_link(stage: Stage, address: str) -> str:

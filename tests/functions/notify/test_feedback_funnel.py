@@ -7,7 +7,6 @@ tags pointed at a send this test really made through notify (moto's SES)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import uuid
 from typing import Any
@@ -30,15 +29,12 @@ from huiliu.reports.stage import ReportsStage
 from huiliu_infra.local.provision import ROOT
 
 from tests.functions.notify.notify_helpers import SALT, TENANT, Stage, client, create_table, request
+from tests.lambda_support import LambdaContext, sqs_record
 
 SAMPLES = ROOT / "events" / "ses"
 
 
-class _Ctx:
-    function_name = "feedback"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:ap-east-1:123456789012:function:feedback"
-    aws_request_id = "r1"
+_CTX = LambdaContext(function_name="feedback", memory_limit_in_mb=128, aws_request_id="r1")
 
 
 def ses_sample(kind: str, *, tenant: str, profile: str, key: str, to: str, n: int = 0) -> dict[str, Any]:
@@ -62,20 +58,6 @@ def ses_sample(kind: str, *, tenant: str, profile: str, key: str, to: str, n: in
 
 
 @pytest.fixture
-def feedback(stage: Stage) -> tuple[Any, MemoryPublisher]:
-    spec = importlib.util.spec_from_file_location("feedback_funnel_app", ROOT / "functions/feedback/app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    publisher = MemoryPublisher()
-    module.configure(
-        service=FeedbackService(stage.repo(), stage.clock.now), publisher=publisher, key=signing_key(SALT)
-    )
-    return module, publisher
-
-
-@pytest.fixture
 def reports(stage: Stage) -> ReportsStage:
     name = f"reports-{uuid.uuid4().hex[:6]}"
     create_table(stage.endpoint, name)
@@ -84,20 +66,7 @@ def reports(stage: Stage) -> ReportsStage:
 
 def _sqs(*events: dict[str, Any]) -> dict[str, Any]:
     return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"h{i}",
-                "body": json.dumps(e),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:ap-east-1:123456789012:FeedbackQueue",
-                "awsRegion": "ap-east-1",
-            }
-            for i, e in enumerate(events)
-        ]
+        "Records": [sqs_record(e, f"m{i}", queue="FeedbackQueue", attempt=1) for i, e in enumerate(events)]
     }
 
 
@@ -123,9 +92,9 @@ def test_recorded_samples_are_ses_eventbridge_events_for_every_kind() -> None:
 
 
 def test_feedback_becomes_one_typed_contract_per_send_and_kind_and_the_funnel_shows_real_rates(
-    stage: Stage, feedback: tuple[Any, MemoryPublisher], reports: ReportsStage
+    stage: Stage, feedback_app: tuple[Any, MemoryPublisher], reports: ReportsStage
 ) -> None:
-    module, publisher = feedback
+    module, publisher = feedback_app
     service = stage.service()
     people = [f"fan{i}@example.com" for i in range(4)]
     sends = []
@@ -147,7 +116,7 @@ def test_feedback_becomes_one_typed_contract_per_send_and_kind_and_the_funnel_sh
     # all 4 delivered; 3 opened (one of them twice, on two devices); 1 clicked; SES repeats a delivery
     batch = [ses("Delivery", i) for i in range(4)] + [ses("Open", i) for i in range(3)]
     batch += [ses("Open", 0, n=1), ses("Click", 0), ses("Delivery", 1, n=7)]
-    result = module.handler(_sqs(*batch), _Ctx())
+    result = module.handler(_sqs(*batch), _CTX)
     assert result == {"batchItemFailures": []}
 
     typed = [e for e in publisher.events if e.detail_type.startswith("notification.")]
@@ -172,7 +141,7 @@ def test_feedback_becomes_one_typed_contract_per_send_and_kind_and_the_funnel_sh
     module.configure(
         service=FeedbackService(stage.repo(), stage.clock.now), publisher=again, key=signing_key(SALT)
     )
-    module.handler(_sqs(ses("Open", 1)), _Ctx())
+    module.handler(_sqs(ses("Open", 1)), _CTX)
     (repeat,) = [e for e in again.events if e.detail_type == "notification.opened"]
     first = next(
         c for c in contracts if isinstance(c, NotificationOpened) and c.idempotency_key == sends[1][1]
@@ -217,15 +186,15 @@ def test_feedback_becomes_one_typed_contract_per_send_and_kind_and_the_funnel_sh
 
 
 def test_a_bounce_is_counted_once_and_mail_not_in_the_send_log_adds_nothing(
-    stage: Stage, feedback: tuple[Any, MemoryPublisher]
+    stage: Stage, feedback_app: tuple[Any, MemoryPublisher]
 ) -> None:
-    module, publisher = feedback
+    module, publisher = feedback_app
     stage.service().handle(stage.profile(profile_id="pb", email="bounce@example.com"))
     req = request("k-bounce", profile_id="pb")
     stage.service().handle(req)
     bounce = ses_sample("Bounce", tenant=TENANT, profile="pb", key="k-bounce", to="bounce@example.com")
     unknown = ses_sample("Delivery", tenant=TENANT, profile="pb", key="k-never-sent", to="bounce@example.com")
-    module.handler(_sqs(bounce, bounce, unknown), _Ctx())
+    module.handler(_sqs(bounce, bounce, unknown), _CTX)
     typed = [e for e in publisher.events if e.detail_type.startswith("notification.")]
     # the same SES event twice (as a redelivery would) republishes the same event id: reports dedupe it
     assert {e.detail["event_id"] for e in typed} == {typed[0].detail["event_id"]}
