@@ -79,6 +79,20 @@ def install() -> None:
         _installed = True
 
 
+_MARK = "_huiliu_shim"
+
+
+def _shimmed(function: Any) -> bool:
+    """Whether ``function`` is one of ours (a reloaded module must not wrap a shim again)."""
+    return bool(getattr(function, _MARK, False))
+
+
+def _shim(owner: Any, name: str, replacement: Any) -> None:
+    """Install ``replacement`` as ``owner.name``, marked as ours."""
+    setattr(replacement, _MARK, True)
+    setattr(owner, name, replacement)
+
+
 def _cache_jsonpath() -> None:
     import jsonpath_ng.ext as ext  # moto imports ``parse`` from here at each call
 
@@ -90,7 +104,7 @@ def _light_transaction_backup() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     original = DynamoDBBackend.transact_write_items
-    if getattr(original, "_huiliu_light_backup", False):
+    if _shimmed(original):
         return
     # The same code, reading ``copy.deepcopy`` from a namespace whose deepcopy is the light backup.
     namespace = dict(original.__globals__)
@@ -107,8 +121,7 @@ def _light_transaction_backup() -> None:
         finally:
             _touched.keys = None
 
-    transact_write_items._huiliu_light_backup = True  # type: ignore[attr-defined]
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _shim(DynamoDBBackend, "transact_write_items", transact_write_items)
 
 
 def _keys_by_table(backend: Any, transact_items: list[dict[str, Any]]) -> dict[str, list[tuple[Any, Any]]]:
@@ -251,7 +264,7 @@ def _partiql_updates() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     original = DynamoDBBackend.batch_execute_statement
-    if getattr(original, "_huiliu_updates", False):
+    if _shimmed(original):
         return
 
     @functools.wraps(original)
@@ -265,8 +278,7 @@ def _partiql_updates() -> None:
             if p is not None
         ]
 
-    batch_execute_statement._huiliu_updates = True  # type: ignore[attr-defined]
-    DynamoDBBackend.batch_execute_statement = batch_execute_statement  # type: ignore[method-assign]
+    _shim(DynamoDBBackend, "batch_execute_statement", batch_execute_statement)
 
 
 # -- JSON responses: each structure member's stored names computed once -----------------------------
@@ -274,7 +286,7 @@ def _cached_alias_keys() -> None:
     from moto.core import serialize
 
     serializer = serialize.JSONSerializer  # JSON-protocol services (DynamoDB among them) only
-    if getattr(serializer.__dict__.get("_serialize_structure_member"), "_huiliu_cached", False):
+    if _shimmed(serializer.__dict__.get("_serialize_structure_member")):
         return
     original = serialize.ResponseSerializer._serialize_structure_member
     names: dict[tuple[Any, ...], tuple[str, ...]] = {}
@@ -311,8 +323,7 @@ def _cached_alias_keys() -> None:
         if member_value is not None:
             self._serialize(serialized, member_value, shape, key)
 
-    _serialize_structure_member._huiliu_cached = True  # type: ignore[attr-defined]
-    serializer._serialize_structure_member = _serialize_structure_member  # type: ignore[method-assign]
+    _shim(serializer, "_serialize_structure_member", _serialize_structure_member)
 
     # A plain dict whose keys are all member names of a structure where no member's stored names
     # include a sibling's name: each member's value can only be the dict's entry under its own
@@ -365,7 +376,7 @@ def _cached_alias_keys() -> None:
         if key:
             self._default_serialize(serialized, wrapper, shape, key)
 
-    serializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+    _shim(serializer, "_serialize_type_structure", _serialize_type_structure)
 
 
 # -- an item's 400 KB check, once per item -----------------------------------------------------------
@@ -374,7 +385,7 @@ def _item_size_once() -> None:
 
     item_cls = dynamo_type.Item
     original = item_cls.__init__
-    if getattr(original, "_huiliu_size_once", False):
+    if _shimmed(original):
         return
 
     @functools.wraps(original)
@@ -390,8 +401,7 @@ def _item_size_once() -> None:
             raise dynamo_type.ItemSizeTooLarge
         self.attrs = dynamo_type.LimitedSizeDict(converted)  # its update() does not re-check
 
-    __init__._huiliu_size_once = True  # type: ignore[attr-defined]
-    item_cls.__init__ = __init__  # type: ignore[method-assign]
+    _shim(item_cls, "__init__", __init__)
 
 
 # -- projections onto top-level scalar attributes --------------------------------------------------------
@@ -403,7 +413,7 @@ def _top_level_projection() -> None:
 
     item_cls = dynamo_type.Item
     original = item_cls.project
-    if getattr(original, "_huiliu_top_level", False):
+    if _shimmed(original):
         return
 
     @functools.wraps(original)
@@ -423,8 +433,7 @@ def _top_level_projection() -> None:
             picked[name] = copy.deepcopy(value)
         return item_cls(hash_key=self.hash_key, range_key=self.range_key, attrs=picked)
 
-    project._huiliu_top_level = True  # type: ignore[attr-defined]
-    item_cls.project = project  # type: ignore[method-assign]
+    _shim(item_cls, "project", project)
 
 
 # -- moto's module list, once ----------------------------------------------------------------------------
@@ -432,7 +441,7 @@ def _module_list_once() -> None:
     from moto import backends
 
     original = backends.list_of_moto_modules
-    if getattr(original, "_huiliu_once", False):
+    if _shimmed(original):
         return
     listed: list[tuple[str, ...]] = []
 
@@ -442,8 +451,7 @@ def _module_list_once() -> None:
             listed.append(tuple(original()))
         return iter(listed[0])
 
-    list_of_moto_modules._huiliu_once = True  # type: ignore[attr-defined]
-    backends.list_of_moto_modules = list_of_moto_modules
+    _shim(backends, "list_of_moto_modules", list_of_moto_modules)
 
 
 def main(argv: list[str] | None = None) -> None:
